@@ -1,0 +1,42 @@
+//! Compiles the protobuf contract with protox (pure Rust, no `protoc` needed) and generates the
+//! tonic clients and servers plus one encoded descriptor set for gRPC reflection.
+
+use std::{env, fs, path::PathBuf};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    println!("cargo:rerun-if-changed=zvv");
+    println!("cargo:rerun-if-changed=build.rs");
+
+    let files = proto_files(&PathBuf::from("zvv"))?;
+    for file in &files {
+        println!("cargo:rerun-if-changed={}", file.display());
+    }
+    let fds = protox::compile(&files, ["."])?;
+
+    let out_dir = PathBuf::from(env::var("OUT_DIR")?);
+    fs::write(
+        out_dir.join("zvv_descriptor.bin"),
+        prost::Message::encode_to_vec(&fds),
+    )?;
+
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .compile_fds(fds)?;
+    Ok(())
+}
+
+/// Every `.proto` file under `dir`, sorted so the build is reproducible.
+fn proto_files(dir: &PathBuf) -> std::io::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            out.extend(proto_files(&path)?);
+        } else if path.extension().is_some_and(|e| e == "proto") {
+            out.push(path);
+        }
+    }
+    out.sort();
+    Ok(out)
+}

@@ -1,0 +1,239 @@
+//! The audit log: one record per call that reads or writes personal data, appended in the same
+//! transaction as the change (denied and failed calls get one too). Records are hash-chained:
+//! each holds the hash of the one before, so changing or removing a record breaks the chain at
+//! that point, and [`verify`] reports the first broken link. The table itself refuses UPDATE,
+//! DELETE and TRUNCATE (see the platform migration).
+
+use chrono::{DateTime, SubsecRound, Utc};
+use sha2::{Digest, Sha256};
+use sqlx::{AssertSqlSafe, PgConnection, PgPool, Row};
+use uuid::Uuid;
+
+use crate::{auth::Principal, db::Schema};
+
+/// Who made a call and in what circumstances; built by the server layer for every call.
+#[derive(Debug, Clone)]
+pub struct CallContext {
+    /// The RPC, e.g. `zvv.intake.v1.SubjectService/RegisterSubject`.
+    pub action: String,
+    /// `None` when the caller could not be authenticated.
+    pub principal: Option<Principal>,
+    pub peer: String,
+    pub legal_basis: String,
+    pub trace_id: String,
+}
+
+impl CallContext {
+    /// The authenticated caller. Service code only runs for authenticated calls; the fallback
+    /// keeps this total without a panic.
+    pub fn principal(&self) -> Principal {
+        self.principal.clone().unwrap_or_else(|| Principal {
+            sub: String::new(),
+            org: String::new(),
+            org_type: crate::auth::OrgType::Suite,
+            roles: Vec::new(),
+        })
+    }
+
+    /// The record of this call with the given objects and result (`OK` or a gRPC code name).
+    pub fn record(&self, object_ids: Vec<Uuid>, result: &str, at: DateTime<Utc>) -> AuditRecord {
+        let (sub, org, org_type, roles) = match &self.principal {
+            Some(p) => (
+                p.sub.clone(),
+                p.org.clone(),
+                p.org_type.as_str().to_owned(),
+                p.roles_text(),
+            ),
+            None => Default::default(),
+        };
+        AuditRecord {
+            occurred_at: at.trunc_subsecs(6),
+            action: self.action.clone(),
+            object_ids,
+            result: result.to_owned(),
+            actor_sub: sub,
+            actor_org: org,
+            actor_org_type: org_type,
+            actor_roles: roles,
+            peer: self.peer.clone(),
+            legal_basis: self.legal_basis.clone(),
+            trace_id: self.trace_id.clone(),
+        }
+    }
+}
+
+/// One audit record before it is chained.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRecord {
+    pub occurred_at: DateTime<Utc>,
+    pub action: String,
+    pub object_ids: Vec<Uuid>,
+    pub result: String,
+    pub actor_sub: String,
+    pub actor_org: String,
+    pub actor_org_type: String,
+    pub actor_roles: String,
+    pub peer: String,
+    pub legal_basis: String,
+    pub trace_id: String,
+}
+
+impl AuditRecord {
+    /// sha256(prev_hash ‖ seq ‖ every field, unit-separated).
+    fn chain_hash(&self, seq: i64, prev_hash: &[u8]) -> Vec<u8> {
+        let ids = self
+            .object_ids
+            .iter()
+            .map(Uuid::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut h = Sha256::new();
+        h.update(prev_hash);
+        for part in [
+            seq.to_string().as_str(),
+            &self.occurred_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            &self.action,
+            &ids,
+            &self.result,
+            &self.actor_sub,
+            &self.actor_org,
+            &self.actor_org_type,
+            &self.actor_roles,
+            &self.peer,
+            &self.legal_basis,
+            &self.trace_id,
+        ] {
+            h.update([0x1f]);
+            h.update(part.as_bytes());
+        }
+        h.finalize().to_vec()
+    }
+}
+
+/// The hash before the first record.
+pub const GENESIS: [u8; 32] = [0; 32];
+
+/// Appends a record inside the caller's transaction. Appends are serialised per schema with a
+/// transaction-scoped advisory lock, held from here until the transaction ends; call this as
+/// the last statement before commit to keep that window short.
+pub async fn append(conn: &mut PgConnection, schema: Schema, record: &AuditRecord) -> Result<i64, sqlx::Error> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+        .bind(format!("zvv.audit.{}", schema.name()))
+        .execute(&mut *conn)
+        .await?;
+    let last = sqlx::query(schema.sql("SELECT seq, hash FROM {schema}.audit_log ORDER BY seq DESC LIMIT 1"))
+        .fetch_optional(&mut *conn)
+        .await?;
+    let (seq, prev_hash) = match last {
+        Some(row) => (row.try_get::<i64, _>(0)? + 1, row.try_get::<Vec<u8>, _>(1)?),
+        None => (1, GENESIS.to_vec()),
+    };
+    let hash = record.chain_hash(seq, &prev_hash);
+    sqlx::query(schema.sql(
+        "INSERT INTO {schema}.audit_log (seq, occurred_at, action, object_ids, result, actor_sub, \
+         actor_org, actor_org_type, actor_roles, peer, legal_basis, trace_id, prev_hash, hash) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+    ))
+    .bind(seq)
+    .bind(record.occurred_at)
+    .bind(&record.action)
+    .bind(&record.object_ids)
+    .bind(&record.result)
+    .bind(&record.actor_sub)
+    .bind(&record.actor_org)
+    .bind(&record.actor_org_type)
+    .bind(&record.actor_roles)
+    .bind(&record.peer)
+    .bind(&record.legal_basis)
+    .bind(&record.trace_id)
+    .bind(&prev_hash)
+    .bind(&hash)
+    .execute(&mut *conn)
+    .await?;
+    Ok(seq)
+}
+
+/// Appends a record in a transaction of its own (for denied and failed calls).
+pub async fn append_alone(pool: &PgPool, schema: Schema, record: &AuditRecord) -> Result<i64, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let seq = append(&mut tx, schema, record).await?;
+    tx.commit().await?;
+    Ok(seq)
+}
+
+/// The outcome of [`verify`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// Records checked (up to and including the first broken one).
+    pub records: u64,
+    pub first_broken: Option<BrokenLink>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokenLink {
+    pub seq: i64,
+    pub reason: String,
+}
+
+/// Walks the chain from the first record and reports the first one that does not fit.
+pub async fn verify(pool: &PgPool, schema: Schema) -> Result<VerifyReport, sqlx::Error> {
+    let sql = schema.sql(
+        "SELECT seq, occurred_at, action, object_ids, result, actor_sub, actor_org, actor_org_type, \
+         actor_roles, peer, legal_basis, trace_id, prev_hash, hash FROM {schema}.audit_log \
+         WHERE seq > $1 ORDER BY seq LIMIT 1000",
+    );
+    let mut expected_seq = 1i64;
+    let mut prev_hash = GENESIS.to_vec();
+    let mut records = 0u64;
+    loop {
+        let rows = sqlx::query(AssertSqlSafe(sql.0.clone()))
+            .bind(expected_seq - 1)
+            .fetch_all(pool)
+            .await?;
+        if rows.is_empty() {
+            return Ok(VerifyReport {
+                records,
+                first_broken: None,
+            });
+        }
+        for row in rows {
+            records += 1;
+            let seq: i64 = row.try_get("seq")?;
+            let broken = |reason: &str| {
+                Ok(VerifyReport {
+                    records,
+                    first_broken: Some(BrokenLink {
+                        seq,
+                        reason: reason.to_owned(),
+                    }),
+                })
+            };
+            if seq != expected_seq {
+                return broken(&format!("record {expected_seq} is missing"));
+            }
+            let record = AuditRecord {
+                occurred_at: row.try_get("occurred_at")?,
+                action: row.try_get("action")?,
+                object_ids: row.try_get("object_ids")?,
+                result: row.try_get("result")?,
+                actor_sub: row.try_get("actor_sub")?,
+                actor_org: row.try_get("actor_org")?,
+                actor_org_type: row.try_get("actor_org_type")?,
+                actor_roles: row.try_get("actor_roles")?,
+                peer: row.try_get("peer")?,
+                legal_basis: row.try_get("legal_basis")?,
+                trace_id: row.try_get("trace_id")?,
+            };
+            let stored_prev: Vec<u8> = row.try_get("prev_hash")?;
+            let stored_hash: Vec<u8> = row.try_get("hash")?;
+            if stored_prev != prev_hash {
+                return broken("does not link to the record before it");
+            }
+            if record.chain_hash(seq, &prev_hash) != stored_hash {
+                return broken("content does not match its hash");
+            }
+            prev_hash = stored_hash;
+            expected_seq += 1;
+        }
+    }
+}

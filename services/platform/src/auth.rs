@@ -1,0 +1,514 @@
+//! Authentication: bearer JWTs with an asymmetric signature (EdDSA or ES256) checked against keys
+//! pinned from configuration, plus the claims the suite relies on.
+//!
+//! `alg: none` and symmetric algorithms are refused because no pinned key can have them; `exp`,
+//! `nbf`, `iss` and `aud` are always checked, with a leeway of at most 30 seconds.
+
+use std::{collections::HashSet, fmt, path::Path, str::FromStr};
+
+use jsonwebtoken::{
+    Algorithm, DecodingKey, EncodingKey, Header, Validation,
+    errors::ErrorKind,
+    jwk::{AlgorithmParameters, EllipticCurve, JwkSet},
+};
+use serde::{Deserialize, Serialize};
+
+/// The largest clock skew accepted on `exp` and `nbf`.
+pub const MAX_LEEWAY_SECS: u64 = 30;
+
+macro_rules! claim_enum {
+    ($(#[$doc:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum $name { $($variant),+ }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                match s {
+                    $($text => Ok($name::$variant),)+
+                    other => Err(format!("unknown {} {other:?}", stringify!($name))),
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+claim_enum! {
+    /// The kind of organisation a professional works for (`org_type` claim).
+    OrgType {
+        Police = "POLICE",
+        School = "SCHOOL",
+        YouthCare = "YOUTH_CARE",
+        YouthHealth = "YOUTH_HEALTH",
+        VeiligThuis = "VEILIG_THUIS",
+        NeighbourhoodTeam = "NEIGHBOURHOOD_TEAM",
+        Prison = "PRISON",
+        Probation = "PROBATION",
+        Housing = "HOUSING",
+        CareProvider = "CARE_PROVIDER",
+        Municipality = "MUNICIPALITY",
+        GeneralPractice = "GENERAL_PRACTICE",
+        DebtCounselling = "DEBT_COUNSELLING",
+        Suite = "SUITE",
+    }
+}
+
+claim_enum! {
+    /// What a caller may do (`roles` claim).
+    Role {
+        Professional = "PROFESSIONAL",
+        Coordinator = "COORDINATOR",
+        TriageOfficer = "TRIAGE_OFFICER",
+        Analyst = "ANALYST",
+        Service = "SERVICE",
+        Auditor = "AUDITOR",
+    }
+}
+
+/// The claims of a suite token as they travel in the JWT.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claims {
+    pub iss: String,
+    pub aud: String,
+    /// The professional (or, for SERVICE tokens, the calling service).
+    pub sub: String,
+    /// The organisation's identifier.
+    pub org: String,
+    pub org_type: String,
+    pub roles: Vec<String>,
+    pub exp: i64,
+    pub nbf: i64,
+    pub iat: i64,
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub sub: String,
+    pub org: String,
+    pub org_type: OrgType,
+    pub roles: Vec<Role>,
+}
+
+impl Principal {
+    pub fn has_role(&self, role: Role) -> bool {
+        self.roles.contains(&role)
+    }
+
+    /// The roles as one comma-separated string, for audit records.
+    pub fn roles_text(&self) -> String {
+        self.roles
+            .iter()
+            .map(|r| r.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
+
+/// Why a token was refused. Messages are safe to return to the caller.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    #[error("missing bearer token in the authorization metadata")]
+    Missing,
+    #[error("token expired")]
+    Expired,
+    #[error("token not valid yet")]
+    NotYetValid,
+    #[error("token has the wrong audience")]
+    Audience,
+    #[error("token has the wrong issuer")]
+    Issuer,
+    #[error("token signature or algorithm not accepted")]
+    Signature,
+    #[error("token claims are not valid: {0}")]
+    Claims(String),
+    #[error("malformed token")]
+    Malformed,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("cannot read key file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("key file {path} holds no EdDSA (Ed25519) or ES256 (P-256) public key")]
+    Unsupported { path: String },
+    #[error("no token verification key configured: set ZVV_JWT_PUBLIC_KEY_FILE or ZVV_JWKS_FILE")]
+    NoKeys,
+    #[error("leeway must be at most {MAX_LEEWAY_SECS} seconds")]
+    Leeway,
+    #[error("cannot create signing key: {0}")]
+    Signing(String),
+}
+
+struct PinnedKey {
+    kid: Option<String>,
+    alg: Algorithm,
+    key: DecodingKey,
+}
+
+/// Checks bearer tokens against pinned public keys.
+pub struct TokenVerifier {
+    keys: Vec<PinnedKey>,
+    issuer: String,
+    audience: String,
+    leeway: u64,
+}
+
+impl fmt::Debug for TokenVerifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenVerifier")
+            .field("keys", &self.keys.len())
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .field("leeway", &self.leeway)
+            .finish()
+    }
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, KeyError> {
+    std::fs::read(path).map_err(|source| KeyError::Read {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+impl TokenVerifier {
+    /// Pins the keys in PEM files (Ed25519 or P-256 public keys) and a JWKS file.
+    pub fn from_files(
+        pem_files: &[impl AsRef<Path>],
+        jwks_file: Option<&Path>,
+        issuer: &str,
+        audience: &str,
+        leeway_secs: u64,
+    ) -> Result<Self, KeyError> {
+        if leeway_secs > MAX_LEEWAY_SECS {
+            return Err(KeyError::Leeway);
+        }
+        let mut keys = Vec::new();
+        for path in pem_files {
+            let path = path.as_ref();
+            let pem = read(path)?;
+            let unsupported = || KeyError::Unsupported {
+                path: path.display().to_string(),
+            };
+            let text = String::from_utf8_lossy(&pem);
+            if !text.contains("PUBLIC KEY") {
+                return Err(unsupported());
+            }
+            let (alg, key) = match DecodingKey::from_ed_pem(&pem) {
+                Ok(key) => (Algorithm::EdDSA, key),
+                Err(_) => (
+                    Algorithm::ES256,
+                    DecodingKey::from_ec_pem(&pem).map_err(|_| unsupported())?,
+                ),
+            };
+            keys.push(PinnedKey {
+                kid: None,
+                alg,
+                key,
+            });
+        }
+        if let Some(path) = jwks_file {
+            let unsupported = || KeyError::Unsupported {
+                path: path.display().to_string(),
+            };
+            let set: JwkSet = serde_json::from_slice(&read(path)?).map_err(|_| unsupported())?;
+            for jwk in &set.keys {
+                let alg = match &jwk.algorithm {
+                    AlgorithmParameters::OctetKeyPair(p) if p.curve == EllipticCurve::Ed25519 => {
+                        Algorithm::EdDSA
+                    }
+                    AlgorithmParameters::EllipticCurve(p) if p.curve == EllipticCurve::P256 => {
+                        Algorithm::ES256
+                    }
+                    _ => continue,
+                };
+                let key = DecodingKey::from_jwk(jwk).map_err(|_| unsupported())?;
+                keys.push(PinnedKey {
+                    kid: jwk.common.key_id.clone(),
+                    alg,
+                    key,
+                });
+            }
+        }
+        if keys.is_empty() {
+            return Err(KeyError::NoKeys);
+        }
+        Ok(Self {
+            keys,
+            issuer: issuer.to_owned(),
+            audience: audience.to_owned(),
+            leeway: leeway_secs,
+        })
+    }
+
+    /// Verifies a compact JWT and returns the caller it names.
+    pub fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Malformed)?;
+        let mut last = AuthError::Signature;
+        let candidates = self.keys.iter().filter(|k| {
+            k.alg == header.alg
+                && (header.kid.is_none() || k.kid.is_none() || k.kid == header.kid)
+        });
+        for pinned in candidates {
+            let mut validation = Validation::new(pinned.alg);
+            validation.leeway = self.leeway;
+            validation.validate_nbf = true;
+            validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
+            validation.set_issuer(&[&self.issuer]);
+            validation.set_audience(&[&self.audience]);
+            match jsonwebtoken::decode::<Claims>(token, &pinned.key, &validation) {
+                Ok(data) => return principal(data.claims),
+                Err(err) => {
+                    last = match err.kind() {
+                        ErrorKind::InvalidSignature => AuthError::Signature,
+                        ErrorKind::ExpiredSignature => return Err(AuthError::Expired),
+                        ErrorKind::ImmatureSignature => return Err(AuthError::NotYetValid),
+                        ErrorKind::InvalidAudience => return Err(AuthError::Audience),
+                        ErrorKind::InvalidIssuer => return Err(AuthError::Issuer),
+                        ErrorKind::MissingRequiredClaim(c) => {
+                            return Err(AuthError::Claims(format!("missing {c}")));
+                        }
+                        ErrorKind::Json(_) => {
+                            return Err(AuthError::Claims(
+                                "org, org_type and roles are required".to_owned(),
+                            ));
+                        }
+                        _ => AuthError::Malformed,
+                    }
+                }
+            }
+        }
+        Err(last)
+    }
+}
+
+fn principal(claims: Claims) -> Result<Principal, AuthError> {
+    if claims.sub.is_empty() || claims.org.is_empty() {
+        return Err(AuthError::Claims("sub and org must not be empty".to_owned()));
+    }
+    let org_type = claims.org_type.parse().map_err(AuthError::Claims)?;
+    // Unknown roles are ignored rather than refused, so that new roles can be introduced
+    // without breaking older services; a token with no known role can do nothing.
+    let roles: HashSet<Role> = claims.roles.iter().filter_map(|r| r.parse().ok()).collect();
+    let mut roles: Vec<Role> = roles.into_iter().collect();
+    roles.sort();
+    Ok(Principal {
+        sub: claims.sub,
+        org: claims.org,
+        org_type,
+        roles,
+    })
+}
+
+/// Mints tokens with an Ed25519 private key (development and service identities).
+pub struct TokenSigner {
+    key: EncodingKey,
+    issuer: String,
+    audience: String,
+}
+
+impl fmt::Debug for TokenSigner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenSigner")
+            .field("issuer", &self.issuer)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a new token should say.
+#[derive(Debug, Clone)]
+pub struct TokenRequest {
+    pub sub: String,
+    pub org: String,
+    pub org_type: OrgType,
+    pub roles: Vec<Role>,
+    pub ttl: chrono::Duration,
+}
+
+impl TokenSigner {
+    pub fn from_pem(pem: &[u8], issuer: &str, audience: &str) -> Result<Self, KeyError> {
+        let key = EncodingKey::from_ed_pem(pem).map_err(|e| KeyError::Signing(e.to_string()))?;
+        Ok(Self {
+            key,
+            issuer: issuer.to_owned(),
+            audience: audience.to_owned(),
+        })
+    }
+
+    pub fn from_pem_file(path: &Path, issuer: &str, audience: &str) -> Result<Self, KeyError> {
+        Self::from_pem(&read(path)?, issuer, audience)
+    }
+
+    pub fn mint(&self, req: &TokenRequest) -> Result<String, KeyError> {
+        let now = chrono::Utc::now().timestamp();
+        let claims = Claims {
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+            sub: req.sub.clone(),
+            org: req.org.clone(),
+            org_type: req.org_type.as_str().to_owned(),
+            roles: req.roles.iter().map(|r| r.as_str().to_owned()).collect(),
+            exp: now + req.ttl.num_seconds(),
+            nbf: now,
+            iat: now,
+        };
+        self.mint_claims(&claims)
+    }
+
+    /// Signs arbitrary claims; tests use it to make expired or wrong-audience tokens.
+    pub fn mint_claims(&self, claims: &Claims) -> Result<String, KeyError> {
+        jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), claims, &self.key)
+            .map_err(|e| KeyError::Signing(e.to_string()))
+    }
+}
+
+/// A new Ed25519 key pair as (PKCS#8 private key PEM, SPKI public key PEM).
+pub fn generate_ed25519_pem() -> Result<(String, String), KeyError> {
+    use ed25519_dalek::pkcs8::{EncodePrivateKey, EncodePublicKey, spki::der::pem::LineEnding};
+    let signing = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
+    let private = signing
+        .to_pkcs8_pem(LineEnding::LF)
+        .map_err(|e| KeyError::Signing(e.to_string()))?;
+    let public = signing
+        .verifying_key()
+        .to_public_key_pem(LineEnding::LF)
+        .map_err(|e| KeyError::Signing(e.to_string()))?;
+    Ok((private.to_string(), public))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+
+    struct Keys {
+        _dir: tempfile::TempDir,
+        signer: TokenSigner,
+        verifier: TokenVerifier,
+    }
+
+    fn keys() -> Keys {
+        let dir = tempfile::tempdir().unwrap();
+        let (private, public) = generate_ed25519_pem().unwrap();
+        let public_path = dir.path().join("public.pem");
+        std::fs::write(&public_path, public).unwrap();
+        Keys {
+            signer: TokenSigner::from_pem(private.as_bytes(), "zvv-test", "zvv").unwrap(),
+            verifier: TokenVerifier::from_files(&[&public_path], None, "zvv-test", "zvv", 5)
+                .unwrap(),
+            _dir: dir,
+        }
+    }
+
+    fn request() -> TokenRequest {
+        TokenRequest {
+            sub: "p1".into(),
+            org: "gm0363".into(),
+            org_type: OrgType::Municipality,
+            roles: vec![Role::Professional, Role::Coordinator],
+            ttl: chrono::Duration::hours(1),
+        }
+    }
+
+    fn claims() -> Claims {
+        let now = chrono::Utc::now().timestamp();
+        Claims {
+            iss: "zvv-test".into(),
+            aud: "zvv".into(),
+            sub: "p1".into(),
+            org: "gm0363".into(),
+            org_type: "MUNICIPALITY".into(),
+            roles: vec!["PROFESSIONAL".into()],
+            exp: now + 60,
+            nbf: now,
+            iat: now,
+        }
+    }
+
+    #[test]
+    fn accepts_a_good_token() {
+        let k = keys();
+        let token = k.signer.mint(&request()).unwrap();
+        let p = k.verifier.verify(&token).unwrap();
+        assert_eq!(p.org, "gm0363");
+        assert_eq!(p.org_type, OrgType::Municipality);
+        assert!(p.has_role(Role::Coordinator));
+    }
+
+    #[test]
+    fn refuses_bad_tokens() {
+        let k = keys();
+        let mut c = claims();
+        c.exp = chrono::Utc::now().timestamp() - 120;
+        assert_eq!(k.verifier.verify(&k.signer.mint_claims(&c).unwrap()), Err(AuthError::Expired));
+
+        let mut c = claims();
+        c.nbf = chrono::Utc::now().timestamp() + 600;
+        assert_eq!(
+            k.verifier.verify(&k.signer.mint_claims(&c).unwrap()),
+            Err(AuthError::NotYetValid)
+        );
+
+        let mut c = claims();
+        c.aud = "other".into();
+        assert_eq!(k.verifier.verify(&k.signer.mint_claims(&c).unwrap()), Err(AuthError::Audience));
+
+        let mut c = claims();
+        c.iss = "evil".into();
+        assert_eq!(k.verifier.verify(&k.signer.mint_claims(&c).unwrap()), Err(AuthError::Issuer));
+
+        let mut c = claims();
+        c.org_type = "ALIENS".into();
+        assert!(matches!(
+            k.verifier.verify(&k.signer.mint_claims(&c).unwrap()),
+            Err(AuthError::Claims(_))
+        ));
+
+        // signed with another key
+        let other = keys();
+        let token = other.signer.mint(&request()).unwrap();
+        assert_eq!(k.verifier.verify(&token), Err(AuthError::Signature));
+
+        // alg: none
+        let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
+        let body = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims()).unwrap());
+        assert!(k.verifier.verify(&format!("{header}.{body}.")).is_err());
+
+        // HS256 with the public key as secret (algorithm confusion)
+        let hs = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims(),
+            &EncodingKey::from_secret(b"secret"),
+        )
+        .unwrap();
+        assert_eq!(k.verifier.verify(&hs), Err(AuthError::Signature));
+        assert_eq!(k.verifier.verify("garbage"), Err(AuthError::Malformed));
+    }
+
+    #[test]
+    fn leeway_is_capped() {
+        let err = TokenVerifier::from_files(&[] as &[&Path], None, "i", "a", 31).unwrap_err();
+        assert!(matches!(err, KeyError::Leeway));
+        let err = TokenVerifier::from_files(&[] as &[&Path], None, "i", "a", 5).unwrap_err();
+        assert!(matches!(err, KeyError::NoKeys));
+    }
+}

@@ -1,0 +1,141 @@
+//! Outgoing calls to other suite services: every call carries the W3C trace context of the
+//! current span and this service's own SERVICE token. In a deployment the token lives in a file
+//! that the platform refreshes; it is re-read whenever the file changes.
+
+use std::{
+    path::PathBuf,
+    sync::{Arc, Mutex},
+    time::SystemTime,
+};
+
+use secrecy::{ExposeSecret, SecretString};
+use tonic::{
+    Request, Status,
+    metadata::MetadataValue,
+    service::{Interceptor, interceptor::InterceptedService},
+    transport::{Channel, Endpoint},
+};
+
+/// Where this service's own token comes from.
+#[derive(Clone)]
+pub enum TokenSource {
+    /// A fixed token (development, tests).
+    Static(SecretString),
+    /// A file re-read when its modification time changes.
+    File {
+        path: PathBuf,
+        cache: Arc<Mutex<Option<(SystemTime, SecretString)>>>,
+    },
+}
+
+impl std::fmt::Debug for TokenSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Static(_) => f.write_str("TokenSource::Static(..)"),
+            Self::File { path, .. } => write!(f, "TokenSource::File({})", path.display()),
+        }
+    }
+}
+
+impl TokenSource {
+    pub fn file(path: impl Into<PathBuf>) -> Self {
+        Self::File {
+            path: path.into(),
+            cache: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    /// The current token.
+    pub fn token(&self) -> Result<SecretString, Status> {
+        match self {
+            Self::Static(t) => Ok(t.clone()),
+            Self::File { path, cache } => {
+                let unavailable = |what: &str| {
+                    tracing::error!(path = %path.display(), "{what}");
+                    Status::unavailable("this service has no valid identity token")
+                };
+                let modified = std::fs::metadata(path)
+                    .and_then(|m| m.modified())
+                    .map_err(|_| unavailable("cannot stat service token file"))?;
+                let mut guard = cache.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some((seen, token)) = guard.as_ref() {
+                    if *seen == modified {
+                        return Ok(token.clone());
+                    }
+                }
+                let text = std::fs::read_to_string(path)
+                    .map_err(|_| unavailable("cannot read service token file"))?;
+                let token = SecretString::from(text.trim().to_owned());
+                *guard = Some((modified, token.clone()));
+                Ok(token)
+            }
+        }
+    }
+}
+
+/// Adds the bearer token and trace context to every outgoing request.
+#[derive(Clone, Debug)]
+pub struct Outgoing {
+    token: TokenSource,
+}
+
+impl Outgoing {
+    pub fn new(token: TokenSource) -> Self {
+        Self { token }
+    }
+}
+
+impl Interceptor for Outgoing {
+    fn call(&mut self, mut req: Request<()>) -> Result<Request<()>, Status> {
+        let token = self.token.token()?;
+        let value = MetadataValue::try_from(format!("Bearer {}", token.expose_secret()))
+            .map_err(|_| Status::unavailable("service token is not a valid header value"))?;
+        req.metadata_mut().insert("authorization", value);
+        crate::telemetry::inject_current(req.metadata_mut());
+        Ok(req)
+    }
+}
+
+/// A channel to `url` (e.g. `http://127.0.0.1:50051`) wrapped with [`Outgoing`]. Connects
+/// lazily, so services can start in any order.
+pub fn channel(url: &str, token: TokenSource) -> Result<InterceptedService<Channel, Outgoing>, tonic::transport::Error> {
+    let channel = Endpoint::from_shared(url.to_owned())?
+        .connect_timeout(std::time::Duration::from_secs(3))
+        .timeout(std::time::Duration::from_secs(10))
+        .connect_lazy();
+    Ok(InterceptedService::new(channel, Outgoing::new(token)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_tokens_are_reread_when_the_file_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        std::fs::write(&path, "first\n").unwrap();
+        let source = TokenSource::file(&path);
+        assert_eq!(source.token().unwrap().expose_secret(), "first");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::write(&path, "second").unwrap();
+        // make sure the modification time moves even on coarse file systems
+        let later = SystemTime::now() + std::time::Duration::from_secs(2);
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(later)
+            .unwrap();
+        assert_eq!(source.token().unwrap().expose_secret(), "second");
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(source.token().unwrap_err().code(), tonic::Code::Unavailable);
+    }
+
+    #[test]
+    fn interceptor_sets_the_bearer_token() {
+        let mut out = Outgoing::new(TokenSource::Static(SecretString::from("abc")));
+        let req = out.call(Request::new(())).unwrap();
+        assert_eq!(req.metadata().get("authorization").unwrap(), "Bearer abc");
+    }
+}

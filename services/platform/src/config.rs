@@ -1,0 +1,109 @@
+//! Typed configuration shared by the services: environment first, with a matching flag for each
+//! variable (`clap` `env`). Secrets are `secrecy` types and never printed; clap's help hides their
+//! values.
+
+use std::{path::PathBuf, sync::Arc, time::Duration};
+
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::postgres::PgConnectOptions;
+
+use crate::{
+    auth::{KeyError, TokenVerifier},
+    db::PoolSettings,
+    server::ServerSettings,
+    telemetry::LogFormat,
+};
+
+/// Database connection.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DbArgs {
+    /// PostgreSQL connection URL.
+    #[arg(long = "database-url", env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: SecretString,
+    /// Largest number of pooled connections.
+    #[arg(long, env = "ZVV_DB_MAX_CONNECTIONS", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub db_max_connections: u32,
+    /// Seconds to wait for a free connection before answering UNAVAILABLE.
+    #[arg(long, env = "ZVV_DB_ACQUIRE_TIMEOUT_SECS", default_value_t = 5)]
+    pub db_acquire_timeout_secs: u64,
+}
+
+impl DbArgs {
+    pub fn connect_options(&self) -> Result<PgConnectOptions, String> {
+        self.database_url
+            .expose_secret()
+            .parse::<PgConnectOptions>()
+            .map_err(|_| "DATABASE_URL is not a valid PostgreSQL URL".to_owned())
+    }
+
+    pub fn pool_settings(&self) -> PoolSettings {
+        PoolSettings {
+            max_connections: self.db_max_connections,
+            acquire_timeout: Duration::from_secs(self.db_acquire_timeout_secs),
+        }
+    }
+}
+
+/// Token verification.
+#[derive(Debug, Clone, clap::Args)]
+pub struct AuthArgs {
+    /// PEM files with the pinned public keys (Ed25519 or P-256), comma-separated.
+    #[arg(long, env = "ZVV_JWT_PUBLIC_KEY_FILE", value_delimiter = ',')]
+    pub jwt_public_key_file: Vec<PathBuf>,
+    /// A JWKS file with pinned public keys (OKP Ed25519 or EC P-256).
+    #[arg(long, env = "ZVV_JWKS_FILE")]
+    pub jwks_file: Option<PathBuf>,
+    /// Required `iss` claim.
+    #[arg(long, env = "ZVV_JWT_ISSUER", default_value = "zvv")]
+    pub jwt_issuer: String,
+    /// Required `aud` claim.
+    #[arg(long, env = "ZVV_JWT_AUDIENCE", default_value = "zvv")]
+    pub jwt_audience: String,
+    /// Clock skew allowed on `exp` and `nbf`, at most 30 seconds.
+    #[arg(long, env = "ZVV_JWT_LEEWAY_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=30))]
+    pub jwt_leeway_secs: u64,
+}
+
+impl AuthArgs {
+    pub fn verifier(&self) -> Result<Arc<TokenVerifier>, KeyError> {
+        TokenVerifier::from_files(
+            &self.jwt_public_key_file,
+            self.jwks_file.as_deref(),
+            &self.jwt_issuer,
+            &self.jwt_audience,
+            self.jwt_leeway_secs,
+        )
+        .map(Arc::new)
+    }
+}
+
+/// Server limits and logging.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServerArgs {
+    /// Seconds a call may take before it is cancelled.
+    #[arg(long, env = "ZVV_REQUEST_TIMEOUT_SECS", default_value_t = 10)]
+    pub request_timeout_secs: u64,
+    /// Largest request message in bytes.
+    #[arg(long, env = "ZVV_MAX_MESSAGE_BYTES", default_value_t = 256 * 1024)]
+    pub max_message_bytes: usize,
+    /// Calls in flight before new ones are refused with RESOURCE_EXHAUSTED.
+    #[arg(long, env = "ZVV_CONCURRENCY_LIMIT", default_value_t = 256)]
+    pub concurrency_limit: usize,
+    /// Seconds between reporting NOT_SERVING and closing the listener on shutdown.
+    #[arg(long, env = "ZVV_SHUTDOWN_DELAY_SECS", default_value_t = 0)]
+    pub shutdown_delay_secs: u64,
+    /// Log output: plain or json.
+    #[arg(long, env = "ZVV_LOG_FORMAT", default_value = "plain")]
+    pub log_format: LogFormat,
+}
+
+impl ServerArgs {
+    pub fn settings(&self) -> ServerSettings {
+        ServerSettings {
+            request_timeout: Duration::from_secs(self.request_timeout_secs.max(1)),
+            max_message_bytes: self.max_message_bytes,
+            concurrency_limit: self.concurrency_limit.max(1),
+            shutdown_delay: Duration::from_secs(self.shutdown_delay_secs),
+        }
+    }
+}

@@ -1,0 +1,162 @@
+//! The database: a connection pool, and one Postgres schema per service with its own migration
+//! history. Migrations run at start under sqlx's advisory lock, so replicas starting together are
+//! safe. The platform's own tables (audit log, outbox, idempotency keys) are created in every
+//! service's schema by a second, separately tracked migration set.
+
+use std::{borrow::Cow, time::Duration};
+
+use sqlx::{
+    AssertSqlSafe, PgPool,
+    migrate::{Migration, MigrationType, Migrator},
+    postgres::{PgConnectOptions, PgPoolOptions},
+};
+
+/// A service's schema name: lowercase letters and underscores, known at compile time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Schema(&'static str);
+
+impl Schema {
+    /// Panics at start-up (in a const context: at compile time) on a name that is not a plain
+    /// lowercase identifier, so that it is safe to splice into SQL.
+    pub const fn new(name: &'static str) -> Self {
+        let bytes = name.as_bytes();
+        assert!(!bytes.is_empty() && bytes.len() <= 48, "schema name length");
+        let mut i = 0;
+        while i < bytes.len() {
+            assert!(
+                bytes[i].is_ascii_lowercase() || bytes[i] == b'_',
+                "schema name must be lowercase letters and underscores"
+            );
+            i += 1;
+        }
+        Self(name)
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.0
+    }
+
+    /// SQL with every `{schema}` replaced by this schema's name.
+    pub fn sql(&self, template: &str) -> AssertSqlSafe<String> {
+        AssertSqlSafe(template.replace("{schema}", self.0))
+    }
+}
+
+/// Pool settings.
+#[derive(Debug, Clone)]
+pub struct PoolSettings {
+    pub max_connections: u32,
+    pub acquire_timeout: Duration,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        Self {
+            max_connections: 16,
+            acquire_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Opens a pool.
+pub async fn connect(options: PgConnectOptions, settings: &PoolSettings) -> Result<PgPool, sqlx::Error> {
+    PgPoolOptions::new()
+        .max_connections(settings.max_connections)
+        .acquire_timeout(settings.acquire_timeout)
+        .connect_with(options.application_name("zvv"))
+        .await
+}
+
+const PLATFORM_TABLES: &str = r#"
+CREATE TABLE {schema}.audit_log (
+    seq            bigint      PRIMARY KEY,
+    occurred_at    timestamptz NOT NULL,
+    action         text        NOT NULL,
+    object_ids     uuid[]      NOT NULL,
+    result         text        NOT NULL,
+    actor_sub      text        NOT NULL,
+    actor_org      text        NOT NULL,
+    actor_org_type text        NOT NULL,
+    actor_roles    text        NOT NULL,
+    peer           text        NOT NULL,
+    legal_basis    text        NOT NULL,
+    trace_id       text        NOT NULL,
+    prev_hash      bytea       NOT NULL,
+    hash           bytea       NOT NULL
+);
+
+CREATE FUNCTION {schema}.audit_log_is_append_only() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'the audit log is append-only' USING ERRCODE = 'insufficient_privilege';
+END
+$$;
+
+CREATE TRIGGER audit_log_no_update_or_delete BEFORE UPDATE OR DELETE ON {schema}.audit_log
+    FOR EACH ROW EXECUTE FUNCTION {schema}.audit_log_is_append_only();
+CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON {schema}.audit_log
+    FOR EACH STATEMENT EXECUTE FUNCTION {schema}.audit_log_is_append_only();
+
+CREATE TABLE {schema}.outbox (
+    event_id     uuid        PRIMARY KEY,
+    event_type   text        NOT NULL,
+    occurred_at  timestamptz NOT NULL,
+    ids          jsonb       NOT NULL,
+    codes        jsonb       NOT NULL,
+    trace_id     text        NOT NULL,
+    published_at timestamptz,
+    attempts     integer     NOT NULL DEFAULT 0
+);
+CREATE INDEX outbox_unpublished ON {schema}.outbox (occurred_at) WHERE published_at IS NULL;
+
+CREATE TABLE {schema}.idempotency (
+    scope       text        NOT NULL,
+    request_id  text        NOT NULL,
+    fingerprint bytea       NOT NULL,
+    response    bytea       NOT NULL,
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (scope, request_id)
+);
+"#;
+
+fn platform_migrator(schema: Schema) -> Migrator {
+    let sql = schema.sql(PLATFORM_TABLES);
+    let mut migrator = Migrator::with_migrations(vec![Migration::new(
+        1,
+        Cow::Borrowed("platform tables: audit log, outbox, idempotency"),
+        MigrationType::Simple,
+        sqlx::SqlSafeStr::into_sql_str(sql),
+        false,
+    )]);
+    migrator.dangerous_set_table_name(format!("{}._platform_migrations", schema.name()));
+    migrator.create_schema(schema.name());
+    migrator
+}
+
+/// Creates the schema if needed and applies the platform's and then the service's migrations,
+/// each tracked in its own table inside the schema.
+pub async fn migrate(pool: &PgPool, schema: Schema, mut service: Migrator) -> Result<(), sqlx::migrate::MigrateError> {
+    platform_migrator(schema).run(pool).await?;
+    service.dangerous_set_table_name(format!("{}._sqlx_migrations", schema.name()));
+    service.create_schema(schema.name());
+    service.run(pool).await?;
+    tracing::info!(schema = schema.name(), "migrations applied");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_sql_is_qualified() {
+        const S: Schema = Schema::new("intake");
+        assert_eq!(S.sql("SELECT 1 FROM {schema}.x").0, "SELECT 1 FROM intake.x");
+    }
+
+    #[test]
+    #[should_panic(expected = "lowercase")]
+    fn schema_names_are_checked() {
+        let _ = Schema::new("intake; DROP TABLE x");
+    }
+}

@@ -1,0 +1,87 @@
+//! Idempotent mutations: a caller-chosen `request_id` makes a retried call return the first
+//! response instead of doing the work twice. Keys are scoped per organisation and RPC, checked
+//! and stored inside the transaction of the change, and serialised per key so that two
+//! concurrent retries cannot both do the work.
+
+use sqlx::{PgConnection, Row};
+
+use crate::{db::Schema, error::ApiError};
+
+/// Checks a `request_id` field: 1-128 visible ASCII characters.
+pub fn check_request_id(field: &str, request_id: &str) -> Result<(), ApiError> {
+    if request_id.is_empty() {
+        return Err(ApiError::invalid(field, "is required"));
+    }
+    if request_id.len() > 128 || !request_id.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(ApiError::invalid(
+            field,
+            "must be 1-128 visible ASCII characters",
+        ));
+    }
+    Ok(())
+}
+
+/// An idempotency key: scope (organisation and RPC) plus the caller's request id, and a keyed
+/// fingerprint of the request to tell a retry from a different request reusing the id.
+#[derive(Debug, Clone)]
+pub struct Key {
+    pub scope: String,
+    pub request_id: String,
+    pub fingerprint: Vec<u8>,
+}
+
+/// Locks the key for the rest of the transaction and returns the stored response of an earlier
+/// call with the same key, if any. The same id with a different request is INVALID_ARGUMENT.
+pub async fn lookup(conn: &mut PgConnection, schema: Schema, key: &Key) -> Result<Option<Vec<u8>>, ApiError> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+        .bind(format!("zvv.idem.{}.{}.{}", schema.name(), key.scope, key.request_id))
+        .execute(&mut *conn)
+        .await?;
+    let row = sqlx::query(schema.sql(
+        "SELECT fingerprint, response FROM {schema}.idempotency WHERE scope = $1 AND request_id = $2",
+    ))
+    .bind(&key.scope)
+    .bind(&key.request_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    match row {
+        None => Ok(None),
+        Some(row) => {
+            let fingerprint: Vec<u8> = row.try_get(0)?;
+            if fingerprint != key.fingerprint {
+                return Err(ApiError::invalid(
+                    "request_id",
+                    "was already used for a different request",
+                ));
+            }
+            Ok(Some(row.try_get(1)?))
+        }
+    }
+}
+
+/// Stores the response of a successful call under its key, in the same transaction.
+pub async fn store(conn: &mut PgConnection, schema: Schema, key: &Key, response: &[u8]) -> Result<(), sqlx::Error> {
+    sqlx::query(schema.sql(
+        "INSERT INTO {schema}.idempotency (scope, request_id, fingerprint, response) VALUES ($1, $2, $3, $4)",
+    ))
+    .bind(&key.scope)
+    .bind(&key.request_id)
+    .bind(&key.fingerprint)
+    .bind(response)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids() {
+        assert!(check_request_id("request_id", "8c1e6d4e-5b7a-4c1a-9f3e-2b1d0c9a8e7f").is_ok());
+        assert!(check_request_id("request_id", "").is_err());
+        assert!(check_request_id("request_id", "has space").is_err());
+        assert!(check_request_id("request_id", &"x".repeat(129)).is_err());
+    }
+}

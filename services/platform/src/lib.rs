@@ -1,0 +1,27 @@
+//! What every zvv service shares: typed configuration, telemetry, the gRPC server frame (health,
+//! reflection, limits, graceful shutdown), one error table, the database with a schema per service,
+//! authentication and authorization, the hash-chained audit log, the outbox, ids, the clock and the
+//! BSN type with its vault.
+//!
+//! Each module does one job; services compose them, they never fork them.
+
+pub mod audit;
+pub mod auth;
+pub mod bsn;
+pub mod client;
+pub mod clock;
+pub mod config;
+pub mod db;
+pub mod devdb;
+pub mod error;
+pub mod idempotency;
+pub mod ids;
+pub mod layer;
+pub mod outbox;
+pub mod paging;
+pub mod policy;
+pub mod server;
+pub mod shed;
+pub mod telemetry;
+
+pub use zvv_proto::{prost, tonic};

@@ -1,0 +1,119 @@
+//! The server frame every service runs in: health (`grpc.health.v1`, overall and per service),
+//! reflection (v1 and v1alpha), request timeout, load shedding, the call layer, and graceful
+//! shutdown: health goes NOT_SERVING first, then in-flight calls drain.
+
+use std::{future::Future, time::Duration};
+
+use tokio::net::TcpListener;
+use tonic::{
+    service::Routes,
+    transport::{Server, server::TcpIncoming},
+};
+use tonic_health::ServingStatus;
+
+use crate::{layer::CallLayer, shed::ShedLayer};
+
+/// Limits and timings of a server.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    pub request_timeout: Duration,
+    /// Largest request message accepted (set on each generated server).
+    pub max_message_bytes: usize,
+    /// Calls in flight before new ones are shed with RESOURCE_EXHAUSTED.
+    pub concurrency_limit: usize,
+    /// Time between reporting NOT_SERVING and closing the listener, so that load balancers
+    /// stop sending new calls first.
+    pub shutdown_delay: Duration,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            request_timeout: Duration::from_secs(10),
+            max_message_bytes: 256 * 1024,
+            concurrency_limit: 256,
+            shutdown_delay: Duration::ZERO,
+        }
+    }
+}
+
+/// Serves `routes` (the service's own gRPC services, named in `service_names`) plus health and
+/// reflection on `listener` until `shutdown` completes, then drains.
+pub async fn serve(
+    listener: TcpListener,
+    routes: Routes,
+    service_names: &[&'static str],
+    call_layer: CallLayer,
+    settings: &ServerSettings,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), tonic::transport::Error> {
+    let (reporter, health) = tonic_health::server::health_reporter();
+    reporter.set_service_status("", ServingStatus::Serving).await;
+    for name in service_names {
+        reporter.set_service_status(*name, ServingStatus::Serving).await;
+    }
+
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(zvv_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1();
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(zvv_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha();
+    let (Ok(reflection_v1), Ok(reflection_v1alpha)) = (reflection_v1, reflection_v1alpha) else {
+        unreachable!("the embedded descriptor sets are valid: they were compiled by build.rs");
+    };
+
+    let routes = routes
+        .add_service(health)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha);
+
+    let addr = listener.local_addr().ok();
+    tracing::info!(addr = ?addr, services = ?service_names, "serving");
+    let delay = settings.shutdown_delay;
+    let names: Vec<&'static str> = service_names.to_vec();
+    let drain_signal = async move {
+        shutdown.await;
+        tracing::info!("shutting down: reporting NOT_SERVING");
+        reporter.set_service_status("", ServingStatus::NotServing).await;
+        for name in names {
+            reporter.set_service_status(name, ServingStatus::NotServing).await;
+        }
+        tokio::time::sleep(delay).await;
+        tracing::info!("draining in-flight calls");
+    };
+
+    Server::builder()
+        .timeout(settings.request_timeout)
+        .layer(ShedLayer::new(settings.concurrency_limit))
+        .layer(call_layer)
+        .add_routes(routes)
+        .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), drain_signal)
+        .await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Completes on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
