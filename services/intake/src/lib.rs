@@ -1,0 +1,72 @@
+//! intake: the identity registry of the zvv suite (`zvv.intake.v1.SubjectService`).
+//!
+//! The only service that ever sees a BSN. It stores it sealed (AEAD) with a keyed lookup HMAC
+//! and gives every other service a pseudonymous `subject_id` instead.
+
+pub mod config;
+pub mod domain;
+pub mod grpc;
+pub mod policy;
+pub mod service;
+pub mod store;
+
+use std::{future::Future, sync::Arc};
+
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+use tonic::service::Routes;
+use zvv_platform::{
+    auth::TokenVerifier,
+    bsn::BsnVault,
+    clock::SharedClock,
+    layer::CallLayer,
+    policy::PolicySet,
+    server::{self, ServerSettings},
+};
+use zvv_proto::intake::v1::subject_service_server::SubjectServiceServer;
+
+use crate::{grpc::SubjectApi, service::SubjectLogic, store::PgStore};
+
+pub use store::SCHEMA;
+
+/// Everything the running service needs, built from configuration or by tests.
+pub struct Deps {
+    pub pool: PgPool,
+    pub vault: Arc<BsnVault>,
+    pub verifier: Arc<TokenVerifier>,
+    pub clock: SharedClock,
+    pub settings: ServerSettings,
+}
+
+/// Applies intake's migrations (platform tables and its own) in schema `intake`.
+pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
+    zvv_platform::db::migrate(pool, SCHEMA, sqlx::migrate!("./migrations")).await
+}
+
+/// Serves SubjectService on `listener` until `shutdown` completes. Migrations must have run.
+pub async fn serve(
+    deps: Deps,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), tonic::transport::Error> {
+    let store = PgStore::new(deps.pool.clone());
+    let logic = SubjectLogic::new(store, deps.vault, deps.clock.clone());
+    let api = SubjectServiceServer::new(SubjectApi::new(logic))
+        .max_decoding_message_size(deps.settings.max_message_bytes);
+    let layer = CallLayer::new(
+        deps.verifier,
+        PolicySet(policy::POLICIES),
+        deps.pool,
+        SCHEMA,
+        deps.clock,
+    );
+    server::serve(
+        listener,
+        Routes::new(api),
+        &[policy::SUBJECT_SERVICE.service],
+        layer,
+        &deps.settings,
+        shutdown,
+    )
+    .await
+}

@@ -68,6 +68,11 @@ impl ApiError {
         }
     }
 
+    /// The canonical name of the gRPC code, as stored in audit records.
+    pub fn code_name(&self) -> &'static str {
+        crate::layer::code_name(self.code())
+    }
+
     /// The gRPC code of this kind of error.
     pub fn code(&self) -> Code {
         match self {

@@ -23,5 +23,6 @@ pub mod policy;
 pub mod server;
 pub mod shed;
 pub mod telemetry;
+pub mod testkit;
 
 pub use zvv_proto::{prost, tonic};

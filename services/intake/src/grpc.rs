@@ -1,0 +1,200 @@
+//! The thin gRPC adapter: takes the call context, turns the request into domain input, calls
+//! the logic and maps the result. No SQL and no business rule here.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use tonic::{Request, Response, Status};
+use zvv_platform::{audit::CallContext, error::ApiError};
+use zvv_proto::intake::v1::{
+    self as pb, subject_service_server::SubjectService,
+};
+
+use crate::{
+    domain::{Relation, RelationKind, Subject},
+    service::{RegisterInput, SubjectLogic, UpdateValues},
+    store::SubjectStore,
+};
+
+pub struct SubjectApi<S> {
+    logic: SubjectLogic<S>,
+}
+
+impl<S> SubjectApi<S> {
+    pub fn new(logic: SubjectLogic<S>) -> Self {
+        Self { logic }
+    }
+}
+
+fn context<T>(req: &Request<T>) -> Result<CallContext, Status> {
+    req.extensions()
+        .get::<CallContext>()
+        .cloned()
+        .ok_or_else(|| ApiError::internal("call context missing: the call layer is not installed").into_status())
+}
+
+fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: t.timestamp(),
+        nanos: t.timestamp_subsec_nanos() as i32,
+    }
+}
+
+fn date(d: Option<NaiveDate>) -> String {
+    d.map(|d| d.format("%Y-%m-%d").to_string()).unwrap_or_default()
+}
+
+fn subject_pb(s: Subject) -> pb::Subject {
+    pb::Subject {
+        subject_id: s.id.to_string(),
+        bsn_masked: s.bsn_masked,
+        given_name: s.given_name.unwrap_or_default(),
+        family_name: s.family_name.unwrap_or_default(),
+        birth_date: date(s.birth_date),
+        municipality_code: s.municipality_code.unwrap_or_default(),
+        neighbourhood_code: s.neighbourhood_code.unwrap_or_default(),
+        date_of_death: date(s.date_of_death),
+        create_time: Some(timestamp(s.created_at)),
+        update_time: Some(timestamp(s.updated_at)),
+    }
+}
+
+fn kind_pb(k: RelationKind) -> pb::RelationKind {
+    match k {
+        RelationKind::Parent => pb::RelationKind::Parent,
+        RelationKind::Guardian => pb::RelationKind::Guardian,
+    }
+}
+
+fn relation_pb(r: Relation) -> pb::Relation {
+    pb::Relation {
+        parent_subject_id: r.parent.to_string(),
+        child_subject_id: r.child.to_string(),
+        kind: kind_pb(r.kind) as i32,
+        create_time: Some(timestamp(r.created_at)),
+    }
+}
+
+#[tonic::async_trait]
+impl<S: SubjectStore> SubjectService for SubjectApi<S> {
+    async fn register_subject(
+        &self,
+        request: Request<pb::RegisterSubjectRequest>,
+    ) -> Result<Response<pb::RegisterSubjectResponse>, Status> {
+        let ctx = context(&request)?;
+        let r = request.into_inner();
+        let input = RegisterInput {
+            request_id: r.request_id,
+            bsn: r.bsn,
+            given_name: r.given_name,
+            family_name: r.family_name,
+            birth_date: r.birth_date,
+            municipality_code: r.municipality_code,
+            neighbourhood_code: r.neighbourhood_code,
+        };
+        let subject = self.logic.register(&ctx, input).await?;
+        Ok(Response::new(pb::RegisterSubjectResponse {
+            subject: Some(subject_pb(subject)),
+        }))
+    }
+
+    async fn resolve_subject(
+        &self,
+        request: Request<pb::ResolveSubjectRequest>,
+    ) -> Result<Response<pb::ResolveSubjectResponse>, Status> {
+        let ctx = context(&request)?;
+        let r = request.into_inner();
+        let resolved = self.logic.resolve(&ctx, &r.bsn, r.create_if_missing).await?;
+        Ok(Response::new(pb::ResolveSubjectResponse {
+            subject_id: resolved.subject.id.to_string(),
+            birth_date: date(resolved.subject.birth_date),
+            created: resolved.created,
+            date_of_death: date(resolved.subject.date_of_death),
+        }))
+    }
+
+    async fn get_subject(
+        &self,
+        request: Request<pb::GetSubjectRequest>,
+    ) -> Result<Response<pb::GetSubjectResponse>, Status> {
+        let ctx = context(&request)?;
+        let subject = self.logic.get(&ctx, &request.into_inner().subject_id).await?;
+        Ok(Response::new(pb::GetSubjectResponse {
+            subject: Some(subject_pb(subject)),
+        }))
+    }
+
+    async fn update_subject(
+        &self,
+        request: Request<pb::UpdateSubjectRequest>,
+    ) -> Result<Response<pb::UpdateSubjectResponse>, Status> {
+        let ctx = context(&request)?;
+        let r = request.into_inner();
+        let paths = r.update_mask.map(|m| m.paths).unwrap_or_default();
+        let s = r.subject.unwrap_or_default();
+        let values = UpdateValues {
+            given_name: s.given_name,
+            family_name: s.family_name,
+            municipality_code: s.municipality_code,
+            neighbourhood_code: s.neighbourhood_code,
+            date_of_death: s.date_of_death,
+            birth_date: s.birth_date,
+        };
+        let subject = self
+            .logic
+            .update(&ctx, &r.subject_id, &paths, &values, &r.request_id)
+            .await?;
+        Ok(Response::new(pb::UpdateSubjectResponse {
+            subject: Some(subject_pb(subject)),
+        }))
+    }
+
+    async fn link_relation(
+        &self,
+        request: Request<pb::LinkRelationRequest>,
+    ) -> Result<Response<pb::LinkRelationResponse>, Status> {
+        let ctx = context(&request)?;
+        let r = request.into_inner();
+        let kind = match pb::RelationKind::try_from(r.kind) {
+            Ok(pb::RelationKind::Parent) => Some(RelationKind::Parent),
+            Ok(pb::RelationKind::Guardian) => Some(RelationKind::Guardian),
+            _ => None,
+        };
+        let relation = self
+            .logic
+            .link(&ctx, &r.request_id, &r.parent_subject_id, &r.child_subject_id, kind)
+            .await?;
+        Ok(Response::new(pb::LinkRelationResponse {
+            relation: Some(relation_pb(relation)),
+        }))
+    }
+
+    async fn list_relations(
+        &self,
+        request: Request<pb::ListRelationsRequest>,
+    ) -> Result<Response<pb::ListRelationsResponse>, Status> {
+        let ctx = context(&request)?;
+        let r = request.into_inner();
+        let page = self
+            .logic
+            .list_relations(&ctx, &r.subject_id, r.page_size, &r.page_token)
+            .await?;
+        Ok(Response::new(pb::ListRelationsResponse {
+            relations: page.relations.into_iter().map(relation_pb).collect(),
+            next_page_token: page
+                .next
+                .map(|(p, c)| zvv_platform::paging::encode_token(&format!("{p}|{c}")))
+                .unwrap_or_default(),
+        }))
+    }
+
+    async fn list_family(
+        &self,
+        request: Request<pb::ListFamilyRequest>,
+    ) -> Result<Response<pb::ListFamilyResponse>, Status> {
+        let ctx = context(&request)?;
+        let family = self.logic.family(&ctx, &request.into_inner().subject_id).await?;
+        Ok(Response::new(pb::ListFamilyResponse {
+            sibling_subject_ids: family.siblings.iter().map(ToString::to_string).collect(),
+            parent_subject_ids: family.parents.iter().map(ToString::to_string).collect(),
+        }))
+    }
+}

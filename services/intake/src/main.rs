@@ -1,0 +1,33 @@
+//! `zvv-intake`: runs the identity registry on its own (one Deployment in Kubernetes).
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Parser;
+use zvv_intake::{Deps, config::Config};
+use zvv_platform::{bsn::BsnVault, clock::SystemClock, server::shutdown_signal, telemetry};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let config = Config::parse();
+    let _telemetry = telemetry::init("zvv-intake", config.server.log_format);
+    let vault = Arc::new(BsnVault::load(&config.bsn_keys_file).context("loading BSN keys")?);
+    let verifier = config.auth.verifier().context("loading token verification keys")?;
+    let options = config.db.connect_options().map_err(anyhow::Error::msg)?;
+    let pool = zvv_platform::db::connect(options, &config.db.pool_settings())
+        .await
+        .context("connecting to PostgreSQL")?;
+    zvv_intake::migrate(&pool).await.context("applying migrations")?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    let deps = Deps {
+        pool,
+        vault,
+        verifier,
+        clock: Arc::new(SystemClock),
+        settings: config.server.settings(),
+    };
+    zvv_intake::serve(deps, listener, shutdown_signal()).await?;
+    Ok(())
+}

@@ -1,0 +1,500 @@
+//! The registry's logic: checks requests, seals BSNs, and turns store outcomes into results.
+//! Knows neither tonic nor sqlx.
+
+use std::{collections::HashMap, sync::Arc};
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+use zvv_platform::{
+    audit::CallContext,
+    bsn::{Bsn, BsnVault},
+    clock::SharedClock,
+    error::ApiError,
+    idempotency::{self, Key},
+    ids::{new_id, parse_id},
+};
+
+use crate::{
+    domain::{
+        Family, MunicipalityCode, NeighbourhoodCode, NewSubject, Relation, RelationKind, Subject, SubjectChange,
+        Violations, parse_birth_date, parse_date_of_death, parse_name,
+    },
+    store::{LinkOutcome, RegisterOutcome, ResolveOutcome, SubjectRow, SubjectStore},
+};
+
+/// What a RegisterSubject request carries, unchecked.
+#[derive(Debug, Clone, Default)]
+pub struct RegisterInput {
+    pub request_id: String,
+    pub bsn: String,
+    pub given_name: String,
+    pub family_name: String,
+    pub birth_date: String,
+    pub municipality_code: String,
+    pub neighbourhood_code: String,
+}
+
+/// The answer to ResolveSubject.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub subject: Subject,
+    pub created: bool,
+}
+
+/// One page of relations.
+#[derive(Debug, Clone)]
+pub struct RelationPage {
+    pub relations: Vec<Relation>,
+    pub next: Option<(Uuid, Uuid)>,
+}
+
+pub struct SubjectLogic<S> {
+    store: S,
+    vault: Arc<BsnVault>,
+    clock: SharedClock,
+}
+
+fn bsn(field: &str, value: &str) -> Result<Bsn, ApiError> {
+    if value.is_empty() {
+        return Err(ApiError::invalid(field, "is required"));
+    }
+    Bsn::parse(value).map_err(|e| ApiError::invalid(field, e.to_string()))
+}
+
+/// Scope of idempotency keys: per organisation and RPC.
+fn scope(ctx: &CallContext, rpc: &str) -> String {
+    format!("{}/{rpc}", ctx.principal().org)
+}
+
+impl<S: SubjectStore> SubjectLogic<S> {
+    pub fn new(store: S, vault: Arc<BsnVault>, clock: SharedClock) -> Self {
+        Self { store, vault, clock }
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// Audits a failure that the store did not record, and hands the error back.
+    async fn failed(&self, ctx: &CallContext, ids: Vec<Uuid>, err: ApiError) -> ApiError {
+        if let Err(audit_err) = self.store.audit_failure(ctx, ids, err.code_name(), self.now()).await {
+            tracing::error!(error = %audit_err, "cannot audit a failed call");
+        }
+        err
+    }
+
+    fn to_subject(&self, row: SubjectRow) -> Result<Subject, ApiError> {
+        let bsn = self.vault.open(&row.bsn).map_err(ApiError::internal)?;
+        Ok(Subject {
+            id: row.id,
+            bsn_masked: bsn.masked(),
+            given_name: row.given_name,
+            family_name: row.family_name,
+            birth_date: row.birth_date,
+            municipality_code: row.municipality_code,
+            neighbourhood_code: row.neighbourhood_code,
+            date_of_death: row.date_of_death,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        })
+    }
+
+    fn parse_register(&self, input: &RegisterInput) -> Result<NewSubject, ApiError> {
+        let today = self.clock.today();
+        let mut v = Violations::default();
+        if let Err(ApiError::InvalidArgument(errs)) = idempotency::check_request_id("request_id", &input.request_id) {
+            for (f, why) in errs {
+                v.add(&f, why);
+            }
+        }
+        let bsn = match bsn("bsn", &input.bsn) {
+            Ok(b) => Some(b),
+            Err(e) => {
+                for (f, why) in e.violations() {
+                    v.add(f, why.clone());
+                }
+                None
+            }
+        };
+        let given = v.check("given_name", parse_name(&input.given_name));
+        let family = v.check("family_name", parse_name(&input.family_name));
+        let birth = v.check("birth_date", parse_birth_date(&input.birth_date, today));
+        let muni = v.check("municipality_code", MunicipalityCode::parse(&input.municipality_code));
+        let wk = v.check("neighbourhood_code", NeighbourhoodCode::parse(&input.neighbourhood_code));
+        if let (Some(m), Some(w)) = (&muni, &wk) {
+            if !w.lies_in(m) {
+                v.add("neighbourhood_code", format!("does not lie in municipality {m}"));
+            }
+        }
+        v.into_result()?;
+        match (bsn, given, family, birth, muni, wk) {
+            (Some(bsn), Some(given_name), Some(family_name), Some(birth_date), Some(municipality), Some(neighbourhood)) => {
+                Ok(NewSubject {
+                    bsn,
+                    given_name,
+                    family_name,
+                    birth_date,
+                    municipality,
+                    neighbourhood,
+                })
+            }
+            _ => Err(ApiError::internal("validation passed with a missing field")),
+        }
+    }
+
+    pub async fn register(&self, ctx: &CallContext, input: RegisterInput) -> Result<Subject, ApiError> {
+        let new = match self.parse_register(&input) {
+            Ok(n) => n,
+            Err(e) => return Err(self.failed(ctx, vec![], e).await),
+        };
+        let now = self.now();
+        let fingerprint = self.vault.fingerprint(
+            "RegisterSubject",
+            [
+                new.bsn.expose().as_str(),
+                &new.given_name,
+                &new.family_name,
+                &new.birth_date.to_string(),
+                new.municipality.as_str(),
+                new.neighbourhood.as_str(),
+            ]
+            .join("\u{1f}")
+            .as_bytes(),
+        );
+        let key = Key {
+            scope: scope(ctx, "RegisterSubject"),
+            request_id: input.request_id,
+            fingerprint,
+        };
+        let row = SubjectRow {
+            id: new_id(),
+            bsn: self.vault.seal(&new.bsn),
+            given_name: Some(new.given_name),
+            family_name: Some(new.family_name),
+            birth_date: Some(new.birth_date),
+            municipality_code: Some(new.municipality.as_str().to_owned()),
+            neighbourhood_code: Some(new.neighbourhood.as_str().to_owned()),
+            date_of_death: None,
+            created_at: now,
+            updated_at: now,
+        };
+        let lookup = self.vault.lookup_key(&new.bsn);
+        match self.store.register(ctx, row, lookup, key).await {
+            Ok(RegisterOutcome::Created(row) | RegisterOutcome::Replayed(row)) => self.to_subject(row),
+            Ok(RegisterOutcome::BsnTaken(existing)) => Err(ApiError::AlreadyExists {
+                message: format!("a subject with this BSN is already registered as {existing}"),
+                reason: "SUBJECT_ALREADY_REGISTERED",
+                metadata: HashMap::from([("subject_id".to_owned(), existing.to_string())]),
+            }),
+            Err(e) => Err(self.failed(ctx, vec![], e).await),
+        }
+    }
+
+    pub async fn resolve(&self, ctx: &CallContext, bsn_text: &str, create_if_missing: bool) -> Result<Resolved, ApiError> {
+        let bsn = match bsn("bsn", bsn_text) {
+            Ok(b) => b,
+            Err(e) => return Err(self.failed(ctx, vec![], e).await),
+        };
+        let now = self.now();
+        let create = create_if_missing.then(|| SubjectRow {
+            id: new_id(),
+            bsn: self.vault.seal(&bsn),
+            given_name: None,
+            family_name: None,
+            birth_date: None,
+            municipality_code: None,
+            neighbourhood_code: None,
+            date_of_death: None,
+            created_at: now,
+            updated_at: now,
+        });
+        match self.store.resolve(ctx, self.vault.lookup_key(&bsn), create).await {
+            Ok(ResolveOutcome::Found(row)) => Ok(Resolved {
+                subject: self.to_subject(row)?,
+                created: false,
+            }),
+            Ok(ResolveOutcome::Created(row)) => Ok(Resolved {
+                subject: self.to_subject(row)?,
+                created: true,
+            }),
+            Ok(ResolveOutcome::NotFound) => Err(ApiError::NotFound(
+                "no subject with this BSN is registered (set create_if_missing to register one)".into(),
+            )),
+            Err(e) => Err(self.failed(ctx, vec![], e).await),
+        }
+    }
+
+    pub async fn get(&self, ctx: &CallContext, subject_id: &str) -> Result<Subject, ApiError> {
+        let id = match parse_id("subject_id", subject_id) {
+            Ok(id) => id,
+            Err(e) => return Err(self.failed(ctx, vec![], e).await),
+        };
+        match self.store.get(ctx, id, self.now()).await {
+            Ok(Some(row)) => self.to_subject(row),
+            Ok(None) => Err(not_found(id)),
+            Err(e) => Err(self.failed(ctx, vec![id], e).await),
+        }
+    }
+
+    /// `changes` are (mask path, new value) pairs as the caller sent them.
+    pub async fn update(
+        &self,
+        ctx: &CallContext,
+        subject_id: &str,
+        paths: &[String],
+        values: &UpdateValues,
+        request_id: &str,
+    ) -> Result<Subject, ApiError> {
+        let parsed = self.parse_update(subject_id, paths, values, request_id);
+        let (id, changes, fields) = match parsed {
+            Ok(p) => p,
+            Err(e) => return Err(self.failed(ctx, vec![], e).await),
+        };
+        let key = (!request_id.is_empty()).then(|| Key {
+            scope: scope(ctx, "UpdateSubject"),
+            request_id: request_id.to_owned(),
+            fingerprint: self.vault.fingerprint("UpdateSubject", format!("{id}\u{1f}{changes:?}").as_bytes()),
+        });
+        let apply = Box::new(move |row: &mut SubjectRow| apply_changes(row, changes));
+        match self.store.update(ctx, id, key, fields, apply, self.now()).await {
+            Ok(Some(row)) => self.to_subject(row),
+            Ok(None) => Err(not_found(id)),
+            Err(e) => Err(self.failed(ctx, vec![id], e).await),
+        }
+    }
+
+    fn parse_update(
+        &self,
+        subject_id: &str,
+        paths: &[String],
+        values: &UpdateValues,
+        request_id: &str,
+    ) -> Result<(Uuid, Vec<SubjectChange>, Vec<&'static str>), ApiError> {
+        let id = parse_id("subject_id", subject_id)?;
+        if !request_id.is_empty() {
+            idempotency::check_request_id("request_id", request_id)?;
+        }
+        if paths.is_empty() {
+            return Err(ApiError::invalid("update_mask", "must name at least one field"));
+        }
+        let today = self.clock.today();
+        let mut v = Violations::default();
+        let mut changes = Vec::new();
+        let mut fields = Vec::new();
+        for path in paths {
+            let (field, change): (&'static str, Option<SubjectChange>) = match path.as_str() {
+                "given_name" => (
+                    "given_name",
+                    v.check("subject.given_name", parse_name(&values.given_name)).map(SubjectChange::GivenName),
+                ),
+                "family_name" => (
+                    "family_name",
+                    v.check("subject.family_name", parse_name(&values.family_name)).map(SubjectChange::FamilyName),
+                ),
+                "municipality_code" => (
+                    "municipality_code",
+                    v.check("subject.municipality_code", MunicipalityCode::parse(&values.municipality_code))
+                        .map(SubjectChange::Municipality),
+                ),
+                "neighbourhood_code" => (
+                    "neighbourhood_code",
+                    v.check("subject.neighbourhood_code", NeighbourhoodCode::parse(&values.neighbourhood_code))
+                        .map(SubjectChange::Neighbourhood),
+                ),
+                "date_of_death" => (
+                    "date_of_death",
+                    v.check("subject.date_of_death", parse_date_of_death(&values.date_of_death, today))
+                        .map(SubjectChange::DateOfDeath),
+                ),
+                "birth_date" => (
+                    "birth_date",
+                    v.check("subject.birth_date", parse_birth_date(&values.birth_date, today))
+                        .map(SubjectChange::BirthDate),
+                ),
+                other => {
+                    v.add(
+                        "update_mask",
+                        format!(
+                            "{other:?} cannot be updated (allowed: given_name, family_name, municipality_code, \
+                             neighbourhood_code, date_of_death, birth_date)"
+                        ),
+                    );
+                    continue;
+                }
+            };
+            if fields.contains(&field) {
+                v.add("update_mask", format!("names {field} twice"));
+            }
+            fields.push(field);
+            changes.extend(change);
+        }
+        v.into_result()?;
+        Ok((id, changes, fields))
+    }
+
+    pub async fn link(
+        &self,
+        ctx: &CallContext,
+        request_id: &str,
+        parent: &str,
+        child: &str,
+        kind: Option<RelationKind>,
+    ) -> Result<Relation, ApiError> {
+        let parsed = (|| {
+            let mut v = Violations::default();
+            if let Err(e) = idempotency::check_request_id("request_id", request_id) {
+                for (f, why) in e.violations() {
+                    v.add(f, why.clone());
+                }
+            }
+            let p = v.check("parent_subject_id", parse_id("parent_subject_id", parent).map_err(first_violation));
+            let c = v.check("child_subject_id", parse_id("child_subject_id", child).map_err(first_violation));
+            let k = v.check("kind", kind.ok_or("must be PARENT or GUARDIAN"));
+            if let (Some(p), Some(c)) = (p, c) {
+                if p == c {
+                    v.add("child_subject_id", "must differ from parent_subject_id: a subject cannot be its own parent");
+                }
+            }
+            v.into_result()?;
+            match (p, c, k) {
+                (Some(p), Some(c), Some(k)) => Ok((p, c, k)),
+                _ => Err(ApiError::internal("validation passed with a missing field")),
+            }
+        })();
+        let (parent, child, kind) = match parsed {
+            Ok(p) => p,
+            Err(e) => return Err(self.failed(ctx, vec![], e).await),
+        };
+        let key = Key {
+            scope: scope(ctx, "LinkRelation"),
+            request_id: request_id.to_owned(),
+            fingerprint: self
+                .vault
+                .fingerprint("LinkRelation", format!("{parent}\u{1f}{child}\u{1f}{}", kind.as_str()).as_bytes()),
+        };
+        let relation = Relation {
+            parent,
+            child,
+            kind,
+            created_at: self.now(),
+        };
+        match self.store.link(ctx, relation, key).await {
+            Ok(LinkOutcome::Linked(r) | LinkOutcome::Replayed(r)) => Ok(r),
+            Ok(LinkOutcome::Missing(field)) => Err(ApiError::NotFound(format!("no subject with the given {field}"))),
+            Ok(LinkOutcome::Exists) => Err(ApiError::AlreadyExists {
+                message: "this relation is already recorded".into(),
+                reason: "RELATION_ALREADY_LINKED",
+                metadata: HashMap::new(),
+            }),
+            Ok(LinkOutcome::Cycle) => Err(ApiError::FailedPrecondition(
+                "the child is already an ancestor of the parent: the relation would make a cycle".into(),
+            )),
+            Err(e) => Err(self.failed(ctx, vec![parent, child], e).await),
+        }
+    }
+
+    pub async fn list_relations(
+        &self,
+        ctx: &CallContext,
+        subject_id: &str,
+        page_size: i32,
+        page_token: &str,
+    ) -> Result<RelationPage, ApiError> {
+        let parsed = (|| {
+            let id = parse_id("subject_id", subject_id)?;
+            let size = zvv_platform::paging::page_size(page_size)?;
+            let after = match zvv_platform::paging::decode_token(page_token)? {
+                None => None,
+                Some(cursor) => {
+                    let bad = || ApiError::invalid("page_token", "is not a token returned by this RPC");
+                    let (p, c) = cursor.split_once('|').ok_or_else(bad)?;
+                    Some((Uuid::try_parse(p).map_err(|_| bad())?, Uuid::try_parse(c).map_err(|_| bad())?))
+                }
+            };
+            Ok::<_, ApiError>((id, size, after))
+        })();
+        let (id, size, after) = match parsed {
+            Ok(p) => p,
+            Err(e) => return Err(self.failed(ctx, vec![], e).await),
+        };
+        match self.store.list_relations(ctx, id, after, size + 1, self.now()).await {
+            Ok(Some(mut relations)) => {
+                let next = if relations.len() > size as usize {
+                    relations.truncate(size as usize);
+                    relations.last().map(|r| (r.parent, r.child))
+                } else {
+                    None
+                };
+                Ok(RelationPage { relations, next })
+            }
+            Ok(None) => Err(not_found(id)),
+            Err(e) => Err(self.failed(ctx, vec![id], e).await),
+        }
+    }
+
+    pub async fn family(&self, ctx: &CallContext, subject_id: &str) -> Result<Family, ApiError> {
+        let id = match parse_id("subject_id", subject_id) {
+            Ok(id) => id,
+            Err(e) => return Err(self.failed(ctx, vec![], e).await),
+        };
+        match self.store.family(ctx, id, self.now()).await {
+            Ok(Some(f)) => Ok(f),
+            Ok(None) => Err(not_found(id)),
+            Err(e) => Err(self.failed(ctx, vec![id], e).await),
+        }
+    }
+}
+
+/// The values an UpdateSubject request carries for the fields in its mask.
+#[derive(Debug, Clone, Default)]
+pub struct UpdateValues {
+    pub given_name: String,
+    pub family_name: String,
+    pub municipality_code: String,
+    pub neighbourhood_code: String,
+    pub date_of_death: String,
+    pub birth_date: String,
+}
+
+fn first_violation(e: ApiError) -> String {
+    e.violations().first().map(|(_, why)| why.clone()).unwrap_or_default()
+}
+
+fn not_found(id: Uuid) -> ApiError {
+    ApiError::NotFound(format!("subject {id} not found"))
+}
+
+/// The rules an update must keep, checked against the stored subject.
+fn apply_changes(row: &mut SubjectRow, changes: Vec<SubjectChange>) -> Result<(), ApiError> {
+    for change in changes {
+        match change {
+            SubjectChange::GivenName(n) => row.given_name = Some(n),
+            SubjectChange::FamilyName(n) => row.family_name = Some(n),
+            SubjectChange::Municipality(m) => row.municipality_code = Some(m.as_str().to_owned()),
+            SubjectChange::Neighbourhood(w) => row.neighbourhood_code = Some(w.as_str().to_owned()),
+            SubjectChange::DateOfDeath(d) => row.date_of_death = d,
+            SubjectChange::BirthDate(d) => match row.birth_date {
+                Some(known) if known != d => {
+                    return Err(ApiError::FailedPrecondition(
+                        "the birth date is already known and cannot be changed here".into(),
+                    ));
+                }
+                _ => row.birth_date = Some(d),
+            },
+        }
+    }
+    if let (Some(m), Some(w)) = (&row.municipality_code, &row.neighbourhood_code) {
+        if w.get(2..6) != m.get(2..6) {
+            return Err(ApiError::invalid(
+                "subject.neighbourhood_code",
+                format!("does not lie in municipality {m}"),
+            ));
+        }
+    }
+    if let (Some(birth), Some(death)) = (row.birth_date, row.date_of_death) {
+        if death < birth {
+            return Err(ApiError::invalid("subject.date_of_death", "must not be before the birth date"));
+        }
+    }
+    Ok(())
+}

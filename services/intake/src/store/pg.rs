@@ -1,0 +1,440 @@
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgPool, Postgres, Row, Transaction, postgres::PgRow};
+use uuid::Uuid;
+use zvv_platform::{
+    audit::{self, CallContext},
+    bsn::SealedBsn,
+    db::Schema,
+    error::ApiError,
+    idempotency::{self, Key},
+    outbox::{self, Event},
+};
+
+use super::{Apply, LinkOutcome, RegisterOutcome, ResolveOutcome, SubjectRow, SubjectStore};
+use crate::domain::{Family, Relation, RelationKind};
+
+pub const SCHEMA: Schema = Schema::new("intake");
+
+const SUBJECT_COLUMNS: &str = "subject_id, bsn_ciphertext, bsn_key_id, given_name, family_name, \
+    birth_date, municipality_code, neighbourhood_code, date_of_death, created_at, updated_at";
+
+/// The PostgreSQL store of the registry (schema `intake`).
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+fn subject_from_row(row: &PgRow) -> Result<SubjectRow, sqlx::Error> {
+    Ok(SubjectRow {
+        id: row.try_get("subject_id")?,
+        bsn: SealedBsn {
+            ciphertext: row.try_get("bsn_ciphertext")?,
+            key_id: row.try_get("bsn_key_id")?,
+        },
+        given_name: row.try_get("given_name")?,
+        family_name: row.try_get("family_name")?,
+        birth_date: row.try_get("birth_date")?,
+        municipality_code: row.try_get("municipality_code")?,
+        neighbourhood_code: row.try_get("neighbourhood_code")?,
+        date_of_death: row.try_get("date_of_death")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+fn relation_from_row(row: &PgRow) -> Result<Relation, ApiError> {
+    let kind: String = row.try_get("kind")?;
+    Ok(Relation {
+        parent: row.try_get("parent_subject_id")?,
+        child: row.try_get("child_subject_id")?,
+        kind: RelationKind::parse(&kind)
+            .ok_or_else(|| ApiError::internal(format!("stored relation kind {kind:?}")))?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+async fn fetch_subject(conn: &mut PgConnection, id: Uuid, lock: bool) -> Result<Option<SubjectRow>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {SUBJECT_COLUMNS} FROM intake.subjects WHERE subject_id = $1{}",
+        if lock { " FOR UPDATE" } else { "" }
+    );
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .fetch_optional(conn)
+        .await?
+        .map(|r| subject_from_row(&r))
+        .transpose()
+}
+
+async fn insert_subject(conn: &mut PgConnection, row: &SubjectRow, lookup: &[u8]) -> Result<Option<SubjectRow>, sqlx::Error> {
+    let sql = format!(
+        "INSERT INTO intake.subjects (subject_id, bsn_lookup, bsn_ciphertext, bsn_key_id, given_name, \
+         family_name, birth_date, municipality_code, neighbourhood_code, date_of_death, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) \
+         ON CONFLICT (bsn_lookup) DO NOTHING RETURNING {SUBJECT_COLUMNS}"
+    );
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(row.id)
+        .bind(lookup)
+        .bind(&row.bsn.ciphertext)
+        .bind(&row.bsn.key_id)
+        .bind(&row.given_name)
+        .bind(&row.family_name)
+        .bind(row.birth_date)
+        .bind(&row.municipality_code)
+        .bind(&row.neighbourhood_code)
+        .bind(row.date_of_death)
+        .bind(row.created_at)
+        .fetch_optional(conn)
+        .await?
+        .map(|r| subject_from_row(&r))
+        .transpose()
+}
+
+async fn id_by_lookup(conn: &mut PgConnection, lookup: &[u8]) -> Result<Option<Uuid>, sqlx::Error> {
+    sqlx::query_scalar("SELECT subject_id FROM intake.subjects WHERE bsn_lookup = $1")
+        .bind(lookup)
+        .fetch_optional(conn)
+        .await
+}
+
+async fn subject_exists(conn: &mut PgConnection, id: Uuid) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM intake.subjects WHERE subject_id = $1)")
+        .bind(id)
+        .fetch_one(conn)
+        .await
+}
+
+async fn emit(tx: &mut PgConnection, event: Event, at: DateTime<Utc>) -> Result<(), ApiError> {
+    outbox::append(tx, SCHEMA, &event, at)
+        .await
+        .map_err(ApiError::internal)
+}
+
+/// Appends the audit record and commits.
+async fn finish(
+    mut tx: Transaction<'_, Postgres>,
+    ctx: &CallContext,
+    ids: Vec<Uuid>,
+    result: &str,
+    now: DateTime<Utc>,
+) -> Result<(), ApiError> {
+    audit::append(&mut tx, SCHEMA, &ctx.record(ids, result, now)).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+fn subject_id_bytes(bytes: &[u8]) -> Result<Uuid, ApiError> {
+    Uuid::from_slice(bytes).map_err(|_| ApiError::internal("stored idempotent response is not an id"))
+}
+
+impl SubjectStore for PgStore {
+    async fn register(
+        &self,
+        ctx: &CallContext,
+        row: SubjectRow,
+        lookup: Vec<u8>,
+        idem: Key,
+    ) -> Result<RegisterOutcome, ApiError> {
+        let now = row.created_at;
+        let mut tx = self.pool.begin().await?;
+        if let Some(stored) = idempotency::lookup(&mut tx, SCHEMA, &idem).await? {
+            let id = subject_id_bytes(&stored)?;
+            let subject = fetch_subject(&mut tx, id, false)
+                .await?
+                .ok_or_else(|| ApiError::NotFound("the subject this request registered no longer exists".into()))?;
+            finish(tx, ctx, vec![id], "OK", now).await?;
+            return Ok(RegisterOutcome::Replayed(subject));
+        }
+        match insert_subject(&mut tx, &row, &lookup).await? {
+            Some(created) => {
+                idempotency::store(&mut tx, SCHEMA, &idem, created.id.as_bytes()).await?;
+                let mut event = Event::new("intake.subject.registered").id("subject_id", created.id);
+                if let Some(code) = &created.municipality_code {
+                    event = event.code("municipality_code", code.clone());
+                }
+                emit(&mut tx, event, now).await?;
+                finish(tx, ctx, vec![created.id], "OK", now).await?;
+                Ok(RegisterOutcome::Created(created))
+            }
+            None => {
+                let existing = id_by_lookup(&mut tx, &lookup)
+                    .await?
+                    .ok_or_else(|| ApiError::internal("bsn conflict without a row"))?;
+                finish(tx, ctx, vec![existing], "ALREADY_EXISTS", now).await?;
+                Ok(RegisterOutcome::BsnTaken(existing))
+            }
+        }
+    }
+
+    async fn resolve(
+        &self,
+        ctx: &CallContext,
+        lookup: Vec<u8>,
+        create: Option<SubjectRow>,
+    ) -> Result<ResolveOutcome, ApiError> {
+        let now = Utc::now();
+        let mut tx = self.pool.begin().await?;
+        let found = match id_by_lookup(&mut tx, &lookup).await? {
+            Some(id) => fetch_subject(&mut tx, id, false).await?,
+            None => None,
+        };
+        let outcome = match (found, create) {
+            (Some(row), _) => ResolveOutcome::Found(row),
+            (None, None) => ResolveOutcome::NotFound,
+            (None, Some(new)) => match insert_subject(&mut tx, &new, &lookup).await? {
+                Some(created) => {
+                    let event = Event::new("intake.subject.registered")
+                        .id("subject_id", created.id)
+                        .code("origin", "RESOLVE");
+                    emit(&mut tx, event, now).await?;
+                    ResolveOutcome::Created(created)
+                }
+                None => {
+                    // registered concurrently by another call
+                    let id = id_by_lookup(&mut tx, &lookup)
+                        .await?
+                        .ok_or_else(|| ApiError::internal("bsn conflict without a row"))?;
+                    let row = fetch_subject(&mut tx, id, false)
+                        .await?
+                        .ok_or_else(|| ApiError::internal("subject vanished"))?;
+                    ResolveOutcome::Found(row)
+                }
+            },
+        };
+        let (ids, result) = match &outcome {
+            ResolveOutcome::Found(r) | ResolveOutcome::Created(r) => (vec![r.id], "OK"),
+            ResolveOutcome::NotFound => (vec![], "NOT_FOUND"),
+        };
+        finish(tx, ctx, ids, result, now).await?;
+        Ok(outcome)
+    }
+
+    async fn get(&self, ctx: &CallContext, id: Uuid, now: DateTime<Utc>) -> Result<Option<SubjectRow>, ApiError> {
+        let mut tx = self.pool.begin().await?;
+        let row = fetch_subject(&mut tx, id, false).await?;
+        finish(tx, ctx, vec![id], if row.is_some() { "OK" } else { "NOT_FOUND" }, now).await?;
+        Ok(row)
+    }
+
+    async fn update(
+        &self,
+        ctx: &CallContext,
+        id: Uuid,
+        idem: Option<Key>,
+        fields: Vec<&'static str>,
+        apply: Apply,
+        now: DateTime<Utc>,
+    ) -> Result<Option<SubjectRow>, ApiError> {
+        let mut tx = self.pool.begin().await?;
+        if let Some(key) = &idem {
+            if idempotency::lookup(&mut tx, SCHEMA, key).await?.is_some() {
+                let row = fetch_subject(&mut tx, id, false).await?;
+                finish(tx, ctx, vec![id], "OK", now).await?;
+                return Ok(row);
+            }
+        }
+        let Some(mut row) = fetch_subject(&mut tx, id, true).await? else {
+            finish(tx, ctx, vec![id], "NOT_FOUND", now).await?;
+            return Ok(None);
+        };
+        let before_death = row.date_of_death;
+        if let Err(e) = apply(&mut row) {
+            tx.rollback().await?;
+            return Err(e);
+        }
+        row.updated_at = now;
+        sqlx::query(
+            "UPDATE intake.subjects SET given_name = $2, family_name = $3, birth_date = $4, \
+             municipality_code = $5, neighbourhood_code = $6, date_of_death = $7, updated_at = $8 \
+             WHERE subject_id = $1",
+        )
+        .bind(id)
+        .bind(&row.given_name)
+        .bind(&row.family_name)
+        .bind(row.birth_date)
+        .bind(&row.municipality_code)
+        .bind(&row.neighbourhood_code)
+        .bind(row.date_of_death)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        if let Some(key) = &idem {
+            idempotency::store(&mut tx, SCHEMA, key, id.as_bytes()).await?;
+        }
+        let mut event = Event::new("intake.subject.updated").id("subject_id", id);
+        for field in &fields {
+            event = event.code(field, "CHANGED");
+        }
+        emit(&mut tx, event, now).await?;
+        if before_death.is_none() && row.date_of_death.is_some() {
+            emit(&mut tx, Event::new("intake.subject.deceased").id("subject_id", id), now).await?;
+        }
+        finish(tx, ctx, vec![id], "OK", now).await?;
+        Ok(Some(row))
+    }
+
+    async fn link(&self, ctx: &CallContext, relation: Relation, idem: Key) -> Result<LinkOutcome, ApiError> {
+        let now = relation.created_at;
+        let ids = vec![relation.parent, relation.child];
+        let mut tx = self.pool.begin().await?;
+        // relations are few and linked rarely: one lock makes the cycle check race-free
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('zvv.intake.relations'))")
+            .execute(&mut *tx)
+            .await?;
+        if let Some(stored) = idempotency::lookup(&mut tx, SCHEMA, &idem).await? {
+            let (parent, child) = stored.split_at(16.min(stored.len()));
+            let row = sqlx::query(
+                "SELECT parent_subject_id, child_subject_id, kind, created_at FROM intake.relations \
+                 WHERE parent_subject_id = $1 AND child_subject_id = $2",
+            )
+            .bind(subject_id_bytes(parent)?)
+            .bind(subject_id_bytes(child)?)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| ApiError::NotFound("the relation this request linked no longer exists".into()))?;
+            let rel = relation_from_row(&row)?;
+            finish(tx, ctx, ids, "OK", now).await?;
+            return Ok(LinkOutcome::Replayed(rel));
+        }
+        let outcome = if !subject_exists(&mut tx, relation.parent).await? {
+            LinkOutcome::Missing("parent_subject_id")
+        } else if !subject_exists(&mut tx, relation.child).await? {
+            LinkOutcome::Missing("child_subject_id")
+        } else if sqlx::query_scalar::<_, bool>(
+            "SELECT EXISTS (SELECT 1 FROM intake.relations WHERE parent_subject_id = $1 AND child_subject_id = $2)",
+        )
+        .bind(relation.parent)
+        .bind(relation.child)
+        .fetch_one(&mut *tx)
+        .await?
+        {
+            LinkOutcome::Exists
+        } else if sqlx::query_scalar::<_, bool>(
+            // is the child already an ancestor of the parent?
+            "WITH RECURSIVE ancestors(id) AS ( \
+                 SELECT parent_subject_id FROM intake.relations WHERE child_subject_id = $1 \
+                 UNION \
+                 SELECT r.parent_subject_id FROM intake.relations r JOIN ancestors a ON r.child_subject_id = a.id \
+             ) SELECT EXISTS (SELECT 1 FROM ancestors WHERE id = $2)",
+        )
+        .bind(relation.parent)
+        .bind(relation.child)
+        .fetch_one(&mut *tx)
+        .await?
+        {
+            LinkOutcome::Cycle
+        } else {
+            sqlx::query(
+                "INSERT INTO intake.relations (parent_subject_id, child_subject_id, kind, created_at) \
+                 VALUES ($1, $2, $3, $4)",
+            )
+            .bind(relation.parent)
+            .bind(relation.child)
+            .bind(relation.kind.as_str())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            let mut response = relation.parent.as_bytes().to_vec();
+            response.extend_from_slice(relation.child.as_bytes());
+            idempotency::store(&mut tx, SCHEMA, &idem, &response).await?;
+            let event = Event::new("intake.relation.linked")
+                .id("parent_subject_id", relation.parent)
+                .id("child_subject_id", relation.child)
+                .code("kind", relation.kind.as_str());
+            emit(&mut tx, event, now).await?;
+            LinkOutcome::Linked(relation)
+        };
+        let result = match &outcome {
+            LinkOutcome::Linked(_) | LinkOutcome::Replayed(_) => "OK",
+            LinkOutcome::Missing(_) => "NOT_FOUND",
+            LinkOutcome::Exists => "ALREADY_EXISTS",
+            LinkOutcome::Cycle => "FAILED_PRECONDITION",
+        };
+        finish(tx, ctx, ids, result, now).await?;
+        Ok(outcome)
+    }
+
+    async fn list_relations(
+        &self,
+        ctx: &CallContext,
+        id: Uuid,
+        after: Option<(Uuid, Uuid)>,
+        limit: u32,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Vec<Relation>>, ApiError> {
+        let mut tx = self.pool.begin().await?;
+        if !subject_exists(&mut tx, id).await? {
+            finish(tx, ctx, vec![id], "NOT_FOUND", now).await?;
+            return Ok(None);
+        }
+        let (after_parent, after_child) = after.unwrap_or((Uuid::nil(), Uuid::nil()));
+        let rows = sqlx::query(
+            "SELECT parent_subject_id, child_subject_id, kind, created_at FROM intake.relations \
+             WHERE (parent_subject_id = $1 OR child_subject_id = $1) \
+               AND (parent_subject_id, child_subject_id) > ($2, $3) \
+             ORDER BY parent_subject_id, child_subject_id LIMIT $4",
+        )
+        .bind(id)
+        .bind(after_parent)
+        .bind(after_child)
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await?;
+        let relations = rows.iter().map(relation_from_row).collect::<Result<Vec<_>, _>>()?;
+        let mut ids = vec![id];
+        for r in &relations {
+            ids.push(if r.parent == id { r.child } else { r.parent });
+        }
+        finish(tx, ctx, ids, "OK", now).await?;
+        Ok(Some(relations))
+    }
+
+    async fn family(&self, ctx: &CallContext, id: Uuid, now: DateTime<Utc>) -> Result<Option<Family>, ApiError> {
+        let mut tx = self.pool.begin().await?;
+        if !subject_exists(&mut tx, id).await? {
+            finish(tx, ctx, vec![id], "NOT_FOUND", now).await?;
+            return Ok(None);
+        }
+        let parents: Vec<Uuid> = sqlx::query_scalar(
+            "SELECT parent_subject_id FROM intake.relations WHERE child_subject_id = $1 ORDER BY 1",
+        )
+        .bind(id)
+        .fetch_all(&mut *tx)
+        .await?;
+        let siblings: Vec<Uuid> = sqlx::query_scalar(
+            "SELECT DISTINCT child_subject_id FROM intake.relations \
+             WHERE parent_subject_id = ANY($1) AND child_subject_id <> $2 ORDER BY 1",
+        )
+        .bind(&parents)
+        .bind(id)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut ids = vec![id];
+        ids.extend(&parents);
+        ids.extend(&siblings);
+        finish(tx, ctx, ids, "OK", now).await?;
+        Ok(Some(Family { siblings, parents }))
+    }
+
+    async fn audit_failure(
+        &self,
+        ctx: &CallContext,
+        ids: Vec<Uuid>,
+        result: &'static str,
+        now: DateTime<Utc>,
+    ) -> Result<(), ApiError> {
+        audit::append_alone(&self.pool, SCHEMA, &ctx.record(ids, result, now)).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,156 @@
+//! Test support shared by every service's tests and the end-to-end crate: a fresh PostgreSQL
+//! database per test, and development keys with a token minter.
+//!
+//! With `DATABASE_URL` set, each test gets a new database on that server. Without it, the first
+//! test in the process starts a throwaway cluster from the machine's PostgreSQL server binaries
+//! (initdb in a temporary folder, random port) that is stopped and removed when the process
+//! exits.
+
+use std::{path::PathBuf, sync::Arc};
+
+use sqlx::{
+    Connection, Executor,
+    postgres::{PgConnectOptions, PgConnection},
+};
+use tokio::sync::OnceCell;
+
+use crate::{
+    auth::{OrgType, Role, TokenRequest, TokenSigner, TokenVerifier, generate_ed25519_pem},
+    bsn::{BsnVault, KeyFile},
+    devdb::{ClusterOptions, LocalCluster},
+};
+
+/// The issuer and audience test tokens carry.
+pub const ISSUER: &str = "zvv-test";
+pub const AUDIENCE: &str = "zvv";
+
+struct Server {
+    admin: PgConnectOptions,
+    // keeps the throwaway cluster (if any) alive for the whole process
+    _cluster: Option<LocalCluster>,
+}
+
+static SERVER: OnceCell<Server> = OnceCell::const_new();
+
+async fn server() -> anyhow::Result<&'static Server> {
+    SERVER
+        .get_or_try_init(|| async {
+            if let Ok(url) = std::env::var("DATABASE_URL") {
+                if !url.trim().is_empty() {
+                    let admin: PgConnectOptions = url.parse()?;
+                    return Ok(Server {
+                        admin,
+                        _cluster: None,
+                    });
+                }
+            }
+            let dir = tempfile::Builder::new().prefix("zvv-test-pg-").tempdir()?.keep();
+            // the postgres OS user (used when tests run as root) must be able to enter it
+            set_mode(&dir, 0o755)?;
+            let data = dir.join("data");
+            let cluster = LocalCluster::start(
+                &data,
+                ClusterOptions {
+                    port: None,
+                    durable: false,
+                },
+            )
+            .await?;
+            cluster.stop_when_process_exits(Some(&dir))?;
+            Ok(Server {
+                admin: cluster.connect_options("postgres"),
+                _cluster: Some(cluster),
+            })
+        })
+        .await
+}
+
+#[cfg(unix)]
+fn set_mode(path: &std::path::Path, mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+}
+
+#[cfg(not(unix))]
+fn set_mode(_: &std::path::Path, _: u32) -> std::io::Result<()> {
+    Ok(())
+}
+
+/// A database of its own for one test.
+#[derive(Debug, Clone)]
+pub struct TestDb {
+    pub name: String,
+    pub options: PgConnectOptions,
+}
+
+impl TestDb {
+    pub async fn create() -> anyhow::Result<Self> {
+        let server = server().await?;
+        let name = format!("zvv_test_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = PgConnection::connect_with(&server.admin).await?;
+        conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .await?;
+        conn.close().await?;
+        Ok(Self {
+            options: server.admin.clone().database(&name),
+            name,
+        })
+    }
+}
+
+/// Signing and BSN keys made for one test, and the files that hold them.
+pub struct TestKeys {
+    pub dir: tempfile::TempDir,
+    pub public_key_path: PathBuf,
+    pub private_key_pem: String,
+    pub bsn_keys: KeyFile,
+    signer: TokenSigner,
+}
+
+impl TestKeys {
+    pub fn new() -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let (private, public) = generate_ed25519_pem()?;
+        let public_key_path = dir.path().join("jwt-public.pem");
+        std::fs::write(&public_key_path, public)?;
+        let signer = TokenSigner::from_pem(private.as_bytes(), ISSUER, AUDIENCE)?;
+        Ok(Self {
+            dir,
+            public_key_path,
+            private_key_pem: private,
+            bsn_keys: KeyFile::generate(),
+            signer,
+        })
+    }
+
+    pub fn verifier(&self) -> anyhow::Result<Arc<TokenVerifier>> {
+        Ok(Arc::new(TokenVerifier::from_files(
+            &[&self.public_key_path],
+            None,
+            ISSUER,
+            AUDIENCE,
+            5,
+        )?))
+    }
+
+    pub fn vault(&self) -> anyhow::Result<Arc<BsnVault>> {
+        Ok(Arc::new(BsnVault::from_key_file(&self.bsn_keys)?))
+    }
+
+    pub fn signer(&self) -> &TokenSigner {
+        &self.signer
+    }
+
+    /// A token valid for an hour.
+    pub fn token(&self, org: &str, org_type: OrgType, roles: &[Role]) -> String {
+        self.signer
+            .mint(&TokenRequest {
+                sub: format!("{}-user", org),
+                org: org.to_owned(),
+                org_type,
+                roles: roles.to_vec(),
+                ttl: chrono::Duration::hours(1),
+            })
+            .unwrap_or_else(|e| panic!("test token: {e}"))
+    }
+}
