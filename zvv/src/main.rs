@@ -1,1 +1,54 @@
-fn main(){}
+//! `zvv`: runs the suite on this machine, mints development tokens, and calls the services.
+
+mod audit;
+mod bench;
+mod client;
+mod datadir;
+mod subject;
+mod token;
+mod up;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "zvv", version, about = "Run and call the zvv Zorg voor Veiligheid suite")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Start every service on 127.0.0.1 (with a private PostgreSQL unless DATABASE_URL is set).
+    Up(up::UpArgs),
+    /// Print a development token that `zvv up` (same data folder) accepts.
+    Token(token::TokenArgs),
+    /// Identity registry: register, resolve, get, update, link, relations, family.
+    #[command(subcommand)]
+    Subject(subject::SubjectCommand),
+    /// Audit log tools.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
+    /// Measure a running suite.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Up(args) => up::run(args).await,
+        Command::Token(args) => token::run(args),
+        Command::Subject(cmd) => subject::run(cmd).await,
+        Command::Audit(cmd) => audit::run(cmd).await,
+        Command::Bench(cmd) => bench::run(cmd).await,
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! End-to-end: the suite as its callers see it.
+
+mod identity;

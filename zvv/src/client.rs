@@ -1,0 +1,68 @@
+//! Connections from the command line to the services, and readable errors.
+
+use anyhow::Context;
+use secrecy::SecretString;
+use tonic::{Code, Status, service::interceptor::InterceptedService, transport::Channel};
+use tonic_types::StatusExt;
+use zvv_platform::client::{Outgoing, TokenSource, channel};
+use zvv_proto::intake::v1::subject_service_client::SubjectServiceClient;
+
+pub type Intake = SubjectServiceClient<InterceptedService<Channel, Outgoing>>;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConnArgs {
+    /// Address of the intake service.
+    #[arg(long, env = "ZVV_INTAKE_ADDR", default_value = "http://127.0.0.1:50051")]
+    pub intake_addr: String,
+    /// Bearer token (see `zvv token`).
+    #[arg(long, env = "ZVV_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+impl ConnArgs {
+    fn token(&self) -> anyhow::Result<TokenSource> {
+        match &self.token {
+            Some(t) if !t.trim().is_empty() => Ok(TokenSource::Static(SecretString::from(t.trim().to_owned()))),
+            _ => anyhow::bail!(
+                "no token: pass --token or set ZVV_TOKEN, e.g. \
+                 export ZVV_TOKEN=$(zvv token --org gm0363 --org-type MUNICIPALITY --role PROFESSIONAL | tail -n1)"
+            ),
+        }
+    }
+
+    pub fn intake(&self) -> anyhow::Result<Intake> {
+        let channel = channel(&self.intake_addr, self.token()?)
+            .with_context(|| format!("invalid intake address {}", self.intake_addr))?;
+        Ok(SubjectServiceClient::new(channel))
+    }
+}
+
+/// A status as a person should read it: code, message, and any field violations.
+pub fn describe(status: &Status) -> String {
+    let mut out = match status.code() {
+        Code::Unavailable => format!(
+            "service unavailable ({}); is `zvv up` running?",
+            status.message()
+        ),
+        code => format!("{code:?}: {}", status.message()),
+    };
+    let details = status.get_error_details();
+    if let Some(bad) = details.bad_request() {
+        for v in &bad.field_violations {
+            out.push_str(&format!("\n  {}: {}", v.field, v.description));
+        }
+    }
+    if let Some(info) = details.error_info() {
+        let mut entries: Vec<_> = info.metadata.iter().collect();
+        entries.sort();
+        for (k, v) in entries {
+            out.push_str(&format!("\n  {k}: {v}"));
+        }
+    }
+    out
+}
+
+/// Turns a failed call into an error with a readable message.
+pub fn check<T>(result: Result<tonic::Response<T>, Status>) -> anyhow::Result<T> {
+    result.map(tonic::Response::into_inner).map_err(|s| anyhow::anyhow!(describe(&s)))
+}
