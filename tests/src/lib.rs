@@ -17,7 +17,10 @@ use zvv_platform::{
 use zvv_proto::intake::v1::subject_service_client::SubjectServiceClient;
 
 pub type IntakeClient = SubjectServiceClient<
-    tonic::service::interceptor::InterceptedService<tonic::transport::Channel, zvv_platform::client::Outgoing>,
+    tonic::service::interceptor::InterceptedService<
+        tonic::transport::Channel,
+        zvv_platform::client::Outgoing,
+    >,
 >;
 
 /// A running suite. Dropping it stops the services.
@@ -76,7 +79,10 @@ impl Harness {
 
     /// A client of intake that sends `token` and the current trace context with every call.
     pub fn intake(&self, token: &str) -> anyhow::Result<IntakeClient> {
-        let ch = channel(&self.intake_url, TokenSource::Static(SecretString::from(token.to_owned())))?;
+        let ch = channel(
+            &self.intake_url,
+            TokenSource::Static(SecretString::from(token.to_owned())),
+        )?;
         Ok(SubjectServiceClient::new(ch))
     }
 

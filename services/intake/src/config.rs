@@ -5,7 +5,11 @@ use std::{net::SocketAddr, path::PathBuf};
 use zvv_platform::config::{AuthArgs, DbArgs, ServerArgs};
 
 #[derive(Debug, Clone, clap::Parser)]
-#[command(name = "zvv-intake", about = "The zvv identity registry (SubjectService)", version)]
+#[command(
+    name = "zvv-intake",
+    about = "The zvv identity registry (SubjectService)",
+    version
+)]
 pub struct Config {
     /// Address to listen on.
     #[arg(long, env = "ZVV_INTAKE_LISTEN", default_value = "127.0.0.1:50051")]

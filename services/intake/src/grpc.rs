@@ -4,9 +4,7 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use tonic::{Request, Response, Status};
 use zvv_platform::{audit::CallContext, error::ApiError};
-use zvv_proto::intake::v1::{
-    self as pb, subject_service_server::SubjectService,
-};
+use zvv_proto::intake::v1::{self as pb, subject_service_server::SubjectService};
 
 use crate::{
     domain::{Relation, RelationKind, Subject},
@@ -28,7 +26,10 @@ fn context<T>(req: &Request<T>) -> Result<CallContext, Status> {
     req.extensions()
         .get::<CallContext>()
         .cloned()
-        .ok_or_else(|| ApiError::internal("call context missing: the call layer is not installed").into_status())
+        .ok_or_else(|| {
+            ApiError::internal("call context missing: the call layer is not installed")
+                .into_status()
+        })
 }
 
 fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
@@ -39,7 +40,8 @@ fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
 }
 
 fn date(d: Option<NaiveDate>) -> String {
-    d.map(|d| d.format("%Y-%m-%d").to_string()).unwrap_or_default()
+    d.map(|d| d.format("%Y-%m-%d").to_string())
+        .unwrap_or_default()
 }
 
 fn subject_pb(s: Subject) -> pb::Subject {
@@ -102,7 +104,10 @@ impl<S: SubjectStore> SubjectService for SubjectApi<S> {
     ) -> Result<Response<pb::ResolveSubjectResponse>, Status> {
         let ctx = context(&request)?;
         let r = request.into_inner();
-        let resolved = self.logic.resolve(&ctx, &r.bsn, r.create_if_missing).await?;
+        let resolved = self
+            .logic
+            .resolve(&ctx, &r.bsn, r.create_if_missing)
+            .await?;
         Ok(Response::new(pb::ResolveSubjectResponse {
             subject_id: resolved.subject.id.to_string(),
             birth_date: date(resolved.subject.birth_date),
@@ -116,7 +121,10 @@ impl<S: SubjectStore> SubjectService for SubjectApi<S> {
         request: Request<pb::GetSubjectRequest>,
     ) -> Result<Response<pb::GetSubjectResponse>, Status> {
         let ctx = context(&request)?;
-        let subject = self.logic.get(&ctx, &request.into_inner().subject_id).await?;
+        let subject = self
+            .logic
+            .get(&ctx, &request.into_inner().subject_id)
+            .await?;
         Ok(Response::new(pb::GetSubjectResponse {
             subject: Some(subject_pb(subject)),
         }))
@@ -160,7 +168,13 @@ impl<S: SubjectStore> SubjectService for SubjectApi<S> {
         };
         let relation = self
             .logic
-            .link(&ctx, &r.request_id, &r.parent_subject_id, &r.child_subject_id, kind)
+            .link(
+                &ctx,
+                &r.request_id,
+                &r.parent_subject_id,
+                &r.child_subject_id,
+                kind,
+            )
             .await?;
         Ok(Response::new(pb::LinkRelationResponse {
             relation: Some(relation_pb(relation)),
@@ -191,7 +205,10 @@ impl<S: SubjectStore> SubjectService for SubjectApi<S> {
         request: Request<pb::ListFamilyRequest>,
     ) -> Result<Response<pb::ListFamilyResponse>, Status> {
         let ctx = context(&request)?;
-        let family = self.logic.family(&ctx, &request.into_inner().subject_id).await?;
+        let family = self
+            .logic
+            .family(&ctx, &request.into_inner().subject_id)
+            .await?;
         Ok(Response::new(pb::ListFamilyResponse {
             sibling_subject_ids: family.siblings.iter().map(ToString::to_string).collect(),
             parent_subject_ids: family.parents.iter().map(ToString::to_string).collect(),

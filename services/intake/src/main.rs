@@ -12,12 +12,17 @@ async fn main() -> anyhow::Result<()> {
     let config = Config::parse();
     let _telemetry = telemetry::init("zvv-intake", config.server.log_format);
     let vault = Arc::new(BsnVault::load(&config.bsn_keys_file).context("loading BSN keys")?);
-    let verifier = config.auth.verifier().context("loading token verification keys")?;
+    let verifier = config
+        .auth
+        .verifier()
+        .context("loading token verification keys")?;
     let options = config.db.connect_options().map_err(anyhow::Error::msg)?;
     let pool = zvv_platform::db::connect(options, &config.db.pool_settings())
         .await
         .context("connecting to PostgreSQL")?;
-    zvv_intake::migrate(&pool).await.context("applying migrations")?;
+    zvv_intake::migrate(&pool)
+        .await
+        .context("applying migrations")?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;

@@ -11,9 +11,9 @@ const REGISTRARS: Grant = Grant {
     org_types: Some(&[OrgType::Municipality, OrgType::NeighbourhoodTeam]),
 };
 
-const BASIS_REGISTER: &str =
-    "AVG art. 6(1)(e); Jeugdwet art. 7.1.1.1: identification of persons in the care for safety approach";
-const BASIS_RESOLVE: &str = "AVG art. 6(1)(e); Wabb art. 10: pseudonymisation of the BSN for suite services";
+const BASIS_REGISTER: &str = "AVG art. 6(1)(e); Jeugdwet art. 7.1.1.1: identification of persons in the care for safety approach";
+const BASIS_RESOLVE: &str =
+    "AVG art. 6(1)(e); Wabb art. 10: pseudonymisation of the BSN for suite services";
 const BASIS_READ: &str = "AVG art. 6(1)(e); Jeugdwet art. 7.4.0: assessing the family situation";
 
 pub static SUBJECT_SERVICE: Policy = Policy {

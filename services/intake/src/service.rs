@@ -16,8 +16,8 @@ use zvv_platform::{
 
 use crate::{
     domain::{
-        Family, MunicipalityCode, NeighbourhoodCode, NewSubject, Relation, RelationKind, Subject, SubjectChange,
-        Violations, parse_birth_date, parse_date_of_death, parse_name,
+        Family, MunicipalityCode, NeighbourhoodCode, NewSubject, Relation, RelationKind, Subject,
+        SubjectChange, Violations, parse_birth_date, parse_date_of_death, parse_name,
     },
     store::{LinkOutcome, RegisterOutcome, ResolveOutcome, SubjectRow, SubjectStore},
 };
@@ -68,7 +68,11 @@ fn scope(ctx: &CallContext, rpc: &str) -> String {
 
 impl<S: SubjectStore> SubjectLogic<S> {
     pub fn new(store: S, vault: Arc<BsnVault>, clock: SharedClock) -> Self {
-        Self { store, vault, clock }
+        Self {
+            store,
+            vault,
+            clock,
+        }
     }
 
     fn now(&self) -> DateTime<Utc> {
@@ -77,7 +81,11 @@ impl<S: SubjectStore> SubjectLogic<S> {
 
     /// Audits a failure that the store did not record, and hands the error back.
     async fn failed(&self, ctx: &CallContext, ids: Vec<Uuid>, err: ApiError) -> ApiError {
-        if let Err(audit_err) = self.store.audit_failure(ctx, ids, err.code_name(), self.now()).await {
+        if let Err(audit_err) = self
+            .store
+            .audit_failure(ctx, ids, err.code_name(), self.now())
+            .await
+        {
             tracing::error!(error = %audit_err, "cannot audit a failed call");
         }
         err
@@ -102,7 +110,9 @@ impl<S: SubjectStore> SubjectLogic<S> {
     fn parse_register(&self, input: &RegisterInput) -> Result<NewSubject, ApiError> {
         let today = self.clock.today();
         let mut v = Violations::default();
-        if let Err(ApiError::InvalidArgument(errs)) = idempotency::check_request_id("request_id", &input.request_id) {
+        if let Err(ApiError::InvalidArgument(errs)) =
+            idempotency::check_request_id("request_id", &input.request_id)
+        {
             for (f, why) in errs {
                 v.add(&f, why);
             }
@@ -119,30 +129,48 @@ impl<S: SubjectStore> SubjectLogic<S> {
         let given = v.check("given_name", parse_name(&input.given_name));
         let family = v.check("family_name", parse_name(&input.family_name));
         let birth = v.check("birth_date", parse_birth_date(&input.birth_date, today));
-        let muni = v.check("municipality_code", MunicipalityCode::parse(&input.municipality_code));
-        let wk = v.check("neighbourhood_code", NeighbourhoodCode::parse(&input.neighbourhood_code));
-        if let (Some(m), Some(w)) = (&muni, &wk) {
-            if !w.lies_in(m) {
-                v.add("neighbourhood_code", format!("does not lie in municipality {m}"));
-            }
+        let muni = v.check(
+            "municipality_code",
+            MunicipalityCode::parse(&input.municipality_code),
+        );
+        let wk = v.check(
+            "neighbourhood_code",
+            NeighbourhoodCode::parse(&input.neighbourhood_code),
+        );
+        if let (Some(m), Some(w)) = (&muni, &wk)
+            && !w.lies_in(m)
+        {
+            v.add(
+                "neighbourhood_code",
+                format!("does not lie in municipality {m}"),
+            );
         }
         v.into_result()?;
         match (bsn, given, family, birth, muni, wk) {
-            (Some(bsn), Some(given_name), Some(family_name), Some(birth_date), Some(municipality), Some(neighbourhood)) => {
-                Ok(NewSubject {
-                    bsn,
-                    given_name,
-                    family_name,
-                    birth_date,
-                    municipality,
-                    neighbourhood,
-                })
-            }
+            (
+                Some(bsn),
+                Some(given_name),
+                Some(family_name),
+                Some(birth_date),
+                Some(municipality),
+                Some(neighbourhood),
+            ) => Ok(NewSubject {
+                bsn,
+                given_name,
+                family_name,
+                birth_date,
+                municipality,
+                neighbourhood,
+            }),
             _ => Err(ApiError::internal("validation passed with a missing field")),
         }
     }
 
-    pub async fn register(&self, ctx: &CallContext, input: RegisterInput) -> Result<Subject, ApiError> {
+    pub async fn register(
+        &self,
+        ctx: &CallContext,
+        input: RegisterInput,
+    ) -> Result<Subject, ApiError> {
         let new = match self.parse_register(&input) {
             Ok(n) => n,
             Err(e) => return Err(self.failed(ctx, vec![], e).await),
@@ -180,7 +208,9 @@ impl<S: SubjectStore> SubjectLogic<S> {
         };
         let lookup = self.vault.lookup_key(&new.bsn);
         match self.store.register(ctx, row, lookup, key).await {
-            Ok(RegisterOutcome::Created(row) | RegisterOutcome::Replayed(row)) => self.to_subject(row),
+            Ok(RegisterOutcome::Created(row) | RegisterOutcome::Replayed(row)) => {
+                self.to_subject(row)
+            }
             Ok(RegisterOutcome::BsnTaken(existing)) => Err(ApiError::AlreadyExists {
                 message: format!("a subject with this BSN is already registered as {existing}"),
                 reason: "SUBJECT_ALREADY_REGISTERED",
@@ -190,7 +220,12 @@ impl<S: SubjectStore> SubjectLogic<S> {
         }
     }
 
-    pub async fn resolve(&self, ctx: &CallContext, bsn_text: &str, create_if_missing: bool) -> Result<Resolved, ApiError> {
+    pub async fn resolve(
+        &self,
+        ctx: &CallContext,
+        bsn_text: &str,
+        create_if_missing: bool,
+    ) -> Result<Resolved, ApiError> {
         let bsn = match bsn("bsn", bsn_text) {
             Ok(b) => b,
             Err(e) => return Err(self.failed(ctx, vec![], e).await),
@@ -208,7 +243,11 @@ impl<S: SubjectStore> SubjectLogic<S> {
             created_at: now,
             updated_at: now,
         });
-        match self.store.resolve(ctx, self.vault.lookup_key(&bsn), create).await {
+        match self
+            .store
+            .resolve(ctx, self.vault.lookup_key(&bsn), create)
+            .await
+        {
             Ok(ResolveOutcome::Found(row)) => Ok(Resolved {
                 subject: self.to_subject(row)?,
                 created: false,
@@ -218,7 +257,8 @@ impl<S: SubjectStore> SubjectLogic<S> {
                 created: true,
             }),
             Ok(ResolveOutcome::NotFound) => Err(ApiError::NotFound(
-                "no subject with this BSN is registered (set create_if_missing to register one)".into(),
+                "no subject with this BSN is registered (set create_if_missing to register one)"
+                    .into(),
             )),
             Err(e) => Err(self.failed(ctx, vec![], e).await),
         }
@@ -253,10 +293,16 @@ impl<S: SubjectStore> SubjectLogic<S> {
         let key = (!request_id.is_empty()).then(|| Key {
             scope: scope(ctx, "UpdateSubject"),
             request_id: request_id.to_owned(),
-            fingerprint: self.vault.fingerprint("UpdateSubject", format!("{id}\u{1f}{changes:?}").as_bytes()),
+            fingerprint: self
+                .vault
+                .fingerprint("UpdateSubject", format!("{id}\u{1f}{changes:?}").as_bytes()),
         });
         let apply = Box::new(move |row: &mut SubjectRow| apply_changes(row, changes));
-        match self.store.update(ctx, id, key, fields, apply, self.now()).await {
+        match self
+            .store
+            .update(ctx, id, key, fields, apply, self.now())
+            .await
+        {
             Ok(Some(row)) => self.to_subject(row),
             Ok(None) => Err(not_found(id)),
             Err(e) => Err(self.failed(ctx, vec![id], e).await),
@@ -275,7 +321,10 @@ impl<S: SubjectStore> SubjectLogic<S> {
             idempotency::check_request_id("request_id", request_id)?;
         }
         if paths.is_empty() {
-            return Err(ApiError::invalid("update_mask", "must name at least one field"));
+            return Err(ApiError::invalid(
+                "update_mask",
+                "must name at least one field",
+            ));
         }
         let today = self.clock.today();
         let mut v = Violations::default();
@@ -285,31 +334,45 @@ impl<S: SubjectStore> SubjectLogic<S> {
             let (field, change): (&'static str, Option<SubjectChange>) = match path.as_str() {
                 "given_name" => (
                     "given_name",
-                    v.check("subject.given_name", parse_name(&values.given_name)).map(SubjectChange::GivenName),
+                    v.check("subject.given_name", parse_name(&values.given_name))
+                        .map(SubjectChange::GivenName),
                 ),
                 "family_name" => (
                     "family_name",
-                    v.check("subject.family_name", parse_name(&values.family_name)).map(SubjectChange::FamilyName),
+                    v.check("subject.family_name", parse_name(&values.family_name))
+                        .map(SubjectChange::FamilyName),
                 ),
                 "municipality_code" => (
                     "municipality_code",
-                    v.check("subject.municipality_code", MunicipalityCode::parse(&values.municipality_code))
-                        .map(SubjectChange::Municipality),
+                    v.check(
+                        "subject.municipality_code",
+                        MunicipalityCode::parse(&values.municipality_code),
+                    )
+                    .map(SubjectChange::Municipality),
                 ),
                 "neighbourhood_code" => (
                     "neighbourhood_code",
-                    v.check("subject.neighbourhood_code", NeighbourhoodCode::parse(&values.neighbourhood_code))
-                        .map(SubjectChange::Neighbourhood),
+                    v.check(
+                        "subject.neighbourhood_code",
+                        NeighbourhoodCode::parse(&values.neighbourhood_code),
+                    )
+                    .map(SubjectChange::Neighbourhood),
                 ),
                 "date_of_death" => (
                     "date_of_death",
-                    v.check("subject.date_of_death", parse_date_of_death(&values.date_of_death, today))
-                        .map(SubjectChange::DateOfDeath),
+                    v.check(
+                        "subject.date_of_death",
+                        parse_date_of_death(&values.date_of_death, today),
+                    )
+                    .map(SubjectChange::DateOfDeath),
                 ),
                 "birth_date" => (
                     "birth_date",
-                    v.check("subject.birth_date", parse_birth_date(&values.birth_date, today))
-                        .map(SubjectChange::BirthDate),
+                    v.check(
+                        "subject.birth_date",
+                        parse_birth_date(&values.birth_date, today),
+                    )
+                    .map(SubjectChange::BirthDate),
                 ),
                 other => {
                     v.add(
@@ -347,13 +410,22 @@ impl<S: SubjectStore> SubjectLogic<S> {
                     v.add(f, why.clone());
                 }
             }
-            let p = v.check("parent_subject_id", parse_id("parent_subject_id", parent).map_err(first_violation));
-            let c = v.check("child_subject_id", parse_id("child_subject_id", child).map_err(first_violation));
+            let p = v.check(
+                "parent_subject_id",
+                parse_id("parent_subject_id", parent).map_err(first_violation),
+            );
+            let c = v.check(
+                "child_subject_id",
+                parse_id("child_subject_id", child).map_err(first_violation),
+            );
             let k = v.check("kind", kind.ok_or("must be PARENT or GUARDIAN"));
-            if let (Some(p), Some(c)) = (p, c) {
-                if p == c {
-                    v.add("child_subject_id", "must differ from parent_subject_id: a subject cannot be its own parent");
-                }
+            if let (Some(p), Some(c)) = (p, c)
+                && p == c
+            {
+                v.add(
+                    "child_subject_id",
+                    "must differ from parent_subject_id: a subject cannot be its own parent",
+                );
             }
             v.into_result()?;
             match (p, c, k) {
@@ -368,9 +440,10 @@ impl<S: SubjectStore> SubjectLogic<S> {
         let key = Key {
             scope: scope(ctx, "LinkRelation"),
             request_id: request_id.to_owned(),
-            fingerprint: self
-                .vault
-                .fingerprint("LinkRelation", format!("{parent}\u{1f}{child}\u{1f}{}", kind.as_str()).as_bytes()),
+            fingerprint: self.vault.fingerprint(
+                "LinkRelation",
+                format!("{parent}\u{1f}{child}\u{1f}{}", kind.as_str()).as_bytes(),
+            ),
         };
         let relation = Relation {
             parent,
@@ -380,14 +453,17 @@ impl<S: SubjectStore> SubjectLogic<S> {
         };
         match self.store.link(ctx, relation, key).await {
             Ok(LinkOutcome::Linked(r) | LinkOutcome::Replayed(r)) => Ok(r),
-            Ok(LinkOutcome::Missing(field)) => Err(ApiError::NotFound(format!("no subject with the given {field}"))),
+            Ok(LinkOutcome::Missing(field)) => Err(ApiError::NotFound(format!(
+                "no subject with the given {field}"
+            ))),
             Ok(LinkOutcome::Exists) => Err(ApiError::AlreadyExists {
                 message: "this relation is already recorded".into(),
                 reason: "RELATION_ALREADY_LINKED",
                 metadata: HashMap::new(),
             }),
             Ok(LinkOutcome::Cycle) => Err(ApiError::FailedPrecondition(
-                "the child is already an ancestor of the parent: the relation would make a cycle".into(),
+                "the child is already an ancestor of the parent: the relation would make a cycle"
+                    .into(),
             )),
             Err(e) => Err(self.failed(ctx, vec![parent, child], e).await),
         }
@@ -406,9 +482,13 @@ impl<S: SubjectStore> SubjectLogic<S> {
             let after = match zvv_platform::paging::decode_token(page_token)? {
                 None => None,
                 Some(cursor) => {
-                    let bad = || ApiError::invalid("page_token", "is not a token returned by this RPC");
+                    let bad =
+                        || ApiError::invalid("page_token", "is not a token returned by this RPC");
                     let (p, c) = cursor.split_once('|').ok_or_else(bad)?;
-                    Some((Uuid::try_parse(p).map_err(|_| bad())?, Uuid::try_parse(c).map_err(|_| bad())?))
+                    Some((
+                        Uuid::try_parse(p).map_err(|_| bad())?,
+                        Uuid::try_parse(c).map_err(|_| bad())?,
+                    ))
                 }
             };
             Ok::<_, ApiError>((id, size, after))
@@ -417,7 +497,11 @@ impl<S: SubjectStore> SubjectLogic<S> {
             Ok(p) => p,
             Err(e) => return Err(self.failed(ctx, vec![], e).await),
         };
-        match self.store.list_relations(ctx, id, after, size + 1, self.now()).await {
+        match self
+            .store
+            .list_relations(ctx, id, after, size + 1, self.now())
+            .await
+        {
             Ok(Some(mut relations)) => {
                 let next = if relations.len() > size as usize {
                     relations.truncate(size as usize);
@@ -457,7 +541,10 @@ pub struct UpdateValues {
 }
 
 fn first_violation(e: ApiError) -> String {
-    e.violations().first().map(|(_, why)| why.clone()).unwrap_or_default()
+    e.violations()
+        .first()
+        .map(|(_, why)| why.clone())
+        .unwrap_or_default()
 }
 
 fn not_found(id: Uuid) -> ApiError {
@@ -483,18 +570,21 @@ fn apply_changes(row: &mut SubjectRow, changes: Vec<SubjectChange>) -> Result<()
             },
         }
     }
-    if let (Some(m), Some(w)) = (&row.municipality_code, &row.neighbourhood_code) {
-        if w.get(2..6) != m.get(2..6) {
-            return Err(ApiError::invalid(
-                "subject.neighbourhood_code",
-                format!("does not lie in municipality {m}"),
-            ));
-        }
+    if let (Some(m), Some(w)) = (&row.municipality_code, &row.neighbourhood_code)
+        && w.get(2..6) != m.get(2..6)
+    {
+        return Err(ApiError::invalid(
+            "subject.neighbourhood_code",
+            format!("does not lie in municipality {m}"),
+        ));
     }
-    if let (Some(birth), Some(death)) = (row.birth_date, row.date_of_death) {
-        if death < birth {
-            return Err(ApiError::invalid("subject.date_of_death", "must not be before the birth date"));
-        }
+    if let (Some(birth), Some(death)) = (row.birth_date, row.date_of_death)
+        && death < birth
+    {
+        return Err(ApiError::invalid(
+            "subject.date_of_death",
+            "must not be before the birth date",
+        ));
     }
     Ok(())
 }

@@ -91,7 +91,9 @@ impl AuditRecord {
         h.update(prev_hash);
         for part in [
             seq.to_string().as_str(),
-            &self.occurred_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            &self
+                .occurred_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
             &self.action,
             &ids,
             &self.result,
@@ -116,14 +118,20 @@ pub const GENESIS: [u8; 32] = [0; 32];
 /// Appends a record inside the caller's transaction. Appends are serialised per schema with a
 /// transaction-scoped advisory lock, held from here until the transaction ends; call this as
 /// the last statement before commit to keep that window short.
-pub async fn append(conn: &mut PgConnection, schema: Schema, record: &AuditRecord) -> Result<i64, sqlx::Error> {
+pub async fn append(
+    conn: &mut PgConnection,
+    schema: Schema,
+    record: &AuditRecord,
+) -> Result<i64, sqlx::Error> {
     sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
         .bind(format!("zvv.audit.{}", schema.name()))
         .execute(&mut *conn)
         .await?;
-    let last = sqlx::query(schema.sql("SELECT seq, hash FROM {schema}.audit_log ORDER BY seq DESC LIMIT 1"))
-        .fetch_optional(&mut *conn)
-        .await?;
+    let last = sqlx::query(
+        schema.sql("SELECT seq, hash FROM {schema}.audit_log ORDER BY seq DESC LIMIT 1"),
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
     let (seq, prev_hash) = match last {
         Some(row) => (row.try_get::<i64, _>(0)? + 1, row.try_get::<Vec<u8>, _>(1)?),
         None => (1, GENESIS.to_vec()),
@@ -154,7 +162,11 @@ pub async fn append(conn: &mut PgConnection, schema: Schema, record: &AuditRecor
 }
 
 /// Appends a record in a transaction of its own (for denied and failed calls).
-pub async fn append_alone(pool: &PgPool, schema: Schema, record: &AuditRecord) -> Result<i64, sqlx::Error> {
+pub async fn append_alone(
+    pool: &PgPool,
+    schema: Schema,
+    record: &AuditRecord,
+) -> Result<i64, sqlx::Error> {
     let mut tx = pool.begin().await?;
     let seq = append(&mut tx, schema, record).await?;
     tx.commit().await?;

@@ -265,8 +265,7 @@ impl TokenVerifier {
         let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Malformed)?;
         let mut last = AuthError::Signature;
         let candidates = self.keys.iter().filter(|k| {
-            k.alg == header.alg
-                && (header.kid.is_none() || k.kid.is_none() || k.kid == header.kid)
+            k.alg == header.alg && (header.kid.is_none() || k.kid.is_none() || k.kid == header.kid)
         });
         for pinned in candidates {
             let mut validation = Validation::new(pinned.alg);
@@ -303,7 +302,9 @@ impl TokenVerifier {
 
 fn principal(claims: Claims) -> Result<Principal, AuthError> {
     if claims.sub.is_empty() || claims.org.is_empty() {
-        return Err(AuthError::Claims("sub and org must not be empty".to_owned()));
+        return Err(AuthError::Claims(
+            "sub and org must not be empty".to_owned(),
+        ));
     }
     let org_type = claims.org_type.parse().map_err(AuthError::Claims)?;
     // Unknown roles are ignored rather than refused, so that new roles can be introduced
@@ -459,7 +460,10 @@ mod tests {
         let k = keys();
         let mut c = claims();
         c.exp = chrono::Utc::now().timestamp() - 120;
-        assert_eq!(k.verifier.verify(&k.signer.mint_claims(&c).unwrap()), Err(AuthError::Expired));
+        assert_eq!(
+            k.verifier.verify(&k.signer.mint_claims(&c).unwrap()),
+            Err(AuthError::Expired)
+        );
 
         let mut c = claims();
         c.nbf = chrono::Utc::now().timestamp() + 600;
@@ -470,11 +474,17 @@ mod tests {
 
         let mut c = claims();
         c.aud = "other".into();
-        assert_eq!(k.verifier.verify(&k.signer.mint_claims(&c).unwrap()), Err(AuthError::Audience));
+        assert_eq!(
+            k.verifier.verify(&k.signer.mint_claims(&c).unwrap()),
+            Err(AuthError::Audience)
+        );
 
         let mut c = claims();
         c.iss = "evil".into();
-        assert_eq!(k.verifier.verify(&k.signer.mint_claims(&c).unwrap()), Err(AuthError::Issuer));
+        assert_eq!(
+            k.verifier.verify(&k.signer.mint_claims(&c).unwrap()),
+            Err(AuthError::Issuer)
+        );
 
         let mut c = claims();
         c.org_type = "ALIENS".into();

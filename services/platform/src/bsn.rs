@@ -262,10 +262,17 @@ mod tests {
         let bsn = Bsn::parse("123456782").unwrap();
         let sealed = vault.seal(&bsn);
         assert!(!sealed.ciphertext.windows(9).any(|w| w == b"123456782"));
-        assert_ne!(vault.seal(&bsn).ciphertext, sealed.ciphertext, "fresh nonce each time");
+        assert_ne!(
+            vault.seal(&bsn).ciphertext,
+            sealed.ciphertext,
+            "fresh nonce each time"
+        );
         assert_eq!(vault.open(&sealed).unwrap(), bsn);
         assert_eq!(vault.lookup_key(&bsn), vault.lookup_key(&bsn.clone()));
-        assert_ne!(vault.lookup_key(&bsn), vault.lookup_key(&Bsn::parse("111222333").unwrap()));
+        assert_ne!(
+            vault.lookup_key(&bsn),
+            vault.lookup_key(&Bsn::parse("111222333").unwrap())
+        );
 
         // rotate: a new active key, the old one kept for reading
         let mut rotated = KeyFile::generate();

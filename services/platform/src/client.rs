@@ -58,10 +58,10 @@ impl TokenSource {
                     .and_then(|m| m.modified())
                     .map_err(|_| unavailable("cannot stat service token file"))?;
                 let mut guard = cache.lock().unwrap_or_else(|p| p.into_inner());
-                if let Some((seen, token)) = guard.as_ref() {
-                    if *seen == modified {
-                        return Ok(token.clone());
-                    }
+                if let Some((seen, token)) = guard.as_ref()
+                    && *seen == modified
+                {
+                    return Ok(token.clone());
                 }
                 let text = std::fs::read_to_string(path)
                     .map_err(|_| unavailable("cannot read service token file"))?;
@@ -98,7 +98,10 @@ impl Interceptor for Outgoing {
 
 /// A channel to `url` (e.g. `http://127.0.0.1:50051`) wrapped with [`Outgoing`]. Connects
 /// lazily, so services can start in any order.
-pub fn channel(url: &str, token: TokenSource) -> Result<InterceptedService<Channel, Outgoing>, tonic::transport::Error> {
+pub fn channel(
+    url: &str,
+    token: TokenSource,
+) -> Result<InterceptedService<Channel, Outgoing>, tonic::transport::Error> {
     let channel = Endpoint::from_shared(url.to_owned())?
         .connect_timeout(std::time::Duration::from_secs(3))
         .timeout(std::time::Duration::from_secs(10))

@@ -107,3 +107,17 @@ impl ServerArgs {
         }
     }
 }
+
+/// This service's identity for calls to other suite services.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ClientArgs {
+    /// File holding this service's SERVICE token; re-read whenever it changes.
+    #[arg(long, env = "ZVV_SERVICE_TOKEN_FILE")]
+    pub service_token_file: PathBuf,
+}
+
+impl ClientArgs {
+    pub fn token_source(&self) -> crate::client::TokenSource {
+        crate::client::TokenSource::file(&self.service_token_file)
+    }
+}

@@ -59,7 +59,10 @@ impl Default for PoolSettings {
 }
 
 /// Opens a pool.
-pub async fn connect(options: PgConnectOptions, settings: &PoolSettings) -> Result<PgPool, sqlx::Error> {
+pub async fn connect(
+    options: PgConnectOptions,
+    settings: &PoolSettings,
+) -> Result<PgPool, sqlx::Error> {
     PgPoolOptions::new()
         .max_connections(settings.max_connections)
         .acquire_timeout(settings.acquire_timeout)
@@ -135,7 +138,11 @@ fn platform_migrator(schema: Schema) -> Migrator {
 
 /// Creates the schema if needed and applies the platform's and then the service's migrations,
 /// each tracked in its own table inside the schema.
-pub async fn migrate(pool: &PgPool, schema: Schema, mut service: Migrator) -> Result<(), sqlx::migrate::MigrateError> {
+pub async fn migrate(
+    pool: &PgPool,
+    schema: Schema,
+    mut service: Migrator,
+) -> Result<(), sqlx::migrate::MigrateError> {
     platform_migrator(schema).run(pool).await?;
     service.dangerous_set_table_name(format!("{}._sqlx_migrations", schema.name()));
     service.create_schema(schema.name());
@@ -151,7 +158,10 @@ mod tests {
     #[test]
     fn schema_sql_is_qualified() {
         const S: Schema = Schema::new("intake");
-        assert_eq!(S.sql("SELECT 1 FROM {schema}.x").0, "SELECT 1 FROM intake.x");
+        assert_eq!(
+            S.sql("SELECT 1 FROM {schema}.x").0,
+            "SELECT 1 FROM intake.x"
+        );
     }
 
     #[test]

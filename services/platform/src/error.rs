@@ -183,10 +183,19 @@ mod tests {
                 },
                 Code::AlreadyExists,
             ),
-            (ApiError::FailedPrecondition("x".into()), Code::FailedPrecondition),
-            (ApiError::PermissionDenied("x".into()), Code::PermissionDenied),
+            (
+                ApiError::FailedPrecondition("x".into()),
+                Code::FailedPrecondition,
+            ),
+            (
+                ApiError::PermissionDenied("x".into()),
+                Code::PermissionDenied,
+            ),
             (ApiError::Unauthenticated("x".into()), Code::Unauthenticated),
-            (ApiError::ResourceExhausted("x".into()), Code::ResourceExhausted),
+            (
+                ApiError::ResourceExhausted("x".into()),
+                Code::ResourceExhausted,
+            ),
             (ApiError::Unavailable("x".into()), Code::Unavailable),
             (ApiError::internal("boom"), Code::Internal),
         ];

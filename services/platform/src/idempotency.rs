@@ -32,9 +32,18 @@ pub struct Key {
 
 /// Locks the key for the rest of the transaction and returns the stored response of an earlier
 /// call with the same key, if any. The same id with a different request is INVALID_ARGUMENT.
-pub async fn lookup(conn: &mut PgConnection, schema: Schema, key: &Key) -> Result<Option<Vec<u8>>, ApiError> {
+pub async fn lookup(
+    conn: &mut PgConnection,
+    schema: Schema,
+    key: &Key,
+) -> Result<Option<Vec<u8>>, ApiError> {
     sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
-        .bind(format!("zvv.idem.{}.{}.{}", schema.name(), key.scope, key.request_id))
+        .bind(format!(
+            "zvv.idem.{}.{}.{}",
+            schema.name(),
+            key.scope,
+            key.request_id
+        ))
         .execute(&mut *conn)
         .await?;
     let row = sqlx::query(schema.sql(
@@ -60,7 +69,12 @@ pub async fn lookup(conn: &mut PgConnection, schema: Schema, key: &Key) -> Resul
 }
 
 /// Stores the response of a successful call under its key, in the same transaction.
-pub async fn store(conn: &mut PgConnection, schema: Schema, key: &Key, response: &[u8]) -> Result<(), sqlx::Error> {
+pub async fn store(
+    conn: &mut PgConnection,
+    schema: Schema,
+    key: &Key,
+    response: &[u8],
+) -> Result<(), sqlx::Error> {
     sqlx::query(schema.sql(
         "INSERT INTO {schema}.idempotency (scope, request_id, fingerprint, response) VALUES ($1, $2, $3, $4)",
     ))

@@ -180,7 +180,11 @@ where
 
 /// Audits a refused call in its own transaction and builds the response. An audit failure is
 /// logged; the call stays refused.
-async fn refuse<B: Default>(shared: &Shared, ctx: &CallContext, status: Status) -> http::Response<B> {
+async fn refuse<B: Default>(
+    shared: &Shared,
+    ctx: &CallContext,
+    status: Status,
+) -> http::Response<B> {
     let record = ctx.record(Vec::new(), code_name(status.code()), shared.clock.now());
     if let Err(e) = audit::append_alone(&shared.pool, shared.schema, &record).await {
         tracing::error!(error = %e, "cannot audit a refused call");

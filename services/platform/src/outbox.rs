@@ -97,7 +97,12 @@ mod tests {
     #[test]
     fn codes_must_be_codes() {
         assert!(Event::new("x").code("kind", "PARENT").check().is_ok());
-        assert!(Event::new("x").code("municipality", "GM0363").check().is_ok());
+        assert!(
+            Event::new("x")
+                .code("municipality", "GM0363")
+                .check()
+                .is_ok()
+        );
         assert!(Event::new("x").code("name", "Jan Jansen").check().is_err());
         assert!(Event::new("x").code("empty", "").check().is_err());
     }

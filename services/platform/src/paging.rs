@@ -43,7 +43,10 @@ mod tests {
         assert_eq!(page_size(0).unwrap(), DEFAULT_PAGE_SIZE);
         assert_eq!(page_size(1000).unwrap(), MAX_PAGE_SIZE);
         assert!(page_size(-1).is_err());
-        assert_eq!(decode_token(&encode_token("a|b")).unwrap().as_deref(), Some("a|b"));
+        assert_eq!(
+            decode_token(&encode_token("a|b")).unwrap().as_deref(),
+            Some("a|b")
+        );
         assert_eq!(decode_token("").unwrap(), None);
         assert!(decode_token("***").is_err());
     }

@@ -23,7 +23,9 @@ impl Grant {
 
     fn allows(&self, who: &Principal) -> bool {
         self.roles.iter().any(|r| who.has_role(*r))
-            && self.org_types.is_none_or(|types| types.contains(&who.org_type))
+            && self
+                .org_types
+                .is_none_or(|types| types.contains(&who.org_type))
     }
 }
 
@@ -66,7 +68,10 @@ impl Policy {
             }
         }
         if !found {
-            return Err(format!("service {} is not in the descriptor set", self.service));
+            return Err(format!(
+                "service {} is not in the descriptor set",
+                self.service
+            ));
         }
         let mut problems: Vec<String> = methods
             .iter()
@@ -174,18 +179,36 @@ mod tests {
         let school = who(OrgType::School, &[Role::Professional]);
         let svc = who(OrgType::Suite, &[Role::Service]);
         let fake_svc = who(OrgType::School, &[Role::Service]);
-        assert!(matches!(set.decide("/zvv.test.v1.TestService/Read", &muni), Decision::Allowed(_)));
-        assert!(matches!(set.decide("/zvv.test.v1.TestService/Read", &svc), Decision::Allowed(_)));
-        assert!(matches!(set.decide("/zvv.test.v1.TestService/Read", &school), Decision::Denied(_)));
+        assert!(matches!(
+            set.decide("/zvv.test.v1.TestService/Read", &muni),
+            Decision::Allowed(_)
+        ));
+        assert!(matches!(
+            set.decide("/zvv.test.v1.TestService/Read", &svc),
+            Decision::Allowed(_)
+        ));
+        assert!(matches!(
+            set.decide("/zvv.test.v1.TestService/Read", &school),
+            Decision::Denied(_)
+        ));
         assert!(matches!(
             set.decide("/zvv.test.v1.TestService/Read", &fake_svc),
             Decision::Denied(_)
         ));
-        assert!(matches!(set.decide("/zvv.test.v1.TestService/Nope", &muni), Decision::Unknown));
-        assert!(matches!(set.decide("/other.Svc/Read", &muni), Decision::Unknown));
+        assert!(matches!(
+            set.decide("/zvv.test.v1.TestService/Nope", &muni),
+            Decision::Unknown
+        ));
+        assert!(matches!(
+            set.decide("/other.Svc/Read", &muni),
+            Decision::Unknown
+        ));
         assert!(matches!(set.decide("garbage", &muni), Decision::Unknown));
         assert!(matches!(
-            set.decide("/zvv.test.v1.TestService/Admin", &who(OrgType::School, &[Role::Analyst])),
+            set.decide(
+                "/zvv.test.v1.TestService/Admin",
+                &who(OrgType::School, &[Role::Analyst])
+            ),
             Decision::Allowed(_)
         ));
     }

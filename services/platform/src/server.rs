@@ -48,9 +48,13 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
     let (reporter, health) = tonic_health::server::health_reporter();
-    reporter.set_service_status("", ServingStatus::Serving).await;
+    reporter
+        .set_service_status("", ServingStatus::Serving)
+        .await;
     for name in service_names {
-        reporter.set_service_status(*name, ServingStatus::Serving).await;
+        reporter
+            .set_service_status(*name, ServingStatus::Serving)
+            .await;
     }
 
     let reflection_v1 = tonic_reflection::server::Builder::configure()
@@ -77,9 +81,13 @@ pub async fn serve(
     let drain_signal = async move {
         shutdown.await;
         tracing::info!("shutting down: reporting NOT_SERVING");
-        reporter.set_service_status("", ServingStatus::NotServing).await;
+        reporter
+            .set_service_status("", ServingStatus::NotServing)
+            .await;
         for name in names {
-            reporter.set_service_status(name, ServingStatus::NotServing).await;
+            reporter
+                .set_service_status(name, ServingStatus::NotServing)
+                .await;
         }
         tokio::time::sleep(delay).await;
         tracing::info!("draining in-flight calls");
@@ -90,7 +98,10 @@ pub async fn serve(
         .layer(ShedLayer::new(settings.concurrency_limit))
         .layer(call_layer)
         .add_routes(routes)
-        .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), drain_signal)
+        .serve_with_incoming_shutdown(
+            TcpIncoming::from(listener).with_nodelay(Some(true)),
+            drain_signal,
+        )
         .await?;
     tracing::info!("stopped");
     Ok(())

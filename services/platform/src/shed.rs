@@ -69,10 +69,15 @@ where
                 })
             }
             Err(_) => {
-                tracing::warn!(path = req.uri().path(), "shedding load: too many calls in flight");
+                tracing::warn!(
+                    path = req.uri().path(),
+                    "shedding load: too many calls in flight"
+                );
                 Box::pin(async {
-                    Ok(Status::resource_exhausted("server busy: too many calls in flight, retry later")
-                        .into_http())
+                    Ok(Status::resource_exhausted(
+                        "server busy: too many calls in flight, retry later",
+                    )
+                    .into_http())
                 })
             }
         }

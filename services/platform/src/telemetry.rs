@@ -66,7 +66,10 @@ pub fn init(service: &str, format: LogFormat) -> TelemetryGuard {
     let endpoint = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").unwrap_or_default();
     let mut export_error = None;
     if !endpoint.trim().is_empty() {
-        match opentelemetry_otlp::SpanExporter::builder().with_tonic().build() {
+        match opentelemetry_otlp::SpanExporter::builder()
+            .with_tonic()
+            .build()
+        {
             Ok(exporter) => builder = builder.with_batch_exporter(exporter),
             Err(e) => export_error = Some(e.to_string()),
         }
@@ -80,7 +83,8 @@ pub fn init(service: &str, format: LogFormat) -> TelemetryGuard {
         .build();
     let tracer = provider.tracer("zvv");
 
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     let otel = tracing_opentelemetry::layer().with_tracer(tracer);
     let registry = tracing_subscriber::registry().with(filter).with(otel);
     let installed = match format {

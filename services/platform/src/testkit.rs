@@ -35,16 +35,19 @@ static SERVER: OnceCell<Server> = OnceCell::const_new();
 async fn server() -> anyhow::Result<&'static Server> {
     SERVER
         .get_or_try_init(|| async {
-            if let Ok(url) = std::env::var("DATABASE_URL") {
-                if !url.trim().is_empty() {
-                    let admin: PgConnectOptions = url.parse()?;
-                    return Ok(Server {
-                        admin,
-                        _cluster: None,
-                    });
-                }
+            if let Ok(url) = std::env::var("DATABASE_URL")
+                && !url.trim().is_empty()
+            {
+                let admin: PgConnectOptions = url.parse()?;
+                return Ok(Server {
+                    admin,
+                    _cluster: None,
+                });
             }
-            let dir = tempfile::Builder::new().prefix("zvv-test-pg-").tempdir()?.keep();
+            let dir = tempfile::Builder::new()
+                .prefix("zvv-test-pg-")
+                .tempdir()?
+                .keep();
             // the postgres OS user (used when tests run as root) must be able to enter it
             set_mode(&dir, 0o755)?;
             let data = dir.join("data");

@@ -42,7 +42,10 @@ async fn a_service_resolves_a_registered_child_within_the_callers_trace() {
     let mut as_service = suite.intake(&service).expect("client");
     let span = tracing::info_span!("signalling.register_signal");
     let trace_id = span.context().span().span_context().trace_id().to_string();
-    assert_ne!(trace_id, "00000000000000000000000000000000", "spans get real ids");
+    assert_ne!(
+        trace_id, "00000000000000000000000000000000",
+        "spans get real ids"
+    );
     let resolved = async {
         as_service
             .resolve_subject(ResolveSubjectRequest {
@@ -66,7 +69,10 @@ async fn a_service_resolves_a_registered_child_within_the_callers_trace() {
     .fetch_one(&suite.pool)
     .await
     .expect("audit row");
-    assert_eq!(audited_trace, trace_id, "intake continued the caller's trace");
+    assert_eq!(
+        audited_trace, trace_id,
+        "intake continued the caller's trace"
+    );
     assert_eq!(org, "zvv-signalling");
     suite.stop().await;
 }

@@ -6,6 +6,6 @@ mod subject;
 
 pub use codes::{MunicipalityCode, NeighbourhoodCode};
 pub use subject::{
-    Family, NewSubject, Relation, RelationKind, Subject, SubjectChange, Violations, parse_birth_date,
-    parse_date_of_death, parse_name,
+    Family, NewSubject, Relation, RelationKind, Subject, SubjectChange, Violations,
+    parse_birth_date, parse_date_of_death, parse_name,
 };

@@ -132,7 +132,8 @@ fn parse_date(value: &str) -> Result<NaiveDate, String> {
     if value.len() != 10 {
         return Err("must be a date as YYYY-MM-DD".into());
     }
-    NaiveDate::parse_from_str(value, "%Y-%m-%d").map_err(|_| "must be a real date as YYYY-MM-DD".into())
+    NaiveDate::parse_from_str(value, "%Y-%m-%d")
+        .map_err(|_| "must be a real date as YYYY-MM-DD".into())
 }
 
 /// A birth date: a real date, not in the future, not more than 120 years ago.
@@ -186,7 +187,10 @@ mod tests {
     #[test]
     fn birth_dates() {
         let today = d("2026-11-23");
-        assert_eq!(parse_birth_date("2015-02-28", today).unwrap(), d("2015-02-28"));
+        assert_eq!(
+            parse_birth_date("2015-02-28", today).unwrap(),
+            d("2015-02-28")
+        );
         assert!(parse_birth_date("2026-11-23", today).is_ok());
         assert!(parse_birth_date("2026-11-24", today).is_err());
         assert!(parse_birth_date("1906-11-23", today).is_ok());
@@ -204,6 +208,9 @@ mod tests {
         let today = d("2026-11-23");
         assert_eq!(parse_date_of_death("", today).unwrap(), None);
         assert!(parse_date_of_death("2026-12-01", today).is_err());
-        assert_eq!(parse_date_of_death("2026-11-01", today).unwrap(), Some(d("2026-11-01")));
+        assert_eq!(
+            parse_date_of_death("2026-11-01", today).unwrap(),
+            Some(d("2026-11-01"))
+        );
     }
 }

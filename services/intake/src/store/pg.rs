@@ -63,7 +63,11 @@ fn relation_from_row(row: &PgRow) -> Result<Relation, ApiError> {
     })
 }
 
-async fn fetch_subject(conn: &mut PgConnection, id: Uuid, lock: bool) -> Result<Option<SubjectRow>, sqlx::Error> {
+async fn fetch_subject(
+    conn: &mut PgConnection,
+    id: Uuid,
+    lock: bool,
+) -> Result<Option<SubjectRow>, sqlx::Error> {
     let sql = format!(
         "SELECT {SUBJECT_COLUMNS} FROM intake.subjects WHERE subject_id = $1{}",
         if lock { " FOR UPDATE" } else { "" }
@@ -76,7 +80,11 @@ async fn fetch_subject(conn: &mut PgConnection, id: Uuid, lock: bool) -> Result<
         .transpose()
 }
 
-async fn insert_subject(conn: &mut PgConnection, row: &SubjectRow, lookup: &[u8]) -> Result<Option<SubjectRow>, sqlx::Error> {
+async fn insert_subject(
+    conn: &mut PgConnection,
+    row: &SubjectRow,
+    lookup: &[u8],
+) -> Result<Option<SubjectRow>, sqlx::Error> {
     let sql = format!(
         "INSERT INTO intake.subjects (subject_id, bsn_lookup, bsn_ciphertext, bsn_key_id, given_name, \
          family_name, birth_date, municipality_code, neighbourhood_code, date_of_death, created_at, updated_at) \
@@ -135,7 +143,8 @@ async fn finish(
 }
 
 fn subject_id_bytes(bytes: &[u8]) -> Result<Uuid, ApiError> {
-    Uuid::from_slice(bytes).map_err(|_| ApiError::internal("stored idempotent response is not an id"))
+    Uuid::from_slice(bytes)
+        .map_err(|_| ApiError::internal("stored idempotent response is not an id"))
 }
 
 impl SubjectStore for PgStore {
@@ -150,16 +159,17 @@ impl SubjectStore for PgStore {
         let mut tx = self.pool.begin().await?;
         if let Some(stored) = idempotency::lookup(&mut tx, SCHEMA, &idem).await? {
             let id = subject_id_bytes(&stored)?;
-            let subject = fetch_subject(&mut tx, id, false)
-                .await?
-                .ok_or_else(|| ApiError::NotFound("the subject this request registered no longer exists".into()))?;
+            let subject = fetch_subject(&mut tx, id, false).await?.ok_or_else(|| {
+                ApiError::NotFound("the subject this request registered no longer exists".into())
+            })?;
             finish(tx, ctx, vec![id], "OK", now).await?;
             return Ok(RegisterOutcome::Replayed(subject));
         }
         match insert_subject(&mut tx, &row, &lookup).await? {
             Some(created) => {
                 idempotency::store(&mut tx, SCHEMA, &idem, created.id.as_bytes()).await?;
-                let mut event = Event::new("intake.subject.registered").id("subject_id", created.id);
+                let mut event =
+                    Event::new("intake.subject.registered").id("subject_id", created.id);
                 if let Some(code) = &created.municipality_code {
                     event = event.code("municipality_code", code.clone());
                 }
@@ -220,10 +230,22 @@ impl SubjectStore for PgStore {
         Ok(outcome)
     }
 
-    async fn get(&self, ctx: &CallContext, id: Uuid, now: DateTime<Utc>) -> Result<Option<SubjectRow>, ApiError> {
+    async fn get(
+        &self,
+        ctx: &CallContext,
+        id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<Option<SubjectRow>, ApiError> {
         let mut tx = self.pool.begin().await?;
         let row = fetch_subject(&mut tx, id, false).await?;
-        finish(tx, ctx, vec![id], if row.is_some() { "OK" } else { "NOT_FOUND" }, now).await?;
+        finish(
+            tx,
+            ctx,
+            vec![id],
+            if row.is_some() { "OK" } else { "NOT_FOUND" },
+            now,
+        )
+        .await?;
         Ok(row)
     }
 
@@ -237,12 +259,12 @@ impl SubjectStore for PgStore {
         now: DateTime<Utc>,
     ) -> Result<Option<SubjectRow>, ApiError> {
         let mut tx = self.pool.begin().await?;
-        if let Some(key) = &idem {
-            if idempotency::lookup(&mut tx, SCHEMA, key).await?.is_some() {
-                let row = fetch_subject(&mut tx, id, false).await?;
-                finish(tx, ctx, vec![id], "OK", now).await?;
-                return Ok(row);
-            }
+        if let Some(key) = &idem
+            && idempotency::lookup(&mut tx, SCHEMA, key).await?.is_some()
+        {
+            let row = fetch_subject(&mut tx, id, false).await?;
+            finish(tx, ctx, vec![id], "OK", now).await?;
+            return Ok(row);
         }
         let Some(mut row) = fetch_subject(&mut tx, id, true).await? else {
             finish(tx, ctx, vec![id], "NOT_FOUND", now).await?;
@@ -278,13 +300,23 @@ impl SubjectStore for PgStore {
         }
         emit(&mut tx, event, now).await?;
         if before_death.is_none() && row.date_of_death.is_some() {
-            emit(&mut tx, Event::new("intake.subject.deceased").id("subject_id", id), now).await?;
+            emit(
+                &mut tx,
+                Event::new("intake.subject.deceased").id("subject_id", id),
+                now,
+            )
+            .await?;
         }
         finish(tx, ctx, vec![id], "OK", now).await?;
         Ok(Some(row))
     }
 
-    async fn link(&self, ctx: &CallContext, relation: Relation, idem: Key) -> Result<LinkOutcome, ApiError> {
+    async fn link(
+        &self,
+        ctx: &CallContext,
+        relation: Relation,
+        idem: Key,
+    ) -> Result<LinkOutcome, ApiError> {
         let now = relation.created_at;
         let ids = vec![relation.parent, relation.child];
         let mut tx = self.pool.begin().await?;
@@ -391,7 +423,10 @@ impl SubjectStore for PgStore {
         .bind(i64::from(limit))
         .fetch_all(&mut *tx)
         .await?;
-        let relations = rows.iter().map(relation_from_row).collect::<Result<Vec<_>, _>>()?;
+        let relations = rows
+            .iter()
+            .map(relation_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
         let mut ids = vec![id];
         for r in &relations {
             ids.push(if r.parent == id { r.child } else { r.parent });
@@ -400,7 +435,12 @@ impl SubjectStore for PgStore {
         Ok(Some(relations))
     }
 
-    async fn family(&self, ctx: &CallContext, id: Uuid, now: DateTime<Utc>) -> Result<Option<Family>, ApiError> {
+    async fn family(
+        &self,
+        ctx: &CallContext,
+        id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Family>, ApiError> {
         let mut tx = self.pool.begin().await?;
         if !subject_exists(&mut tx, id).await? {
             finish(tx, ctx, vec![id], "NOT_FOUND", now).await?;
