@@ -245,7 +245,7 @@ impl<S: SubjectStore> SubjectLogic<S> {
         });
         match self
             .store
-            .resolve(ctx, self.vault.lookup_key(&bsn), create)
+            .resolve(ctx, self.vault.lookup_key(&bsn), create, now)
             .await
         {
             Ok(ResolveOutcome::Found(row)) => Ok(Resolved {

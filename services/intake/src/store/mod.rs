@@ -73,6 +73,7 @@ pub trait SubjectStore: Send + Sync + 'static {
         ctx: &CallContext,
         lookup: Vec<u8>,
         create: Option<SubjectRow>,
+        now: DateTime<Utc>,
     ) -> impl Future<Output = Result<ResolveOutcome, ApiError>> + Send;
 
     fn get(

@@ -192,8 +192,8 @@ impl SubjectStore for PgStore {
         ctx: &CallContext,
         lookup: Vec<u8>,
         create: Option<SubjectRow>,
+        now: DateTime<Utc>,
     ) -> Result<ResolveOutcome, ApiError> {
-        let now = Utc::now();
         let mut tx = self.pool.begin().await?;
         let found = match id_by_lookup(&mut tx, &lookup).await? {
             Some(id) => fetch_subject(&mut tx, id, false).await?,
