@@ -36,6 +36,11 @@ pub struct Harness {
 impl Harness {
     /// Starts every service against a fresh database.
     pub async fn start() -> anyhow::Result<Self> {
+        Self::start_with(ServerSettings::default()).await
+    }
+
+    /// Like [`Harness::start`], with other server settings.
+    pub async fn start_with(settings: ServerSettings) -> anyhow::Result<Self> {
         let db = TestDb::create().await?;
         let pool = connect(db.options.clone(), &PoolSettings::default()).await?;
         let keys = TestKeys::new()?;
@@ -51,7 +56,7 @@ impl Harness {
             vault: keys.vault()?,
             verifier: keys.verifier()?,
             clock: shared,
-            settings: ServerSettings::default(),
+            settings,
         };
         let mut rx = stop_rx.clone();
         let intake = tokio::spawn(async move {
@@ -86,9 +91,14 @@ impl Harness {
         Ok(SubjectServiceClient::new(ch))
     }
 
+    /// Tells the services to shut down (as SIGTERM does) without waiting.
+    pub fn begin_shutdown(&self) {
+        let _ = self.stop.send(true);
+    }
+
     /// Stops the services and waits for them to drain.
     pub async fn stop(mut self) {
-        let _ = self.stop.send(true);
+        self.begin_shutdown();
         for t in self.tasks.drain(..) {
             let _ = t.await;
         }

@@ -83,3 +83,72 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use tokio::sync::Notify;
+    use tower::{ServiceExt, service_fn};
+
+    use super::*;
+
+    fn request(path: &str) -> http::Request<()> {
+        http::Request::builder().uri(path).body(()).unwrap()
+    }
+
+    fn grpc_status(res: &http::Response<tonic::body::Body>) -> Option<&str> {
+        res.headers()
+            .get("grpc-status")
+            .and_then(|v| v.to_str().ok())
+    }
+
+    #[tokio::test]
+    async fn sheds_calls_beyond_the_limit_and_recovers() {
+        let release = Arc::new(Notify::new());
+        let gate = release.clone();
+        let inner = service_fn(move |_req: http::Request<()>| {
+            let gate = gate.clone();
+            async move {
+                gate.notified().await;
+                Ok::<_, std::convert::Infallible>(http::Response::new(tonic::body::Body::empty()))
+            }
+        });
+        let svc = ShedLayer::new(1).layer(inner);
+
+        let first = tokio::spawn(
+            svc.clone()
+                .oneshot(request("/zvv.intake.v1.SubjectService/GetSubject")),
+        );
+        tokio::task::yield_now().await;
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+
+        let shed = svc
+            .clone()
+            .oneshot(request("/zvv.intake.v1.SubjectService/GetSubject"))
+            .await
+            .unwrap();
+        assert_eq!(
+            grpc_status(&shed),
+            Some("8"),
+            "RESOURCE_EXHAUSTED while one call is in flight"
+        );
+
+        // health checks are never shed; this one waits for the gate like any call
+        let health = tokio::spawn(svc.clone().oneshot(request("/grpc.health.v1.Health/Check")));
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        release.notify_waiters();
+        let ok = first.await.unwrap().unwrap();
+        assert_eq!(grpc_status(&ok), None);
+        assert_eq!(grpc_status(&health.await.unwrap().unwrap()), None);
+
+        // the permit is back: the next call goes through
+        let next = tokio::spawn(
+            svc.clone()
+                .oneshot(request("/zvv.intake.v1.SubjectService/GetSubject")),
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        release.notify_waiters();
+        assert_eq!(grpc_status(&next.await.unwrap().unwrap()), None);
+    }
+}

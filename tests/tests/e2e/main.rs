@@ -1,3 +1,4 @@
 //! End-to-end: the suite as its callers see it.
 
 mod identity;
+mod lifecycle;
