@@ -26,6 +26,8 @@ pub const AUDIENCE: &str = "zvv";
 
 struct Server {
     admin: PgConnectOptions,
+    /// URL of the admin database, for child processes.
+    admin_url: String,
     // keeps the throwaway cluster (if any) alive for the whole process
     _cluster: Option<LocalCluster>,
 }
@@ -41,6 +43,7 @@ async fn server() -> anyhow::Result<&'static Server> {
                 let admin: PgConnectOptions = url.parse()?;
                 return Ok(Server {
                     admin,
+                    admin_url: url,
                     _cluster: None,
                 });
             }
@@ -62,6 +65,7 @@ async fn server() -> anyhow::Result<&'static Server> {
             cluster.stop_when_process_exits(Some(&dir))?;
             Ok(Server {
                 admin: cluster.connect_options("postgres"),
+                admin_url: cluster.url("postgres"),
                 _cluster: Some(cluster),
             })
         })
@@ -84,6 +88,22 @@ fn set_mode(_: &std::path::Path, _: u32) -> std::io::Result<()> {
 pub struct TestDb {
     pub name: String,
     pub options: PgConnectOptions,
+    /// The same database as a URL, for `DATABASE_URL` of child processes.
+    pub url: String,
+}
+
+/// `url` with its database path replaced by `name`.
+fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, format!("?{q}")),
+        None => (url, String::new()),
+    };
+    let authority_start = base.find("://").map_or(0, |i| i + 3);
+    let base = match base[authority_start..].find('/') {
+        Some(slash) => &base[..authority_start + slash],
+        None => base,
+    };
+    format!("{base}/{name}{query}")
 }
 
 impl TestDb {
@@ -96,6 +116,7 @@ impl TestDb {
         conn.close().await?;
         Ok(Self {
             options: server.admin.clone().database(&name),
+            url: with_database(&server.admin_url, &name),
             name,
         })
     }
@@ -155,5 +176,19 @@ impl TestKeys {
                 ttl: chrono::Duration::hours(1),
             })
             .unwrap_or_else(|e| panic!("test token: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_database;
+
+    #[test]
+    fn database_urls() {
+        assert_eq!(
+            with_database("postgres://u:p@h:5432/postgres?sslmode=disable", "t1"),
+            "postgres://u:p@h:5432/t1?sslmode=disable"
+        );
+        assert_eq!(with_database("postgres://h", "t1"), "postgres://h/t1");
     }
 }
