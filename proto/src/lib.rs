@@ -8,7 +8,8 @@ pub use prost_types;
 pub use tonic;
 
 /// Encoded `FileDescriptorSet` of every zvv proto file (and the well-known types they import).
-pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/zvv_descriptor.bin"));
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/zvv_descriptor.bin"));
 
 pub mod intake {
     pub mod v1 {

@@ -59,6 +59,7 @@ pub async fn serve(
         deps.pool,
         SCHEMA,
         deps.clock,
+        deps.settings.request_timeout,
     );
     server::serve(
         listener,

@@ -5,6 +5,7 @@
 use std::{
     sync::Arc,
     task::{Context, Poll},
+    time::Duration,
 };
 
 use futures::future::BoxFuture;
@@ -29,6 +30,7 @@ struct Shared {
     pool: PgPool,
     schema: Schema,
     clock: SharedClock,
+    request_timeout: Duration,
 }
 
 #[derive(Clone)]
@@ -37,13 +39,16 @@ pub struct CallLayer {
 }
 
 impl CallLayer {
-    /// `pool` and `schema` are where refused calls are audited.
+    /// `pool` and `schema` are where refused and timed-out calls are audited. A call still
+    /// running after `request_timeout` is abandoned (its transaction rolls back), audited as
+    /// DEADLINE_EXCEEDED and answered so.
     pub fn new(
         verifier: Arc<TokenVerifier>,
         policies: PolicySet,
         pool: PgPool,
         schema: Schema,
         clock: SharedClock,
+        request_timeout: Duration,
     ) -> Self {
         Self {
             shared: Arc::new(Shared {
@@ -52,6 +57,7 @@ impl CallLayer {
                 pool,
                 schema,
                 clock,
+                request_timeout,
             }),
         }
     }
@@ -153,8 +159,17 @@ where
                 match shared.policies.decide(&path, &principal) {
                     Decision::Allowed(rule) => {
                         ctx.legal_basis = rule.legal_basis.to_owned();
-                        req.extensions_mut().insert(ctx);
-                        inner.call(req).await
+                        req.extensions_mut().insert(ctx.clone());
+                        match tokio::time::timeout(shared.request_timeout, inner.call(req)).await {
+                            Ok(response) => response,
+                            Err(_) => {
+                                tracing::warn!(timeout = ?shared.request_timeout, "call abandoned: request timeout");
+                                let status = Status::deadline_exceeded(
+                                    "the call took longer than the server's request timeout and was abandoned",
+                                );
+                                Ok(refuse(&shared, &ctx, status).await)
+                            }
+                        }
                     }
                     Decision::Denied(rule) => {
                         ctx.legal_basis = rule.legal_basis.to_owned();
@@ -178,7 +193,7 @@ where
     }
 }
 
-/// Audits a refused call in its own transaction and builds the response. An audit failure is
+/// Audits a refused or abandoned call in its own transaction and builds the response. An audit failure is
 /// logged; the call stays refused.
 async fn refuse<B: Default>(
     shared: &Shared,

@@ -93,8 +93,10 @@ pub async fn serve(
         tracing::info!("draining in-flight calls");
     };
 
+    // the call layer enforces the request timeout (and audits it); this is the backstop for
+    // health and reflection
     Server::builder()
-        .timeout(settings.request_timeout)
+        .timeout(settings.request_timeout + Duration::from_secs(5))
         .layer(ShedLayer::new(settings.concurrency_limit))
         .layer(call_layer)
         .add_routes(routes)

@@ -57,9 +57,26 @@ impl Drop for TelemetryGuard {
 
 const DEFAULT_FILTER: &str = "info,h2=warn,tower=warn,hyper=warn,sqlx=warn,opentelemetry=warn";
 
+/// Where log lines go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sink {
+    Stdout(LogFormat),
+    /// libtest's captured output, shown only for failing tests.
+    Test,
+}
+
 /// Installs the global subscriber and propagator. `RUST_LOG` sets the filter. Calling it again
-/// (as tests do) keeps the first subscriber.
+/// keeps the first subscriber.
 pub fn init(service: &str, format: LogFormat) -> TelemetryGuard {
+    install(service, Sink::Stdout(format))
+}
+
+/// Like [`init`], with log lines captured by the test runner.
+pub fn init_for_tests(service: &str) -> TelemetryGuard {
+    install(service, Sink::Test)
+}
+
+fn install(service: &str, sink: Sink) -> TelemetryGuard {
     global::set_text_map_propagator(TraceContextPropagator::new());
 
     let mut builder = SdkTracerProvider::builder();
@@ -87,11 +104,14 @@ pub fn init(service: &str, format: LogFormat) -> TelemetryGuard {
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     let otel = tracing_opentelemetry::layer().with_tracer(tracer);
     let registry = tracing_subscriber::registry().with(filter).with(otel);
-    let installed = match format {
-        LogFormat::Plain => registry
+    let installed = match sink {
+        Sink::Test => registry
+            .with(tracing_subscriber::fmt::layer().with_test_writer())
+            .try_init(),
+        Sink::Stdout(LogFormat::Plain) => registry
             .with(tracing_subscriber::fmt::layer().with_target(false))
             .try_init(),
-        LogFormat::Json => registry
+        Sink::Stdout(LogFormat::Json) => registry
             .with(
                 tracing_subscriber::fmt::layer()
                     .json()

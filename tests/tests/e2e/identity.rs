@@ -4,13 +4,13 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 use zvv_e2e::Harness;
 use zvv_platform::{
     auth::{OrgType, Role},
-    telemetry::{self, LogFormat},
+    telemetry,
 };
 use zvv_proto::intake::v1::{RegisterSubjectRequest, ResolveSubjectRequest};
 
 fn init_telemetry() {
     static ONCE: std::sync::OnceLock<()> = std::sync::OnceLock::new();
-    ONCE.get_or_init(|| std::mem::forget(telemetry::init("zvv-e2e", LogFormat::Plain)));
+    ONCE.get_or_init(|| std::mem::forget(telemetry::init_for_tests("zvv-e2e")));
 }
 
 /// A professional registers a child; a suite service resolves the same BSN to the same

@@ -199,8 +199,11 @@ mod tests {
         assert!(parse_birth_date("15-02-2015", today).is_err());
         assert!(parse_birth_date("2015-2-3", today).is_err());
         assert!(parse_birth_date("", today).is_err());
-        // 120 years before a 29 February
-        assert!(parse_birth_date("1904-02-28", d("2024-02-29")).is_ok());
+        // 120 years before a 29 February that exists then, and one that does not
+        assert!(parse_birth_date("1904-02-29", d("2024-02-29")).is_ok());
+        assert!(parse_birth_date("1904-02-28", d("2024-02-29")).is_err());
+        assert!(parse_birth_date("1900-02-28", d("2020-02-29")).is_ok());
+        assert!(parse_birth_date("1900-02-27", d("2020-02-29")).is_err());
     }
 
     #[test]

@@ -1,0 +1,382 @@
+//! The test harness: one intake server per test, on a loopback port of its own, against a fresh
+//! database, with keys and tokens made for that test only.
+
+use std::{
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use chrono::{DateTime, Utc};
+use secrecy::SecretString;
+use sqlx::PgPool;
+use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+use tonic::{
+    Code, Status,
+    service::interceptor::InterceptedService,
+    transport::{Channel, Endpoint},
+};
+use tonic_types::StatusExt;
+use zvv_platform::{
+    auth::{Claims, OrgType, Role},
+    client::{Outgoing, TokenSource},
+    clock::{ManualClock, SharedClock},
+    db::PoolSettings,
+    server::ServerSettings,
+    telemetry::{self, TelemetryGuard},
+    testkit::{AUDIENCE, ISSUER, TestDb, TestKeys},
+};
+use zvv_proto::intake::v1::{self as pb, subject_service_client::SubjectServiceClient};
+
+/// A client that sends a bearer token (and the current trace context) with every call.
+pub type Client = SubjectServiceClient<InterceptedService<Channel, Outgoing>>;
+/// A client that sends no `authorization` metadata at all.
+pub type BareClient = SubjectServiceClient<Channel>;
+
+/// The instant the service's clock stands at in every test.
+pub const NOW: &str = "2026-06-15T10:00:00Z";
+
+/// A BSN that passes the elfproef and masks to `******782`.
+pub const BSN: &str = "123456782";
+
+static TELEMETRY: OnceLock<TelemetryGuard> = OnceLock::new();
+
+/// Installs the tracing subscriber and the W3C propagator once per test process, so that calls
+/// get real trace ids and an incoming `traceparent` is honoured.
+fn init_telemetry() {
+    TELEMETRY.get_or_init(|| telemetry::init_for_tests("intake-test"));
+}
+
+/// One running intake server with its own database.
+pub struct TestApp {
+    /// `http://127.0.0.1:<port>`
+    pub url: String,
+    /// A pool of the test's own (separate from the server's) for SQL assertions.
+    pub pool: PgPool,
+    pub keys: TestKeys,
+    pub clock: ManualClock,
+    pub db: TestDb,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<Result<(), tonic::transport::Error>>>,
+}
+
+impl TestApp {
+    /// A server with the default settings.
+    pub async fn spawn() -> Self {
+        Self::spawn_with(ServerSettings::default()).await
+    }
+
+    /// A server with the given limits.
+    pub async fn spawn_with(settings: ServerSettings) -> Self {
+        init_telemetry();
+        let db = TestDb::create().await.expect("create test database");
+        let pool = zvv_platform::db::connect(
+            db.options.clone(),
+            &PoolSettings {
+                max_connections: 4,
+                acquire_timeout: Duration::from_secs(10),
+            },
+        )
+        .await
+        .expect("connect test pool");
+        zvv_intake::migrate(&pool).await.expect("migrate");
+        let server_pool = zvv_platform::db::connect(
+            db.options.clone(),
+            &PoolSettings {
+                max_connections: 10,
+                acquire_timeout: Duration::from_secs(10),
+            },
+        )
+        .await
+        .expect("connect server pool");
+
+        let keys = TestKeys::new().expect("test keys");
+        let clock = ManualClock::new(now());
+        let shared: SharedClock = Arc::new(clock.clone());
+        let deps = zvv_intake::Deps {
+            pool: server_pool,
+            vault: keys.vault().expect("vault"),
+            verifier: keys.verifier().expect("verifier"),
+            clock: shared,
+            settings,
+        };
+
+        // bound before the server task starts, so that the first call cannot race it
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("local addr");
+        let (tx, rx) = oneshot::channel::<()>();
+        let server = tokio::spawn(zvv_intake::serve(deps, listener, async move {
+            let _ = rx.await;
+        }));
+
+        Self {
+            url: format!("http://{addr}"),
+            pool,
+            keys,
+            clock,
+            db,
+            shutdown: Some(tx),
+            server: Some(server),
+        }
+    }
+
+    /// A client over a real TCP channel that sends `token` as its bearer token.
+    pub fn client(&self, token: &str) -> Client {
+        let channel = zvv_platform::client::channel(
+            &self.url,
+            TokenSource::Static(SecretString::from(token.to_owned())),
+        )
+        .expect("channel");
+        SubjectServiceClient::new(channel)
+    }
+
+    /// A plain channel to the server (no token, no interceptor).
+    pub fn raw_channel(&self) -> Channel {
+        Endpoint::from_shared(self.url.clone())
+            .expect("endpoint")
+            .timeout(Duration::from_secs(10))
+            .connect_lazy()
+    }
+
+    /// A client that sends no `authorization` metadata.
+    pub fn bare_client(&self) -> BareClient {
+        SubjectServiceClient::new(self.raw_channel())
+    }
+
+    /// MUNICIPALITY professional of GM0363.
+    pub fn muni_professional(&self) -> String {
+        self.keys
+            .token("gm0363", OrgType::Municipality, &[Role::Professional])
+    }
+
+    /// NEIGHBOURHOOD_TEAM coordinator.
+    pub fn team_coordinator(&self) -> String {
+        self.keys.token(
+            "wijkteam-centrum",
+            OrgType::NeighbourhoodTeam,
+            &[Role::Coordinator],
+        )
+    }
+
+    /// A suite service (signalling) with its SERVICE token.
+    pub fn service(&self) -> String {
+        self.keys
+            .token("signalling", OrgType::Suite, &[Role::Service])
+    }
+
+    /// A SCHOOL professional.
+    pub fn school_professional(&self) -> String {
+        self.keys
+            .token("school-1", OrgType::School, &[Role::Professional])
+    }
+
+    /// An ANALYST of the municipality.
+    pub fn muni_analyst(&self) -> String {
+        self.keys
+            .token("gm0363", OrgType::Municipality, &[Role::Analyst])
+    }
+
+    /// A MUNICIPALITY professional's claims valid for an hour, to be changed and signed by tests.
+    pub fn claims(&self) -> Claims {
+        let now = Utc::now().timestamp();
+        Claims {
+            iss: ISSUER.into(),
+            aud: AUDIENCE.into(),
+            sub: "gm0363-user".into(),
+            org: "gm0363".into(),
+            org_type: "MUNICIPALITY".into(),
+            roles: vec!["PROFESSIONAL".into()],
+            exp: now + 3600,
+            nbf: now,
+            iat: now,
+        }
+    }
+
+    /// Signs claims with this app's trusted key.
+    pub fn sign(&self, claims: &Claims) -> String {
+        self.keys.signer().mint_claims(claims).expect("sign claims")
+    }
+
+    /// Registers a subject (as a municipality professional) and returns it.
+    pub async fn register(&self, bsn: &str, given_name: &str) -> pb::Subject {
+        self.client(&self.muni_professional())
+            .register_subject(register_request(bsn, given_name))
+            .await
+            .unwrap_or_else(|s| panic!("register {given_name}: {s:?}"))
+            .into_inner()
+            .subject
+            .expect("subject in response")
+    }
+
+    /// Links parent → child (as a municipality professional).
+    pub async fn link(&self, parent: &str, child: &str) -> pb::Relation {
+        self.client(&self.muni_professional())
+            .link_relation(link_request(parent, child))
+            .await
+            .unwrap_or_else(|s| panic!("link {parent} -> {child}: {s:?}"))
+            .into_inner()
+            .relation
+            .expect("relation in response")
+    }
+
+    /// The audit records as (seq, action, result, actor_org, legal_basis, object_ids, trace_id).
+    pub async fn audit_rows(&self) -> Vec<AuditRow> {
+        sqlx::query_as::<_, AuditRow>(
+            "SELECT seq, action, result, actor_org, actor_org_type, legal_basis, object_ids, trace_id \
+             FROM intake.audit_log ORDER BY seq",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .expect("read audit log")
+    }
+
+    pub async fn count_subjects(&self) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM intake.subjects")
+            .fetch_one(&self.pool)
+            .await
+            .expect("count subjects")
+    }
+
+    /// Stops the server and waits until it has drained.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            let done = tokio::time::timeout(Duration::from_secs(10), server)
+                .await
+                .expect("server stops within 10 s")
+                .expect("server task");
+            done.expect("server ends without an error");
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AuditRow {
+    pub seq: i64,
+    pub action: String,
+    pub result: String,
+    pub actor_org: String,
+    pub actor_org_type: String,
+    pub legal_basis: String,
+    pub object_ids: Vec<uuid::Uuid>,
+    pub trace_id: String,
+}
+
+/// The frozen "now" of every test server.
+pub fn now() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(NOW)
+        .expect("NOW is RFC 3339")
+        .with_timezone(&Utc)
+}
+
+/// The full RPC name as audited.
+pub fn action(method: &str) -> String {
+    format!("zvv.intake.v1.SubjectService/{method}")
+}
+
+/// The elfproef, written out independently of the platform's implementation.
+pub fn passes_elfproef(bsn: &str) -> bool {
+    let digits: Vec<i64> = bsn
+        .bytes()
+        .map(|b| i64::from(b) - i64::from(b'0'))
+        .collect();
+    if digits.len() != 9 || digits.iter().any(|d| !(0..=9).contains(d)) {
+        return false;
+    }
+    let sum: i64 = digits
+        .iter()
+        .zip([9, 8, 7, 6, 5, 4, 3, 2, -1])
+        .map(|(d, w)| d * w)
+        .sum();
+    sum != 0 && sum % 11 == 0
+}
+
+/// The `n`th valid BSN from 100000000 upwards (distinct `n` give distinct BSNs).
+pub fn valid_bsn(n: usize) -> String {
+    (100_000_000u32..)
+        .map(|v| v.to_string())
+        .filter(|s| passes_elfproef(s))
+        .nth(n)
+        .expect("enough valid BSNs")
+}
+
+/// A fresh idempotency key.
+pub fn request_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// A valid RegisterSubject request: a child born 2015-03-14 living in GM0363 / WK036305.
+pub fn register_request(bsn: &str, given_name: &str) -> pb::RegisterSubjectRequest {
+    pb::RegisterSubjectRequest {
+        request_id: request_id(),
+        bsn: bsn.to_owned(),
+        given_name: given_name.to_owned(),
+        family_name: "de Vries".to_owned(),
+        birth_date: "2015-03-14".to_owned(),
+        municipality_code: "GM0363".to_owned(),
+        neighbourhood_code: "WK036305".to_owned(),
+    }
+}
+
+pub fn link_request(parent: &str, child: &str) -> pb::LinkRelationRequest {
+    pb::LinkRelationRequest {
+        request_id: request_id(),
+        parent_subject_id: parent.to_owned(),
+        child_subject_id: child.to_owned(),
+        kind: pb::RelationKind::Parent as i32,
+    }
+}
+
+/// The fields named in the `google.rpc.BadRequest` detail of a status.
+pub fn violation_fields(status: &Status) -> Vec<String> {
+    status
+        .get_error_details()
+        .bad_request()
+        .map(|b| b.field_violations.iter().map(|v| v.field.clone()).collect())
+        .unwrap_or_default()
+}
+
+/// Asserts INVALID_ARGUMENT whose BadRequest violations name exactly `field` (once or more).
+#[track_caller]
+pub fn assert_invalid(status: &Status, field: &str, case: &str) {
+    assert_eq!(
+        status.code(),
+        Code::InvalidArgument,
+        "{case}: expected INVALID_ARGUMENT, got {status:?}"
+    );
+    let fields = violation_fields(status);
+    assert!(
+        !fields.is_empty() && fields.iter().all(|f| f == field),
+        "{case}: expected violations naming only {field:?}, got {fields:?} ({})",
+        status.message()
+    );
+}
+
+/// A hand-built unsigned JWT (`alg: none`) carrying `claims`.
+pub fn alg_none_token(claims: &Claims) -> String {
+    let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
+    let body = URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).expect("claims json"));
+    format!("{header}.{body}.")
+}
+
+/// Unwraps a unary call's error.
+#[track_caller]
+pub fn expect_err<T: std::fmt::Debug>(
+    result: Result<tonic::Response<T>, Status>,
+    case: &str,
+) -> Status {
+    match result {
+        Ok(r) => panic!("{case}: expected an error, got {:?}", r.into_inner()),
+        Err(s) => s,
+    }
+}

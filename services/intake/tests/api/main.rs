@@ -1,0 +1,15 @@
+//! Integration tests of intake's SubjectService through the generated client over real TCP,
+//! against a real PostgreSQL database (a fresh one per test).
+
+mod helpers;
+
+mod audit;
+mod auth;
+mod errors;
+mod health;
+mod limits;
+mod outbox;
+mod privacy;
+mod relations;
+mod subjects;
+mod validation;
