@@ -5,6 +5,7 @@ mod helpers;
 
 mod audit;
 mod auth;
+mod binary;
 mod errors;
 mod health;
 mod limits;
