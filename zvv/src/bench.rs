@@ -3,6 +3,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use futures::StreamExt;
 use zvv_proto::intake::v1::ResolveSubjectRequest;
 
 use crate::client::{ConnArgs, describe};
@@ -67,29 +68,30 @@ async fn resolve(args: ResolveArgs) -> anyhow::Result<()> {
         .map(|_| args.conn.intake())
         .collect::<anyhow::Result<Vec<_>>>()?;
     let bsns: Vec<String> = (0..)
-        .map(|i| bsn_from(71_000_000 + i * 7))
-        .flatten()
+        .filter_map(|i| bsn_from(71_000_000 + i * 7))
         .take(args.subjects.max(1))
         .collect();
 
     // register the subjects (idempotent: an existing BSN just resolves)
     let seed_start = Instant::now();
-    let mut seeded = futures::stream::iter(bsns.iter().enumerate().map(|(i, bsn)| {
-        let mut client = clients[i % connections].clone();
-        let bsn = bsn.clone();
-        async move {
-            client
-                .resolve_subject(ResolveSubjectRequest {
-                    bsn,
-                    create_if_missing: true,
-                })
-                .await
+    {
+        let mut seeded = futures::stream::iter(bsns.iter().enumerate().map(|(i, bsn)| {
+            let mut client = clients[i % connections].clone();
+            let bsn = bsn.clone();
+            async move {
+                client
+                    .resolve_subject(ResolveSubjectRequest {
+                        bsn,
+                        create_if_missing: true,
+                    })
+                    .await
+            }
+        }))
+        .buffer_unordered(args.concurrency.max(1));
+        while let Some(r) = seeded.next().await {
+            r.map_err(|s| anyhow::anyhow!(describe(&s)))
+                .context("registering bench subjects")?;
         }
-    }))
-    .buffer_unordered(args.concurrency.max(1));
-    use futures::StreamExt;
-    while let Some(r) = seeded.next().await {
-        r.map_err(|s| anyhow::anyhow!(describe(&s))).context("registering bench subjects")?;
     }
     println!(
         "seeded {} subjects in {:.1}s",
@@ -123,7 +125,8 @@ async fn resolve(args: ResolveArgs) -> anyhow::Result<()> {
                     .await;
                 if t0.duration_since(start) >= warmup {
                     match r {
-                        Ok(_) => latencies.push(t0.elapsed().as_micros().min(u128::from(u32::MAX)) as u32),
+                        Ok(_) => latencies
+                            .push(t0.elapsed().as_micros().min(u128::from(u32::MAX)) as u32),
                         Err(_) => errors += 1,
                     }
                 }
@@ -177,7 +180,9 @@ mod tests {
 
     #[test]
     fn generated_bsns_pass_the_elfproef() {
-        let made: Vec<String> = (0..500).filter_map(|i| bsn_from(71_000_000 + i * 7)).collect();
+        let made: Vec<String> = (0..500)
+            .filter_map(|i| bsn_from(71_000_000 + i * 7))
+            .collect();
         assert!(made.len() > 400);
         for b in &made {
             assert!(Bsn::parse(b).is_ok(), "{b}");

@@ -12,7 +12,11 @@ pub type Intake = SubjectServiceClient<InterceptedService<Channel, Outgoing>>;
 #[derive(Debug, Clone, clap::Args)]
 pub struct ConnArgs {
     /// Address of the intake service.
-    #[arg(long, env = "ZVV_INTAKE_ADDR", default_value = "http://127.0.0.1:50051")]
+    #[arg(
+        long,
+        env = "ZVV_INTAKE_ADDR",
+        default_value = "http://127.0.0.1:50051"
+    )]
     pub intake_addr: String,
     /// Bearer token (see `zvv token`).
     #[arg(long, env = "ZVV_TOKEN", hide_env_values = true)]
@@ -22,7 +26,9 @@ pub struct ConnArgs {
 impl ConnArgs {
     fn token(&self) -> anyhow::Result<TokenSource> {
         match &self.token {
-            Some(t) if !t.trim().is_empty() => Ok(TokenSource::Static(SecretString::from(t.trim().to_owned()))),
+            Some(t) if !t.trim().is_empty() => {
+                Ok(TokenSource::Static(SecretString::from(t.trim().to_owned())))
+            }
             _ => anyhow::bail!(
                 "no token: pass --token or set ZVV_TOKEN, e.g. \
                  export ZVV_TOKEN=$(zvv token --org gm0363 --org-type MUNICIPALITY --role PROFESSIONAL | tail -n1)"
@@ -64,5 +70,7 @@ pub fn describe(status: &Status) -> String {
 
 /// Turns a failed call into an error with a readable message.
 pub fn check<T>(result: Result<tonic::Response<T>, Status>) -> anyhow::Result<T> {
-    result.map(tonic::Response::into_inner).map_err(|s| anyhow::anyhow!(describe(&s)))
+    result
+        .map(tonic::Response::into_inner)
+        .map_err(|s| anyhow::anyhow!(describe(&s)))
 }

@@ -45,7 +45,8 @@ fn restrict(_: &Path, _: u32) -> std::io::Result<()> {
 
 impl DataDir {
     pub fn new(root: &Path) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(root).with_context(|| format!("creating data folder {}", root.display()))?;
+        std::fs::create_dir_all(root)
+            .with_context(|| format!("creating data folder {}", root.display()))?;
         let root = root
             .canonicalize()
             .with_context(|| format!("resolving data folder {}", root.display()))?;
@@ -89,7 +90,10 @@ impl DataDir {
             println!("created development signing key in {}", keys.display());
         }
         if !self.bsn_keys().exists() {
-            std::fs::write(self.bsn_keys(), serde_json::to_string_pretty(&KeyFile::generate())?)?;
+            std::fs::write(
+                self.bsn_keys(),
+                serde_json::to_string_pretty(&KeyFile::generate())?,
+            )?;
             restrict(&self.bsn_keys(), 0o600)?;
             println!("created development BSN keys in {}", keys.display());
         }

@@ -11,7 +11,11 @@ mod up;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "zvv", version, about = "Run and call the zvv Zorg voor Veiligheid suite")]
+#[command(
+    name = "zvv",
+    version,
+    about = "Run and call the zvv Zorg voor Veiligheid suite"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -1,0 +1,421 @@
+//! `zvv subject …`: the identity registry (intake's SubjectService) for people at a terminal.
+
+use zvv_proto::intake::v1::{
+    GetSubjectRequest, LinkRelationRequest, ListFamilyRequest, ListRelationsRequest,
+    RegisterSubjectRequest, Relation, RelationKind, ResolveSubjectRequest, Subject,
+    UpdateSubjectRequest,
+};
+
+use crate::client::{ConnArgs, check};
+
+/// The `zvv subject` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum SubjectCommand {
+    /// Register a person (a BSN that is already registered gives its subject_id).
+    Register(RegisterArgs),
+    /// Turn a BSN into its subject_id (SERVICE tokens only).
+    Resolve(ResolveArgs),
+    /// Show a subject (the BSN masked).
+    Get(GetArgs),
+    /// Change names, municipality, neighbourhood, date of death or an unknown birth date.
+    Update(UpdateArgs),
+    /// Record that one subject is a parent or guardian of another.
+    Link(LinkArgs),
+    /// List the relations of a subject.
+    Relations(RelationsArgs),
+    /// Show a subject's parents and the children who share a parent with it.
+    Family(FamilyArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RegisterArgs {
+    #[command(flatten)]
+    conn: ConnArgs,
+    /// Citizen service number (9 digits).
+    #[arg(long)]
+    bsn: String,
+    #[arg(long)]
+    given_name: String,
+    #[arg(long)]
+    family_name: String,
+    /// YYYY-MM-DD.
+    #[arg(long)]
+    birth_date: String,
+    /// Municipality code, e.g. GM0363.
+    #[arg(long)]
+    municipality: String,
+    /// Neighbourhood (wijk) code, e.g. WK036305.
+    #[arg(long)]
+    neighbourhood: String,
+    /// Idempotency key; default a fresh UUID. Repeat a call with the same key to retry it safely.
+    #[arg(long)]
+    request_id: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ResolveArgs {
+    #[command(flatten)]
+    conn: ConnArgs,
+    /// Citizen service number (9 digits).
+    #[arg(long)]
+    bsn: String,
+    /// Register a bare subject when the BSN is not known yet.
+    #[arg(long)]
+    create: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct GetArgs {
+    #[command(flatten)]
+    conn: ConnArgs,
+    subject_id: String,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct UpdateArgs {
+    #[command(flatten)]
+    conn: ConnArgs,
+    subject_id: String,
+    #[arg(long)]
+    given_name: Option<String>,
+    #[arg(long)]
+    family_name: Option<String>,
+    /// Municipality code, e.g. GM0363.
+    #[arg(long)]
+    municipality: Option<String>,
+    /// Neighbourhood (wijk) code, e.g. WK036305.
+    #[arg(long)]
+    neighbourhood: Option<String>,
+    /// YYYY-MM-DD; an empty string clears it.
+    #[arg(long)]
+    date_of_death: Option<String>,
+    /// YYYY-MM-DD; only while the birth date is unknown.
+    #[arg(long)]
+    birth_date: Option<String>,
+    /// Optional idempotency key.
+    #[arg(long)]
+    request_id: Option<String>,
+}
+
+/// Kind of a relation.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Kind {
+    Parent,
+    Guardian,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct LinkArgs {
+    #[command(flatten)]
+    conn: ConnArgs,
+    /// The parent's or guardian's subject_id.
+    #[arg(long)]
+    parent: String,
+    /// The child's subject_id.
+    #[arg(long)]
+    child: String,
+    #[arg(long, value_enum, default_value = "parent")]
+    kind: Kind,
+    /// Idempotency key; default a fresh UUID.
+    #[arg(long)]
+    request_id: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RelationsArgs {
+    #[command(flatten)]
+    conn: ConnArgs,
+    subject_id: String,
+    /// At most 100; default 50.
+    #[arg(long, default_value_t = 0)]
+    page_size: i32,
+    /// The next_page_token printed by the previous page.
+    #[arg(long, default_value = "")]
+    page_token: String,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct FamilyArgs {
+    #[command(flatten)]
+    conn: ConnArgs,
+    subject_id: String,
+}
+
+/// Runs one subcommand and prints its result.
+pub async fn run(cmd: SubjectCommand) -> anyhow::Result<()> {
+    match cmd {
+        SubjectCommand::Register(a) => {
+            let response = check(
+                a.conn
+                    .intake()?
+                    .register_subject(RegisterSubjectRequest {
+                        request_id: a.request_id.unwrap_or_else(fresh_request_id),
+                        bsn: a.bsn,
+                        given_name: a.given_name,
+                        family_name: a.family_name,
+                        birth_date: a.birth_date,
+                        municipality_code: a.municipality,
+                        neighbourhood_code: a.neighbourhood,
+                    })
+                    .await,
+            )?;
+            print_subject(response.subject.as_ref());
+        }
+        SubjectCommand::Resolve(a) => {
+            let r = check(
+                a.conn
+                    .intake()?
+                    .resolve_subject(ResolveSubjectRequest {
+                        bsn: a.bsn,
+                        create_if_missing: a.create,
+                    })
+                    .await,
+            )?;
+            print_fields(&[
+                ("subject_id", r.subject_id),
+                ("birth_date", or_unknown(r.birth_date)),
+                ("date_of_death", or_dash(r.date_of_death)),
+                ("created", yes_no(r.created)),
+            ]);
+        }
+        SubjectCommand::Get(a) => {
+            let r = check(
+                a.conn
+                    .intake()?
+                    .get_subject(GetSubjectRequest {
+                        subject_id: a.subject_id,
+                    })
+                    .await,
+            )?;
+            print_subject(r.subject.as_ref());
+        }
+        SubjectCommand::Update(a) => update(a).await?,
+        SubjectCommand::Link(a) => {
+            let kind = match a.kind {
+                Kind::Parent => RelationKind::Parent,
+                Kind::Guardian => RelationKind::Guardian,
+            };
+            let r = check(
+                a.conn
+                    .intake()?
+                    .link_relation(LinkRelationRequest {
+                        request_id: a.request_id.unwrap_or_else(fresh_request_id),
+                        parent_subject_id: a.parent,
+                        child_subject_id: a.child,
+                        kind: kind.into(),
+                    })
+                    .await,
+            )?;
+            match r.relation {
+                Some(rel) => print_fields(&[
+                    ("parent", rel.parent_subject_id.clone()),
+                    ("child", rel.child_subject_id.clone()),
+                    ("kind", kind_name(&rel).to_owned()),
+                    ("created", timestamp(rel.create_time.as_ref())),
+                ]),
+                None => println!("linked"),
+            }
+        }
+        SubjectCommand::Relations(a) => {
+            let r = check(
+                a.conn
+                    .intake()?
+                    .list_relations(ListRelationsRequest {
+                        subject_id: a.subject_id,
+                        page_size: a.page_size,
+                        page_token: a.page_token,
+                    })
+                    .await,
+            )?;
+            if r.relations.is_empty() {
+                println!("no relations");
+            }
+            for rel in &r.relations {
+                println!(
+                    "{} is {} of {}",
+                    rel.parent_subject_id,
+                    kind_name(rel),
+                    rel.child_subject_id
+                );
+            }
+            if !r.next_page_token.is_empty() {
+                println!("next_page_token: {}", r.next_page_token);
+                println!(
+                    "(more relations: repeat with --page-token {})",
+                    r.next_page_token
+                );
+            }
+        }
+        SubjectCommand::Family(a) => {
+            let subject_id = a.subject_id.clone();
+            let r = check(
+                a.conn
+                    .intake()?
+                    .list_family(ListFamilyRequest {
+                        subject_id: a.subject_id,
+                    })
+                    .await,
+            )?;
+            println!("subject_id: {subject_id}");
+            print_list("parents", &r.parent_subject_ids);
+            print_list("siblings", &r.sibling_subject_ids);
+        }
+    }
+    Ok(())
+}
+
+async fn update(a: UpdateArgs) -> anyhow::Result<()> {
+    let mut subject = Subject::default();
+    let mut paths = Vec::new();
+    let fields = [
+        ("given_name", a.given_name, &mut subject.given_name),
+        ("family_name", a.family_name, &mut subject.family_name),
+        (
+            "municipality_code",
+            a.municipality,
+            &mut subject.municipality_code,
+        ),
+        (
+            "neighbourhood_code",
+            a.neighbourhood,
+            &mut subject.neighbourhood_code,
+        ),
+        ("date_of_death", a.date_of_death, &mut subject.date_of_death),
+        ("birth_date", a.birth_date, &mut subject.birth_date),
+    ];
+    for (path, value, slot) in fields {
+        if let Some(value) = value {
+            *slot = value;
+            paths.push(path.to_owned());
+        }
+    }
+    if paths.is_empty() {
+        anyhow::bail!(
+            "nothing to update: pass at least one of --given-name, --family-name, --municipality, \
+             --neighbourhood, --date-of-death, --birth-date"
+        );
+    }
+    let r = check(
+        a.conn
+            .intake()?
+            .update_subject(UpdateSubjectRequest {
+                subject_id: a.subject_id.clone(),
+                subject: Some(Subject {
+                    subject_id: a.subject_id,
+                    ..subject
+                }),
+                update_mask: Some(prost_types::FieldMask { paths }),
+                request_id: a.request_id.unwrap_or_default(),
+            })
+            .await,
+    )?;
+    print_subject(r.subject.as_ref());
+    Ok(())
+}
+
+fn fresh_request_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// Prints `key: value` lines with the values lined up.
+fn print_fields(fields: &[(&str, String)]) {
+    let width = fields.iter().map(|(k, _)| k.len() + 1).max().unwrap_or(0);
+    for (key, value) in fields {
+        println!("{:<width$} {value}", format!("{key}:"));
+    }
+}
+
+fn print_subject(subject: Option<&Subject>) {
+    let Some(s) = subject else {
+        println!("(no subject in the response)");
+        return;
+    };
+    let name = [s.given_name.as_str(), s.family_name.as_str()]
+        .iter()
+        .filter(|part| !part.is_empty())
+        .copied()
+        .collect::<Vec<_>>()
+        .join(" ");
+    print_fields(&[
+        ("subject_id", s.subject_id.clone()),
+        ("bsn", s.bsn_masked.clone()),
+        (
+            "name",
+            if name.is_empty() {
+                "(unknown)".to_owned()
+            } else {
+                name
+            },
+        ),
+        ("birth_date", or_unknown(s.birth_date.clone())),
+        ("date_of_death", or_dash(s.date_of_death.clone())),
+        ("municipality", or_dash(s.municipality_code.clone())),
+        ("neighbourhood", or_dash(s.neighbourhood_code.clone())),
+        ("created", timestamp(s.create_time.as_ref())),
+        ("updated", timestamp(s.update_time.as_ref())),
+    ]);
+}
+
+fn print_list(label: &str, ids: &[String]) {
+    if ids.is_empty() {
+        println!("{label}: none");
+        return;
+    }
+    println!("{label}:");
+    for id in ids {
+        println!("  {id}");
+    }
+}
+
+fn kind_name(rel: &Relation) -> &'static str {
+    match rel.kind() {
+        RelationKind::Parent => "parent",
+        RelationKind::Guardian => "guardian",
+        RelationKind::Unspecified => "unspecified",
+    }
+}
+
+fn or_unknown(value: String) -> String {
+    if value.is_empty() {
+        "(unknown)".to_owned()
+    } else {
+        value
+    }
+}
+
+fn or_dash(value: String) -> String {
+    if value.is_empty() {
+        "-".to_owned()
+    } else {
+        value
+    }
+}
+
+fn yes_no(value: bool) -> String {
+    if value { "yes" } else { "no" }.to_owned()
+}
+
+/// A protobuf timestamp as RFC 3339 UTC, or `-`.
+fn timestamp(ts: Option<&prost_types::Timestamp>) -> String {
+    ts.and_then(|t| {
+        let nanos = u32::try_from(t.nanos).ok()?;
+        chrono::DateTime::from_timestamp(t.seconds, nanos)
+    })
+    .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+    .unwrap_or_else(|| "-".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_readable() {
+        let ts = prost_types::Timestamp {
+            seconds: 1_700_000_000,
+            nanos: 5,
+        };
+        assert_eq!(timestamp(Some(&ts)), "2023-11-14T22:13:20Z");
+        assert_eq!(timestamp(None), "-");
+    }
+}

@@ -1,0 +1,179 @@
+//! `zvv token`: mints a development token with the key `zvv up` created in the data folder.
+
+use anyhow::Context;
+use zvv_platform::auth::{OrgType, Role, TokenRequest};
+
+use crate::datadir::{DataDir, DataDirArg};
+
+/// The longest lifetime a development token may have.
+const MAX_TTL_SECS: i64 = 30 * 24 * 60 * 60;
+
+/// Options of `zvv token`.
+#[derive(Debug, clap::Args)]
+pub struct TokenArgs {
+    /// Organisation identifier (`org` claim), e.g. gm0363.
+    #[arg(long)]
+    pub org: String,
+    /// Kind of organisation (`org_type` claim), e.g. MUNICIPALITY.
+    #[arg(long, value_parser = parse_org_type)]
+    pub org_type: OrgType,
+    /// Role (`roles` claim), e.g. PROFESSIONAL; repeat the flag (or separate with commas) for more.
+    #[arg(long = "role", required = true, value_delimiter = ',', value_parser = parse_role)]
+    pub roles: Vec<Role>,
+    /// Subject (`sub` claim); default `<org>-dev`.
+    #[arg(long)]
+    pub sub: Option<String>,
+    /// Lifetime: a number with s, m, h or d (e.g. 90s, 30m, 1h, 2d); at most 30d.
+    #[arg(long, default_value = "1h", value_parser = parse_ttl)]
+    pub ttl: chrono::Duration,
+    #[command(flatten)]
+    pub data: DataDirArg,
+}
+
+/// Prints a one-line summary on stderr and the token alone on the last line of stdout.
+pub fn run(args: TokenArgs) -> anyhow::Result<()> {
+    let org = args.org.trim();
+    if org.is_empty() {
+        anyhow::bail!("--org must not be empty");
+    }
+    let sub = match args.sub.as_deref().map(str::trim) {
+        Some("") => anyhow::bail!("--sub must not be empty"),
+        Some(sub) => sub.to_owned(),
+        None => format!("{org}-dev"),
+    };
+    let root = &args.data.data_dir;
+    if !root.is_dir() {
+        anyhow::bail!(
+            "no data folder at {}: run `zvv up` with the same --data-dir first (it creates the development keys)",
+            root.display()
+        );
+    }
+    let signer = DataDir::new(root)?.signer()?;
+    let mut roles = args.roles;
+    roles.sort();
+    roles.dedup();
+    let request = TokenRequest {
+        sub,
+        org: org.to_owned(),
+        org_type: args.org_type,
+        roles,
+        ttl: args.ttl,
+    };
+    let token = signer.mint(&request).context("signing the token")?;
+    let until = chrono::Utc::now() + args.ttl;
+    let roles: Vec<&str> = request.roles.iter().map(|r| r.as_str()).collect();
+    eprintln!(
+        "token for sub={} org={} org_type={} roles={}, valid until {}",
+        request.sub,
+        request.org,
+        request.org_type,
+        roles.join(","),
+        until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    );
+    println!("{token}");
+    Ok(())
+}
+
+/// `"youth-care"` → `"YOUTH_CARE"`, so that any case and dashes are accepted.
+fn normalise(input: &str) -> String {
+    input.trim().to_ascii_uppercase().replace('-', "_")
+}
+
+fn parse_org_type(input: &str) -> Result<OrgType, String> {
+    normalise(input).parse().map_err(|_| {
+        let valid: Vec<&str> = OrgType::ALL.iter().map(|t| t.as_str()).collect();
+        format!("unknown org type; valid values: {}", valid.join(", "))
+    })
+}
+
+fn parse_role(input: &str) -> Result<Role, String> {
+    normalise(input).parse().map_err(|_| {
+        let valid: Vec<&str> = Role::ALL.iter().map(|r| r.as_str()).collect();
+        format!("unknown role; valid values: {}", valid.join(", "))
+    })
+}
+
+/// `90s`, `30m`, `1h`, `2d`: a positive whole number and a unit, at most 30 days.
+fn parse_ttl(input: &str) -> Result<chrono::Duration, String> {
+    let invalid =
+        || format!("use a whole number with s, m, h or d, e.g. 90s, 30m, 1h, 2d (got {input:?})");
+    let text = input.trim();
+    let split = text.len().checked_sub(1).ok_or_else(invalid)?;
+    let (number, unit) = (
+        text.get(..split).ok_or_else(invalid)?,
+        text.get(split..).ok_or_else(invalid)?,
+    );
+    let unit_secs: i64 = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 60 * 60,
+        "d" => 24 * 60 * 60,
+        _ => return Err(invalid()),
+    };
+    if number.is_empty() || !number.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(invalid());
+    }
+    let secs = number
+        .parse::<i64>()
+        .ok()
+        .and_then(|n| n.checked_mul(unit_secs))
+        .filter(|secs| *secs <= MAX_TTL_SECS)
+        .ok_or_else(|| format!("{input:?} is longer than the maximum of 30d"))?;
+    if secs == 0 {
+        return Err(format!("{input:?} must be longer than zero"));
+    }
+    Ok(chrono::Duration::seconds(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ttl_units() {
+        assert_eq!(parse_ttl("90s"), Ok(chrono::Duration::seconds(90)));
+        assert_eq!(parse_ttl("30m"), Ok(chrono::Duration::minutes(30)));
+        assert_eq!(parse_ttl("1h"), Ok(chrono::Duration::hours(1)));
+        assert_eq!(parse_ttl("2d"), Ok(chrono::Duration::days(2)));
+        assert_eq!(parse_ttl(" 30d "), Ok(chrono::Duration::days(30)));
+    }
+
+    #[test]
+    fn ttl_limits() {
+        assert!(parse_ttl("31d").is_err());
+        assert!(parse_ttl("721h").is_err());
+        assert!(parse_ttl("99999999999999999999d").is_err());
+        assert!(parse_ttl("0s").is_err());
+    }
+
+    #[test]
+    fn ttl_garbage() {
+        for bad in [
+            "", "h", "1", "1w", "-1h", "+1h", "1.5h", "1 h", "h1", "1hh", "ééh",
+        ] {
+            assert!(parse_ttl(bad).is_err(), "{bad:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn org_types_and_roles_ignore_case() {
+        assert_eq!(parse_org_type("municipality"), Ok(OrgType::Municipality));
+        assert_eq!(parse_org_type("youth-care"), Ok(OrgType::YouthCare));
+        assert_eq!(parse_role("Professional"), Ok(Role::Professional));
+        assert_eq!(parse_role("triage_officer"), Ok(Role::TriageOfficer));
+    }
+
+    #[test]
+    fn unknown_values_list_the_valid_ones() {
+        let err = parse_org_type("gemeente").unwrap_err();
+        assert!(
+            err.contains("MUNICIPALITY") && err.contains("POLICE"),
+            "{err}"
+        );
+        let err = parse_role("boss").unwrap_err();
+        assert!(
+            err.contains("PROFESSIONAL") && err.contains("AUDITOR"),
+            "{err}"
+        );
+    }
+}

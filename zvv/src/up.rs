@@ -1,0 +1,392 @@
+//! `zvv up`: runs every service of this build on 127.0.0.1 against a private PostgreSQL cluster
+//! in the data folder (or the database named by `DATABASE_URL`), until Ctrl-C or SIGTERM.
+
+use std::{
+    fs::File,
+    io::Write,
+    net::{IpAddr, Ipv4Addr, SocketAddr},
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
+
+use anyhow::Context;
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::{PgPool, postgres::PgConnectOptions};
+use tokio::{net::TcpListener, sync::watch, task::JoinSet};
+use zvv_intake::Deps;
+use zvv_platform::{
+    auth::{OrgType, Role, TokenRequest, TokenSigner, TokenVerifier},
+    bsn::BsnVault,
+    clock::SystemClock,
+    db::PoolSettings,
+    devdb::{ClusterOptions, DevDbError, LocalCluster},
+    server::{ServerSettings, shutdown_signal},
+    telemetry::{self, LogFormat},
+};
+
+use crate::datadir::{DEV_AUDIENCE, DEV_ISSUER, DataDir, DataDirArg};
+
+/// Database created in the private cluster.
+const DATABASE: &str = "zvv";
+/// Lifetime of the SERVICE tokens `zvv up` mints for the services.
+const SERVICE_TOKEN_TTL: chrono::Duration = chrono::Duration::hours(24);
+/// How often the SERVICE tokens are minted afresh (well before they expire).
+const SERVICE_TOKEN_REFRESH: Duration = Duration::from_secs(12 * 60 * 60);
+/// How long in-flight calls may take to finish after a shutdown signal.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
+/// Leeway on token `exp`/`nbf`, in seconds.
+const TOKEN_LEEWAY_SECS: u64 = 10;
+/// Ports kept for the services of later issues (shown in the banner).
+const RESERVED: &[(&str, u16)] = &[
+    ("signalling", 50052),
+    ("reintegration", 50053),
+    ("notifications", 50054),
+];
+
+/// Options of `zvv up`; every flag has an environment variable.
+#[derive(Debug, clap::Args)]
+pub struct UpArgs {
+    #[command(flatten)]
+    pub data: DataDirArg,
+    /// Address the intake service (SubjectService) listens on.
+    #[arg(long, env = "ZVV_INTAKE_LISTEN", default_value = "127.0.0.1:50051")]
+    pub intake_listen: SocketAddr,
+    /// PostgreSQL URL to use instead of the private cluster in the data folder.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<SecretString>,
+    /// Log output: plain or json.
+    #[arg(long, env = "ZVV_LOG_FORMAT", default_value = "plain")]
+    pub log_format: LogFormat,
+}
+
+/// Where the services' data lives while `zvv up` runs.
+enum Database {
+    /// The private cluster in the data folder; stopped when `zvv up` ends.
+    Private(LocalCluster),
+    /// A server named by `DATABASE_URL`; left alone.
+    External(Box<PgConnectOptions>),
+}
+
+impl Database {
+    fn describe(&self) -> String {
+        match self {
+            Self::Private(cluster) => format!(
+                "private PostgreSQL in {} on 127.0.0.1:{} (database {DATABASE})",
+                cluster.data_dir().display(),
+                cluster.port()
+            ),
+            Self::External(options) => format!(
+                "{}:{} (database {}, from DATABASE_URL)",
+                options.get_host(),
+                options.get_port(),
+                options.get_database().unwrap_or("(default)")
+            ),
+        }
+    }
+}
+
+/// Runs the suite until a shutdown signal or until a service fails.
+pub async fn run(args: UpArgs) -> anyhow::Result<()> {
+    let _telemetry = telemetry::init("zvv", args.log_format);
+    let data = DataDir::new(&args.data.data_dir)?;
+    let _lock = lock_data_dir(&data)?;
+    data.ensure_keys().context("creating development keys")?;
+    // A taken port fails here, before the database starts; the real bind comes when ready.
+    drop(bind_intake(args.intake_listen).await?);
+
+    let database_url = args
+        .database_url
+        .filter(|url| !url.expose_secret().trim().is_empty());
+    let mut database = match database_url {
+        Some(url) => Database::External(Box::new(
+            url.expose_secret()
+                .parse::<PgConnectOptions>()
+                .map_err(|_| anyhow::anyhow!("DATABASE_URL is not a valid PostgreSQL URL"))?,
+        )),
+        None => Database::Private(start_private_cluster(&data).await?),
+    };
+    // On an error below, dropping `database` stops the private cluster.
+    let pool = connect(&database).await?;
+    zvv_intake::migrate(&pool)
+        .await
+        .context("applying the intake migrations")?;
+
+    let signer = data.signer()?;
+    write_service_token(&signer, &data, "intake")?;
+
+    let deps = Deps {
+        pool: pool.clone(),
+        vault: Arc::new(
+            BsnVault::load(&data.bsn_keys()).context("loading the development BSN keys")?,
+        ),
+        verifier: Arc::new(
+            TokenVerifier::from_files(
+                &[data.public_key()],
+                None,
+                DEV_ISSUER,
+                DEV_AUDIENCE,
+                TOKEN_LEEWAY_SECS,
+            )
+            .context("loading the development token key")?,
+        ),
+        clock: Arc::new(SystemClock),
+        settings: ServerSettings::default(),
+    };
+
+    // Bound only now, so that a port that accepts connections means the service is ready.
+    let intake_listener = bind_intake(args.intake_listen).await?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut services = JoinSet::new();
+    let intake_addr = intake_listener
+        .local_addr()
+        .context("reading the intake listen address")?;
+    services.spawn(async move {
+        let result = zvv_intake::serve(deps, intake_listener, stopped(stop_rx)).await;
+        ("intake", result.map_err(anyhow::Error::from))
+    });
+
+    print_banner(&args.data.data_dir, intake_addr, &database);
+
+    let mut refresh = tokio::time::interval_at(
+        tokio::time::Instant::now() + SERVICE_TOKEN_REFRESH,
+        SERVICE_TOKEN_REFRESH,
+    );
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    let mut outcome = loop {
+        tokio::select! {
+            () = &mut shutdown => {
+                println!("stopping: draining in-flight calls");
+                break Ok(());
+            }
+            Some(joined) = services.join_next() => {
+                break Err(service_ended(joined));
+            }
+            _ = refresh.tick() => {
+                if let Err(e) = write_service_token(&signer, &data, "intake") {
+                    tracing::warn!(error = %format!("{e:#}"), "could not refresh the intake service token");
+                }
+            }
+        }
+    };
+
+    // Stop every service (gracefully), then the database.
+    let _ = stop_tx.send(true);
+    let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
+        let mut first_error = None;
+        while let Some(joined) = services.join_next().await {
+            match joined {
+                Ok((_, Ok(()))) => {}
+                other => {
+                    first_error.get_or_insert(service_ended(other));
+                }
+            }
+        }
+        first_error
+    })
+    .await;
+    match drained {
+        Ok(Some(e)) if outcome.is_ok() => outcome = Err(e),
+        Ok(_) => {}
+        Err(_) => {
+            services.abort_all();
+            tracing::warn!("services did not stop within {DRAIN_TIMEOUT:?}; aborted them");
+        }
+    }
+    pool.close().await;
+    if let Database::Private(cluster) = &mut database {
+        match cluster.stop() {
+            Ok(()) => println!("stopped the private PostgreSQL cluster"),
+            Err(e) => {
+                let e = anyhow::Error::from(e).context("stopping the private PostgreSQL cluster");
+                if outcome.is_ok() {
+                    outcome = Err(e);
+                } else {
+                    eprintln!("error: {e:#}");
+                }
+            }
+        }
+    }
+    outcome
+}
+
+/// Completes when `true` is sent, or when the sender is gone.
+async fn stopped(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|stop| *stop).await;
+}
+
+/// The error for a service task that ended before it was told to.
+fn service_ended(
+    joined: Result<(&'static str, anyhow::Result<()>), tokio::task::JoinError>,
+) -> anyhow::Error {
+    match joined {
+        Ok((name, Ok(()))) => anyhow::anyhow!("{name} stopped unexpectedly"),
+        Ok((name, Err(e))) => e.context(format!("{name} failed")),
+        Err(e) => anyhow::anyhow!("a service task failed: {e}"),
+    }
+}
+
+/// Makes sure only one `zvv up` uses a data folder at a time (the lock ends with the process).
+fn lock_data_dir(data: &DataDir) -> anyhow::Result<File> {
+    let path = data.root().join("zvv-up.lock");
+    let file = File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "another `zvv up` is already running with the data folder {}; stop it first or pass another --data-dir",
+            data.root().display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("locking {}", path.display()))
+        }
+    }
+}
+
+async fn bind_intake(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    bind("intake", addr, "--intake-listen", "ZVV_INTAKE_LISTEN").await
+}
+
+/// Binds a service's listener, naming the flag and variable to change when that fails.
+async fn bind(
+    service: &str,
+    addr: SocketAddr,
+    flag: &str,
+    env: &str,
+) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr).await.map_err(|e| {
+        let why = if e.kind() == std::io::ErrorKind::AddrInUse {
+            "the address is already in use (is another `zvv up` running?)".to_owned()
+        } else {
+            e.to_string()
+        };
+        anyhow::anyhow!(
+            "{service} cannot listen on {addr}: {why}; choose another address with {flag} or {env}"
+        )
+    })
+}
+
+/// Starts (creating it on first run) the private cluster and its database.
+async fn start_private_cluster(data: &DataDir) -> anyhow::Result<LocalCluster> {
+    let pg_dir = data.pg_dir();
+    if !pg_dir.join("PG_VERSION").exists() {
+        println!(
+            "creating a private PostgreSQL cluster in {} (first run)",
+            pg_dir.display()
+        );
+    }
+    let options = ClusterOptions {
+        port: None,
+        durable: true,
+    };
+    let cluster = match LocalCluster::start(&pg_dir, options).await {
+        Ok(cluster) => cluster,
+        // Already says what to install; only add the alternative.
+        Err(e @ DevDbError::NotInstalled) => {
+            anyhow::bail!("{e}\n(or set DATABASE_URL to use a PostgreSQL server you already run)")
+        }
+        Err(e) => {
+            return Err(anyhow::Error::from(e).context(format!(
+                "starting the private PostgreSQL cluster in {}",
+                pg_dir.display()
+            )));
+        }
+    };
+    cluster
+        .create_database(DATABASE)
+        .await
+        .with_context(|| format!("creating the database {DATABASE}"))?;
+    Ok(cluster)
+}
+
+async fn connect(database: &Database) -> anyhow::Result<PgPool> {
+    let options = match database {
+        Database::Private(cluster) => cluster.connect_options(DATABASE),
+        Database::External(options) => (**options).clone(),
+    };
+    zvv_platform::db::connect(options, &PoolSettings::default())
+        .await
+        .with_context(|| format!("connecting to {}", database.describe()))
+}
+
+/// Mints the SERVICE token `service` calls other services with and writes it (mode 0600,
+/// atomically) where the services read it.
+fn write_service_token(signer: &TokenSigner, data: &DataDir, service: &str) -> anyhow::Result<()> {
+    let token = signer
+        .mint(&TokenRequest {
+            sub: service.to_owned(),
+            org: format!("zvv-{service}"),
+            org_type: OrgType::Suite,
+            roles: vec![Role::Service],
+            ttl: SERVICE_TOKEN_TTL,
+        })
+        .with_context(|| format!("minting the {service} service token"))?;
+    let path = data.token_file(service);
+    write_private(&path, &format!("{token}\n"))
+}
+
+/// Writes `text` to `path` through a temporary file readable by the owner only.
+fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    let tmp: PathBuf = path.with_extension("tmp");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        options.mode(0o600);
+        // A leftover file keeps its old mode on open; make sure it is private.
+        if tmp.exists() {
+            std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))
+                .with_context(|| format!("restricting {}", tmp.display()))?;
+        }
+    }
+    let mut file = options
+        .open(&tmp)
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    file.write_all(text.as_bytes())
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
+}
+
+/// What runs where, and how to call it.
+fn print_banner(data_arg: &Path, intake: SocketAddr, database: &Database) {
+    let client_addr = match intake.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => {
+            SocketAddr::new(Ipv4Addr::LOCALHOST.into(), intake.port())
+        }
+        IpAddr::V6(ip) if ip.is_unspecified() => {
+            SocketAddr::new(Ipv4Addr::LOCALHOST.into(), intake.port())
+        }
+        _ => intake,
+    };
+    let data_flag = if data_arg == Path::new(".zvv") {
+        String::new()
+    } else {
+        format!(" --data-dir {}", data_arg.display())
+    };
+    println!();
+    println!("zvv is up (Ctrl-C to stop)");
+    println!("  intake         {intake}  zvv.intake.v1.SubjectService");
+    for (name, port) in RESERVED {
+        println!("  {name:<14} {port} reserved, not part of this build yet");
+    }
+    println!("  database       {}", database.describe());
+    println!();
+    println!("Get a token and call intake:");
+    if client_addr.to_string() != "127.0.0.1:50051" {
+        println!("  export ZVV_INTAKE_ADDR=http://{client_addr}");
+    }
+    println!(
+        "  export ZVV_TOKEN=$(zvv token --org gm0363 --org-type MUNICIPALITY --role PROFESSIONAL{data_flag} | tail -n1)"
+    );
+    println!(
+        "  zvv subject register --bsn 123456782 --given-name Jan --family-name Jansen \
+         --birth-date 2015-03-01 --municipality GM0363 --neighbourhood WK036305"
+    );
+    println!(
+        "  grpcurl -plaintext -H \"authorization: Bearer $ZVV_TOKEN\" -d '{{\"subject_id\": \"<id>\"}}' \
+         {client_addr} zvv.intake.v1.SubjectService/GetSubject"
+    );
+    println!();
+}
