@@ -208,6 +208,19 @@ impl TestApp {
             .expect("subject in response")
     }
 
+    /// Reads a subject back (as a municipality professional).
+    pub async fn get(&self, subject_id: &str) -> pb::Subject {
+        self.client(&self.muni_professional())
+            .get_subject(pb::GetSubjectRequest {
+                subject_id: subject_id.to_owned(),
+            })
+            .await
+            .unwrap_or_else(|s| panic!("get {subject_id}: {s:?}"))
+            .into_inner()
+            .subject
+            .expect("subject in response")
+    }
+
     /// Links parent → child (as a municipality professional).
     pub async fn link(&self, parent: &str, child: &str) -> pb::Relation {
         self.client(&self.muni_professional())

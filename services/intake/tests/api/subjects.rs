@@ -170,7 +170,7 @@ async fn resolve_finds_registers_and_refuses_unknown_bsns() {
     assert_eq!(later.subject_id, created.subject_id);
     assert!(!later.created);
 
-    // the bare subject: masked BSN, nothing else
+    // the bare subject: masked BSN, nothing else (suite services may read it too)
     let bare = service
         .get_subject(pb::GetSubjectRequest {
             subject_id: created.subject_id.clone(),
@@ -226,15 +226,7 @@ async fn update_changes_only_the_fields_in_the_mask() {
         (now() + Duration::hours(2)).timestamp()
     );
 
-    let stored = client
-        .get_subject(pb::GetSubjectRequest {
-            subject_id: registered.subject_id.clone(),
-        })
-        .await
-        .expect("get")
-        .into_inner()
-        .subject
-        .expect("subject");
+    let stored = app.get(&registered.subject_id).await;
     assert_eq!(stored, updated);
 
     // the date of death is visible to resolving services
@@ -305,15 +297,7 @@ async fn birth_date_can_be_set_only_while_unknown() {
         );
         assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
     }
-    let stored = client
-        .get_subject(pb::GetSubjectRequest {
-            subject_id: known.subject_id.clone(),
-        })
-        .await
-        .expect("get")
-        .into_inner()
-        .subject
-        .expect("subject");
+    let stored = app.get(&known.subject_id).await;
     assert_eq!(stored.birth_date, "2015-03-14");
 }
 
@@ -437,15 +421,7 @@ async fn update_refuses_bad_masks_and_values() {
     assert_eq!(status.code(), Code::NotFound, "{status:?}");
 
     // nothing was changed by any of these
-    let stored = client
-        .get_subject(pb::GetSubjectRequest {
-            subject_id: registered.subject_id.clone(),
-        })
-        .await
-        .expect("get")
-        .into_inner()
-        .subject
-        .expect("subject");
+    let stored = app.get(&registered.subject_id).await;
     assert_eq!(stored, registered);
 }
 
