@@ -515,6 +515,95 @@ mod tests {
     }
 
     #[test]
+    fn pins_es256_pem_keys() {
+        use p256::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
+        let dir = tempfile::tempdir().unwrap();
+        let key = p256::ecdsa::SigningKey::random(&mut rand::rngs::OsRng);
+        let public = dir.path().join("es256.pem");
+        std::fs::write(
+            &public,
+            key.verifying_key()
+                .to_public_key_pem(LineEnding::LF)
+                .unwrap(),
+        )
+        .unwrap();
+        let verifier = TokenVerifier::from_files(&[&public], None, "zvv-test", "zvv", 5).unwrap();
+        let private = key.to_pkcs8_pem(LineEnding::LF).unwrap();
+        let token = jsonwebtoken::encode(
+            &Header::new(Algorithm::ES256),
+            &claims(),
+            &EncodingKey::from_ec_pem(private.as_bytes()).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(verifier.verify(&token).unwrap().org, "gm0363");
+        // an EdDSA token is not accepted by an ES256 pin
+        assert_eq!(
+            verifier.verify(&keys().signer.mint(&request()).unwrap()),
+            Err(AuthError::Signature)
+        );
+    }
+
+    #[test]
+    fn pins_jwks_keys_by_kid() {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+        use ed25519_dalek::pkcs8::{EncodePrivateKey, spki::der::pem::LineEnding};
+        let dir = tempfile::tempdir().unwrap();
+        let a = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
+        let b = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
+        let jwk = |kid: &str, k: &ed25519_dalek::SigningKey| {
+            serde_json::json!({"kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "use": "sig", "kid": kid,
+                "x": B64.encode(k.verifying_key().to_bytes())})
+        };
+        let jwks = dir.path().join("jwks.json");
+        std::fs::write(
+            &jwks,
+            serde_json::json!({"keys": [jwk("a", &a), jwk("b", &b),
+                {"kty": "oct", "kid": "sym", "k": "c2VjcmV0"}]})
+            .to_string(),
+        )
+        .unwrap();
+        let verifier =
+            TokenVerifier::from_files(&[] as &[&Path], Some(&jwks), "zvv-test", "zvv", 5).unwrap();
+        let sign = |k: &ed25519_dalek::SigningKey, kid: Option<&str>| {
+            let mut header = Header::new(Algorithm::EdDSA);
+            header.kid = kid.map(str::to_owned);
+            let pem = k.to_pkcs8_pem(LineEnding::LF).unwrap();
+            jsonwebtoken::encode(
+                &header,
+                &claims(),
+                &EncodingKey::from_ed_pem(pem.as_bytes()).unwrap(),
+            )
+            .unwrap()
+        };
+        assert!(verifier.verify(&sign(&b, Some("b"))).is_ok());
+        assert!(
+            verifier.verify(&sign(&a, None)).is_ok(),
+            "without kid every pinned key is tried"
+        );
+        assert_eq!(
+            verifier.verify(&sign(&a, Some("b"))),
+            Err(AuthError::Signature)
+        );
+        let stranger = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
+        assert_eq!(
+            verifier.verify(&sign(&stranger, Some("a"))),
+            Err(AuthError::Signature)
+        );
+        // the symmetric key in the set is never pinned
+        let hs = jsonwebtoken::encode(
+            &{
+                let mut h = Header::new(Algorithm::HS256);
+                h.kid = Some("sym".into());
+                h
+            },
+            &claims(),
+            &EncodingKey::from_secret(b"secret"),
+        )
+        .unwrap();
+        assert_eq!(verifier.verify(&hs), Err(AuthError::Signature));
+    }
+
+    #[test]
     fn leeway_is_capped() {
         let err = TokenVerifier::from_files(&[] as &[&Path], None, "i", "a", 31).unwrap_err();
         assert!(matches!(err, KeyError::Leeway));
