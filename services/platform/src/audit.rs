@@ -4,6 +4,11 @@
 //! that point, and [`verify`] reports the first broken link. The table itself refuses UPDATE,
 //! DELETE and TRUNCATE (see the platform migration).
 
+use std::sync::{
+    Arc,
+    atomic::{AtomicBool, Ordering},
+};
+
 use chrono::{DateTime, SubsecRound, Utc};
 use sha2::{Digest, Sha256};
 use sqlx::{AssertSqlSafe, PgConnection, PgPool, Row};
@@ -12,6 +17,10 @@ use uuid::Uuid;
 use crate::{auth::Principal, db::Schema};
 
 /// Who made a call and in what circumstances; built by the server layer for every call.
+///
+/// Clones share one "audited" flag: the service sets it when it commits the call's record, and
+/// the call layer writes the record itself for every call that ends without one (a request that
+/// could not be decoded, a timeout, a cancelled call), so that each call leaves one record.
 #[derive(Debug, Clone)]
 pub struct CallContext {
     /// The RPC, e.g. `zvv.intake.v1.SubjectService/RegisterSubject`.
@@ -21,9 +30,31 @@ pub struct CallContext {
     pub peer: String,
     pub legal_basis: String,
     pub trace_id: String,
+    pub audited: Arc<AtomicBool>,
 }
 
 impl CallContext {
+    /// A context for one call, not yet audited.
+    pub fn new(action: String, peer: String, trace_id: String) -> Self {
+        Self {
+            action,
+            principal: None,
+            peer,
+            legal_basis: String::new(),
+            trace_id,
+            audited: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// True once this call's audit record is committed.
+    pub fn is_audited(&self) -> bool {
+        self.audited.load(Ordering::SeqCst)
+    }
+
+    fn mark_audited(&self) {
+        self.audited.store(true, Ordering::SeqCst);
+    }
+
     /// The authenticated caller. Service code only runs for authenticated calls; the fallback
     /// keeps this total without a panic.
     pub fn principal(&self) -> Principal {
@@ -79,7 +110,7 @@ pub struct AuditRecord {
 }
 
 impl AuditRecord {
-    /// sha256(prev_hash ‖ seq ‖ every field, unit-separated).
+    /// sha256(prev_hash ‖ seq ‖ every field), each field prefixed with its length.
     fn chain_hash(&self, seq: i64, prev_hash: &[u8]) -> Vec<u8> {
         let ids = self
             .object_ids
@@ -105,7 +136,8 @@ impl AuditRecord {
             &self.legal_basis,
             &self.trace_id,
         ] {
-            h.update([0x1f]);
+            // length-prefixed, so that no two different records encode alike
+            h.update((part.len() as u64).to_be_bytes());
             h.update(part.as_bytes());
         }
         h.finalize().to_vec()
@@ -161,16 +193,32 @@ pub async fn append(
     Ok(seq)
 }
 
-/// Appends a record in a transaction of its own (for denied and failed calls).
-pub async fn append_alone(
+/// Appends the call's record to the caller's transaction, commits it, and marks the call
+/// audited.
+pub async fn commit(
+    mut tx: sqlx::Transaction<'_, sqlx::Postgres>,
+    schema: Schema,
+    ctx: &CallContext,
+    object_ids: Vec<Uuid>,
+    result: &str,
+    at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    append(&mut tx, schema, &ctx.record(object_ids, result, at)).await?;
+    tx.commit().await?;
+    ctx.mark_audited();
+    Ok(())
+}
+
+/// Records a call that changed nothing (refused, failed) in a transaction of its own.
+pub async fn record_alone(
     pool: &PgPool,
     schema: Schema,
-    record: &AuditRecord,
-) -> Result<i64, sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    let seq = append(&mut tx, schema, record).await?;
-    tx.commit().await?;
-    Ok(seq)
+    ctx: &CallContext,
+    object_ids: Vec<Uuid>,
+    result: &str,
+    at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    commit(pool.begin().await?, schema, ctx, object_ids, result, at).await
 }
 
 /// The outcome of [`verify`].
@@ -247,5 +295,40 @@ pub async fn verify(pool: &PgPool, schema: Schema) -> Result<VerifyReport, sqlx:
             prev_hash = stored_hash;
             expected_seq += 1;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(actor_sub: &str, actor_org: &str) -> AuditRecord {
+        AuditRecord {
+            occurred_at: Utc::now().trunc_subsecs(6),
+            action: "a".into(),
+            object_ids: vec![],
+            result: "OK".into(),
+            actor_sub: actor_sub.into(),
+            actor_org: actor_org.into(),
+            actor_org_type: String::new(),
+            actor_roles: String::new(),
+            peer: String::new(),
+            legal_basis: String::new(),
+            trace_id: String::new(),
+        }
+    }
+
+    #[test]
+    fn field_boundaries_are_part_of_the_hash() {
+        let a = record("x\u{1f}y", "z");
+        let b = record("x", "y\u{1f}z");
+        let at = a.occurred_at;
+        let b = AuditRecord {
+            occurred_at: at,
+            ..b
+        };
+        assert_ne!(a.chain_hash(1, &GENESIS), b.chain_hash(1, &GENESIS));
+        assert_eq!(a.chain_hash(1, &GENESIS), a.clone().chain_hash(1, &GENESIS));
+        assert_ne!(a.chain_hash(1, &GENESIS), a.chain_hash(2, &GENESIS));
     }
 }

@@ -141,13 +141,7 @@ where
                     .and_then(|i| i.remote_addr())
                     .map(|a| a.to_string())
                     .unwrap_or_default();
-                let mut ctx = CallContext {
-                    action: path.trim_start_matches('/').to_owned(),
-                    principal: None,
-                    peer,
-                    legal_basis: String::new(),
-                    trace_id,
-                };
+                let mut ctx = CallContext::new(path.trim_start_matches('/').to_owned(), peer, trace_id);
                 let principal = match bearer(req.headers()).and_then(|t| shared.verifier.verify(t)) {
                     Ok(p) => p,
                     Err(err) => {
@@ -160,14 +154,47 @@ where
                     Decision::Allowed(rule) => {
                         ctx.legal_basis = rule.legal_basis.to_owned();
                         req.extensions_mut().insert(ctx.clone());
-                        match tokio::time::timeout(shared.request_timeout, inner.call(req)).await {
-                            Ok(response) => response,
+                        // a call dropped before it ends (the client cancelled, or its own
+                        // deadline passed) is audited by this guard
+                        let guard = DropGuard {
+                            shared: shared.clone(),
+                            ctx: Some(ctx.clone()),
+                        };
+                        let outcome = tokio::time::timeout(shared.request_timeout, inner.call(req)).await;
+                        guard.disarm();
+                        match outcome {
+                            Ok(Ok(response)) => {
+                                if !ctx.is_audited() {
+                                    // e.g. a request that could not be decoded never reached the service
+                                    let code = response
+                                        .headers()
+                                        .get("grpc-status")
+                                        .and_then(|v| v.to_str().ok())
+                                        .and_then(|v| v.parse::<i32>().ok())
+                                        .map_or(Code::Ok, Code::from_i32);
+                                    if code == Code::Ok {
+                                        tracing::warn!("the service answered without auditing the call");
+                                    }
+                                    record(&shared, &ctx, code).await;
+                                }
+                                Ok(response)
+                            }
+                            Ok(Err(e)) => {
+                                if !ctx.is_audited() {
+                                    record(&shared, &ctx, Code::Internal).await;
+                                }
+                                Err(e)
+                            }
                             Err(_) => {
                                 tracing::warn!(timeout = ?shared.request_timeout, "call abandoned: request timeout");
                                 let status = Status::deadline_exceeded(
-                                    "the call took longer than the server's request timeout and was abandoned",
+                                    "the call did not finish within the server's request timeout; \
+                                     it may or may not have taken effect: retry with the same request_id",
                                 );
-                                Ok(refuse(&shared, &ctx, status).await)
+                                if !ctx.is_audited() {
+                                    record(&shared, &ctx, status.code()).await;
+                                }
+                                Ok(status.into_http())
                             }
                         }
                     }
@@ -193,19 +220,57 @@ where
     }
 }
 
-/// Audits a refused or abandoned call in its own transaction and builds the response. An audit failure is
+/// Audits a refused call in its own transaction and builds the response. An audit failure is
 /// logged; the call stays refused.
 async fn refuse<B: Default>(
     shared: &Shared,
     ctx: &CallContext,
     status: Status,
 ) -> http::Response<B> {
-    let record = ctx.record(Vec::new(), code_name(status.code()), shared.clock.now());
-    if let Err(e) = audit::append_alone(&shared.pool, shared.schema, &record).await {
-        tracing::error!(error = %e, "cannot audit a refused call");
-    }
-    tracing::Span::current().record("grpc.status", code_name(status.code()));
+    record(shared, ctx, status.code()).await;
     status.into_http()
+}
+
+/// Writes the record of a call the service did not audit itself.
+async fn record(shared: &Shared, ctx: &CallContext, code: Code) {
+    tracing::Span::current().record("grpc.status", code_name(code));
+    if let Err(e) = audit::record_alone(
+        &shared.pool,
+        shared.schema,
+        ctx,
+        Vec::new(),
+        code_name(code),
+        shared.clock.now(),
+    )
+    .await
+    {
+        tracing::error!(error = %e, "cannot audit a call");
+    }
+}
+
+/// Audits a call whose future is dropped before it ends.
+struct DropGuard {
+    shared: Arc<Shared>,
+    ctx: Option<CallContext>,
+}
+
+impl DropGuard {
+    fn disarm(mut self) {
+        self.ctx = None;
+    }
+}
+
+impl Drop for DropGuard {
+    fn drop(&mut self) {
+        let Some(ctx) = self.ctx.take() else { return };
+        if ctx.is_audited() {
+            return;
+        }
+        let shared = self.shared.clone();
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(async move { record(&shared, &ctx, Code::Cancelled).await });
+        }
+    }
 }
 
 /// The canonical name of a gRPC code, as stored in audit records.

@@ -131,14 +131,13 @@ async fn emit(tx: &mut PgConnection, event: Event, at: DateTime<Utc>) -> Result<
 
 /// Appends the audit record and commits.
 async fn finish(
-    mut tx: Transaction<'_, Postgres>,
+    tx: Transaction<'_, Postgres>,
     ctx: &CallContext,
     ids: Vec<Uuid>,
     result: &str,
     now: DateTime<Utc>,
 ) -> Result<(), ApiError> {
-    audit::append(&mut tx, SCHEMA, &ctx.record(ids, result, now)).await?;
-    tx.commit().await?;
+    audit::commit(tx, SCHEMA, ctx, ids, result, now).await?;
     Ok(())
 }
 
@@ -263,7 +262,8 @@ impl SubjectStore for PgStore {
             && idempotency::lookup(&mut tx, SCHEMA, key).await?.is_some()
         {
             let row = fetch_subject(&mut tx, id, false).await?;
-            finish(tx, ctx, vec![id], "OK", now).await?;
+            let result = if row.is_some() { "OK" } else { "NOT_FOUND" };
+            finish(tx, ctx, vec![id], result, now).await?;
             return Ok(row);
         }
         let Some(mut row) = fetch_subject(&mut tx, id, true).await? else {
@@ -474,7 +474,7 @@ impl SubjectStore for PgStore {
         result: &'static str,
         now: DateTime<Utc>,
     ) -> Result<(), ApiError> {
-        audit::append_alone(&self.pool, SCHEMA, &ctx.record(ids, result, now)).await?;
+        audit::record_alone(&self.pool, SCHEMA, ctx, ids, result, now).await?;
         Ok(())
     }
 }

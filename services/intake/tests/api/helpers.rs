@@ -393,3 +393,8 @@ pub fn expect_err<T: std::fmt::Debug>(
         Err(s) => s,
     }
 }
+
+/// The name of a gRPC code as audit records store it.
+pub fn code_name(code: Code) -> &'static str {
+    zvv_platform::layer::code_name(code)
+}

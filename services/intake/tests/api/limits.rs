@@ -64,6 +64,16 @@ async fn an_oversized_message_is_refused_and_the_server_lives_on() {
         "{status:?}"
     );
     assert_eq!(app.count_subjects().await, 0);
+    let results: Vec<String> =
+        sqlx::query_scalar("SELECT result FROM intake.audit_log ORDER BY seq")
+            .fetch_all(&app.pool)
+            .await
+            .expect("audit rows");
+    assert_eq!(
+        results,
+        [crate::helpers::code_name(status.code())],
+        "a request that never reached the service is audited too"
+    );
 
     // below the limit the message is decoded and the name rule applies
     let status = expect_err(
@@ -198,4 +208,67 @@ async fn a_call_past_the_request_timeout_is_cancelled_and_changes_nothing() {
         "the abandoned call is audited"
     );
     app.link(&parent.subject_id, &child.subject_id).await;
+}
+
+/// A caller whose own deadline passes while its call waits: the server drops the call, nothing
+/// is stored, and the call still leaves exactly one audit record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_dropped_at_the_callers_deadline_is_audited_once() {
+    let app = TestApp::spawn().await;
+    let parent = app.register(BSN, "Marieke").await;
+    let child = app.register(&valid_bsn(1), "Sanne").await;
+
+    let mut lock = hold_relations_lock(&app).await;
+    let mut request = tonic::Request::new(link_request(&parent.subject_id, &child.subject_id));
+    request.set_timeout(Duration::from_millis(400));
+    let status = expect_err(
+        app.client(&app.muni_professional())
+            .link_relation(request)
+            .await,
+        "call past the caller's deadline",
+    );
+    assert!(
+        matches!(status.code(), Code::DeadlineExceeded | Code::Cancelled),
+        "{status:?}"
+    );
+    sqlx::query(RELATIONS_UNLOCK)
+        .execute(&mut lock)
+        .await
+        .expect("release lock");
+    lock.close().await.expect("close");
+
+    let mut results: Vec<String> = Vec::new();
+    for _ in 0..100 {
+        results = sqlx::query_scalar(
+            "SELECT result FROM intake.audit_log WHERE action = 'zvv.intake.v1.SubjectService/LinkRelation'",
+        )
+        .fetch_all(&app.pool)
+        .await
+        .expect("audit rows");
+        if !results.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let again: Vec<String> = sqlx::query_scalar(
+        "SELECT result FROM intake.audit_log WHERE action = 'zvv.intake.v1.SubjectService/LinkRelation'",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .expect("audit rows");
+    assert_eq!(results, ["CANCELLED"]);
+    assert_eq!(again, results, "exactly one record");
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM intake.relations")
+        .fetch_one(&app.pool)
+        .await
+        .expect("count");
+    assert_eq!(count, 0);
+    assert!(
+        zvv_platform::audit::verify(&app.pool, zvv_intake::SCHEMA)
+            .await
+            .expect("verify")
+            .first_broken
+            .is_none()
+    );
 }
