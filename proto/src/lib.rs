@@ -17,3 +17,59 @@ pub mod intake {
         tonic::include_proto!("zvv.intake.v1");
     }
 }
+
+/// `Debug` for messages that carry a BSN: the number never reaches a log line through `{:?}`.
+mod redacted {
+    use std::fmt;
+
+    use crate::intake::v1::{RegisterSubjectRequest, ResolveSubjectRequest};
+
+    const HIDDEN: &str = "<redacted>";
+
+    impl fmt::Debug for RegisterSubjectRequest {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.debug_struct("RegisterSubjectRequest")
+                .field("request_id", &self.request_id)
+                .field("bsn", &HIDDEN)
+                .field("given_name", &HIDDEN)
+                .field("family_name", &HIDDEN)
+                .field("birth_date", &HIDDEN)
+                .field("municipality_code", &self.municipality_code)
+                .field("neighbourhood_code", &self.neighbourhood_code)
+                .finish()
+        }
+    }
+
+    impl fmt::Debug for ResolveSubjectRequest {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.debug_struct("ResolveSubjectRequest")
+                .field("bsn", &HIDDEN)
+                .field("create_if_missing", &self.create_if_missing)
+                .finish()
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn debug_output_hides_the_bsn() {
+            let r = RegisterSubjectRequest {
+                bsn: "123456782".into(),
+                given_name: "Noor".into(),
+                ..Default::default()
+            };
+            let text = format!("{r:?}");
+            assert!(
+                !text.contains("123456782") && !text.contains("Noor"),
+                "{text}"
+            );
+            let r = ResolveSubjectRequest {
+                bsn: "123456782".into(),
+                create_if_missing: true,
+            };
+            assert!(!format!("{r:?}").contains("123456782"));
+        }
+    }
+}

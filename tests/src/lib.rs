@@ -29,6 +29,8 @@ pub struct Harness {
     pub pool: PgPool,
     pub clock: ManualClock,
     pub intake_url: String,
+    /// Kept for as long as the suite runs (on an external server it is dropped with it).
+    pub db: TestDb,
     stop: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -73,6 +75,7 @@ impl Harness {
             pool,
             clock,
             intake_url,
+            db,
             stop,
             tasks: vec![intake],
         })

@@ -33,6 +33,27 @@ pub struct ResolveArgs {
     /// Print one JSON line with the results as well.
     #[arg(long)]
     json: bool,
+    /// Allow a non-loopback intake address. The bench registers subjects for thousands of
+    /// valid-looking BSNs: never point it at a registry with real people in it.
+    #[arg(long)]
+    allow_remote: bool,
+}
+
+/// True for addresses on this machine.
+fn is_loopback(addr: &str) -> bool {
+    let Ok(uri) = addr.parse::<tonic::codegen::http::Uri>() else {
+        return false;
+    };
+    match uri.host() {
+        Some(host) => {
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            host == "localhost"
+                || host
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        }
+        None => false,
+    }
 }
 
 pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
@@ -63,6 +84,13 @@ fn percentile(sorted: &[u32], p: f64) -> f64 {
 }
 
 async fn resolve(args: ResolveArgs) -> anyhow::Result<()> {
+    if !args.allow_remote && !is_loopback(&args.conn.intake_addr) {
+        anyhow::bail!(
+            "{} is not on this machine: the bench registers test subjects, so it only runs against \
+             a local suite (pass --allow-remote for a test environment you own)",
+            args.conn.intake_addr
+        );
+    }
     let connections = args.connections.max(1);
     let clients = (0..connections)
         .map(|_| args.conn.intake())
@@ -187,6 +215,16 @@ mod tests {
         for b in &made {
             assert!(Bsn::parse(b).is_ok(), "{b}");
         }
+    }
+
+    #[test]
+    fn only_loopback_by_default() {
+        assert!(is_loopback("http://127.0.0.1:50051"));
+        assert!(is_loopback("http://localhost:50051"));
+        assert!(is_loopback("http://[::1]:50051"));
+        assert!(!is_loopback("http://10.0.0.5:50051"));
+        assert!(!is_loopback("https://intake.gemeente.example:443"));
+        assert!(!is_loopback("not a uri"));
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! `zvv subject …`: the identity registry (intake's SubjectService) for people at a terminal.
 
+use anyhow::Context;
 use zvv_proto::intake::v1::{
     GetSubjectRequest, LinkRelationRequest, ListFamilyRequest, ListRelationsRequest,
     RegisterSubjectRequest, Relation, RelationKind, ResolveSubjectRequest, Subject,
@@ -31,7 +32,8 @@ pub enum SubjectCommand {
 pub struct RegisterArgs {
     #[command(flatten)]
     conn: ConnArgs,
-    /// Citizen service number (9 digits).
+    /// Citizen service number (9 digits); `-` reads it from standard input, which keeps it out
+    /// of the process list and the shell history.
     #[arg(long)]
     bsn: String,
     #[arg(long)]
@@ -56,7 +58,8 @@ pub struct RegisterArgs {
 pub struct ResolveArgs {
     #[command(flatten)]
     conn: ConnArgs,
-    /// Citizen service number (9 digits).
+    /// Citizen service number (9 digits); `-` reads it from standard input, which keeps it out
+    /// of the process list and the shell history.
     #[arg(long)]
     bsn: String,
     /// Register a bare subject when the BSN is not known yet.
@@ -142,6 +145,18 @@ pub struct FamilyArgs {
 }
 
 /// Runs one subcommand and prints its result.
+/// The BSN as given, or read from standard input for `-`.
+fn bsn_arg(value: String) -> anyhow::Result<String> {
+    if value != "-" {
+        return Ok(value);
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .context("reading the BSN from standard input")?;
+    Ok(line.trim().to_owned())
+}
+
 pub async fn run(cmd: SubjectCommand) -> anyhow::Result<()> {
     match cmd {
         SubjectCommand::Register(a) => {
@@ -150,7 +165,7 @@ pub async fn run(cmd: SubjectCommand) -> anyhow::Result<()> {
                     .intake()?
                     .register_subject(RegisterSubjectRequest {
                         request_id: a.request_id.unwrap_or_else(fresh_request_id),
-                        bsn: a.bsn,
+                        bsn: bsn_arg(a.bsn)?,
                         given_name: a.given_name,
                         family_name: a.family_name,
                         birth_date: a.birth_date,
@@ -166,7 +181,7 @@ pub async fn run(cmd: SubjectCommand) -> anyhow::Result<()> {
                 a.conn
                     .intake()?
                     .resolve_subject(ResolveSubjectRequest {
-                        bsn: a.bsn,
+                        bsn: bsn_arg(a.bsn)?,
                         create_if_missing: a.create,
                     })
                     .await,

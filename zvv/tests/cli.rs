@@ -381,6 +381,41 @@ fn up_serves_intake_until_sigterm() {
     assert!(stdout.contains("Jan Jansen"), "{stdout}");
     assert_eq!(subject_id_of(&stdout), subject_id);
 
+    // a suite service resolves the BSN, given on standard input (not on the command line)
+    let out = run(zvv()
+        .args([
+            "token",
+            "--org",
+            "zvv-signalling",
+            "--org-type",
+            "SUITE",
+            "--role",
+            "SERVICE",
+            "--data-dir",
+        ])
+        .arg(&data));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let service_token = text(&out.stdout)
+        .lines()
+        .last()
+        .expect("token")
+        .trim()
+        .to_owned();
+    let mut resolve = zvv()
+        .args(["subject", "resolve", "--bsn", "-"])
+        .env("ZVV_TOKEN", &service_token)
+        .env("ZVV_INTAKE_ADDR", &addr)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn resolve");
+    std::io::Write::write_all(&mut resolve.stdin.take().expect("stdin"), b"123456782\n")
+        .expect("write bsn");
+    let out = resolve.wait_with_output().expect("resolve output");
+    assert!(out.status.success(), "resolve: {}", text(&out.stderr));
+    assert_eq!(subject_id_of(&text(&out.stdout)), subject_id);
+
     let out = client(&register);
     assert!(!out.status.success(), "a second registration must fail");
     let stderr = text(&out.stderr);

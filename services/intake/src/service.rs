@@ -22,8 +22,8 @@ use crate::{
     store::{LinkOutcome, RegisterOutcome, ResolveOutcome, SubjectRow, SubjectStore},
 };
 
-/// What a RegisterSubject request carries, unchecked.
-#[derive(Debug, Clone, Default)]
+/// What a RegisterSubject request carries, unchecked. Its `Debug` hides the personal data.
+#[derive(Clone, Default)]
 pub struct RegisterInput {
     pub request_id: String,
     pub bsn: String,
@@ -32,6 +32,16 @@ pub struct RegisterInput {
     pub birth_date: String,
     pub municipality_code: String,
     pub neighbourhood_code: String,
+}
+
+impl std::fmt::Debug for RegisterInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegisterInput")
+            .field("request_id", &self.request_id)
+            .field("municipality_code", &self.municipality_code)
+            .field("neighbourhood_code", &self.neighbourhood_code)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The answer to ResolveSubject.

@@ -80,11 +80,25 @@ claim_enum! {
     }
 }
 
+/// The `aud` claim: one audience or several (RFC 7519 allows both).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Audience {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl From<&str> for Audience {
+    fn from(s: &str) -> Self {
+        Self::One(s.to_owned())
+    }
+}
+
 /// The claims of a suite token as they travel in the JWT.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Claims {
     pub iss: String,
-    pub aud: String,
+    pub aud: Audience,
     /// The professional (or, for SERVICE tokens, the calling service).
     pub sub: String,
     /// The organisation's identifier.
@@ -93,6 +107,7 @@ pub struct Claims {
     pub roles: Vec<String>,
     pub exp: i64,
     pub nbf: i64,
+    #[serde(default)]
     pub iat: i64,
 }
 
@@ -286,10 +301,14 @@ impl TokenVerifier {
                         ErrorKind::MissingRequiredClaim(c) => {
                             return Err(AuthError::Claims(format!("missing {c}")));
                         }
-                        ErrorKind::Json(_) => {
-                            return Err(AuthError::Claims(
-                                "org, org_type and roles are required".to_owned(),
-                            ));
+                        ErrorKind::Json(e) => {
+                            // serde names the claim, never its value, for missing/typed fields
+                            let what = if e.is_data() {
+                                "org, org_type (string) and roles (list of strings) are required"
+                            } else {
+                                "the claims are not a JSON object"
+                            };
+                            return Err(AuthError::Claims(what.to_owned()));
                         }
                         _ => AuthError::Malformed,
                     }
@@ -363,7 +382,7 @@ impl TokenSigner {
         let now = chrono::Utc::now().timestamp();
         let claims = Claims {
             iss: self.issuer.clone(),
-            aud: self.audience.clone(),
+            aud: Audience::One(self.audience.clone()),
             sub: req.sub.clone(),
             org: req.org.clone(),
             org_type: req.org_type.as_str().to_owned(),
@@ -477,6 +496,15 @@ mod tests {
         assert_eq!(
             k.verifier.verify(&k.signer.mint_claims(&c).unwrap()),
             Err(AuthError::Audience)
+        );
+
+        let mut c = claims();
+        c.aud = Audience::Many(vec!["other".into(), "zvv".into()]);
+        assert!(
+            k.verifier
+                .verify(&k.signer.mint_claims(&c).unwrap())
+                .is_ok(),
+            "aud as a list"
         );
 
         let mut c = claims();

@@ -170,8 +170,15 @@ impl BsnVault {
             path: path.display().to_string(),
             source,
         })?;
-        let keys: KeyFile = serde_json::from_str(&text)
-            .map_err(|e| VaultError::Invalid(format!("not the expected JSON ({e})")))?;
+        // serde's message may quote the offending value (key material): give only the place
+        let keys: KeyFile = serde_json::from_str(&text).map_err(|e| {
+            VaultError::Invalid(format!(
+                "not the expected JSON ({:?} error at line {}, column {})",
+                e.classify(),
+                e.line(),
+                e.column()
+            ))
+        })?;
         Self::from_key_file(&keys)
     }
 
@@ -253,6 +260,17 @@ mod tests {
         let bsn = Bsn::parse("123456782").unwrap();
         assert_eq!(bsn.masked(), "******782");
         assert_eq!(format!("{bsn:?}"), "Bsn(******782)");
+    }
+
+    #[test]
+    fn key_file_errors_do_not_quote_key_material() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys.json");
+        std::fs::write(&path, r#"{"active_key_id": "k1", "encryption_keys": "c2VjcmV0LWtleS1tYXRlcmlhbA==", "hmac_key": "x"}"#)
+            .unwrap();
+        let err = BsnVault::load(&path).unwrap_err().to_string();
+        assert!(!err.contains("c2VjcmV0"), "{err}");
+        assert!(err.contains("line 1"), "{err}");
     }
 
     #[test]

@@ -29,7 +29,7 @@ struct Server {
     /// URL of the admin database, for child processes.
     admin_url: String,
     // keeps the throwaway cluster (if any) alive for the whole process
-    _cluster: Option<LocalCluster>,
+    cluster: Option<LocalCluster>,
 }
 
 static SERVER: OnceCell<Server> = OnceCell::const_new();
@@ -44,7 +44,7 @@ async fn server() -> anyhow::Result<&'static Server> {
                 return Ok(Server {
                     admin,
                     admin_url: url,
-                    _cluster: None,
+                    cluster: None,
                 });
             }
             let dir = tempfile::Builder::new()
@@ -66,7 +66,7 @@ async fn server() -> anyhow::Result<&'static Server> {
             Ok(Server {
                 admin: cluster.connect_options("postgres"),
                 admin_url: cluster.url("postgres"),
-                _cluster: Some(cluster),
+                cluster: Some(cluster),
             })
         })
         .await
@@ -83,13 +83,44 @@ fn set_mode(_: &std::path::Path, _: u32) -> std::io::Result<()> {
     Ok(())
 }
 
-/// A database of its own for one test.
-#[derive(Debug, Clone)]
+/// A database of its own for one test. On a server named by `DATABASE_URL` it is dropped
+/// again when the test ends; a throwaway cluster is removed whole when the process exits.
+#[derive(Debug)]
 pub struct TestDb {
     pub name: String,
     pub options: PgConnectOptions,
     /// The same database as a URL, for `DATABASE_URL` of child processes.
     pub url: String,
+    /// Set on an external server: where to drop the database from.
+    drop_from: Option<PgConnectOptions>,
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some(admin) = self.drop_from.take() else {
+            return;
+        };
+        let name = self.name.clone();
+        // Drop runs inside the test's runtime: do the async work on a thread of its own
+        let dropped = std::thread::spawn(move || -> anyhow::Result<()> {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(async {
+                let mut conn = PgConnection::connect_with(&admin).await?;
+                conn.execute(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                )))
+                .await?;
+                conn.close().await?;
+                Ok(())
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!("warning: could not drop test database {}", self.name);
+        }
+    }
 }
 
 /// `url` with its database path replaced by `name`.
@@ -117,6 +148,7 @@ impl TestDb {
         Ok(Self {
             options: server.admin.clone().database(&name),
             url: with_database(&server.admin_url, &name),
+            drop_from: server.cluster.is_none().then(|| server.admin.clone()),
             name,
         })
     }
