@@ -19,10 +19,11 @@ use zvv_platform::{
     auth::{OrgType, Role, TokenRequest, TokenSigner, TokenVerifier},
     bsn::BsnVault,
     clock::SystemClock,
+    config::ServerArgs,
     db::PoolSettings,
     devdb::{ClusterOptions, DevDbError, LocalCluster},
-    server::{ServerSettings, shutdown_signal},
-    telemetry::{self, LogFormat},
+    server::shutdown_signal,
+    telemetry,
 };
 
 use crate::datadir::{DEV_AUDIENCE, DEV_ISSUER, DataDir, DataDirArg};
@@ -55,9 +56,12 @@ pub struct UpArgs {
     /// PostgreSQL URL to use instead of the private cluster in the data folder.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<SecretString>,
-    /// Log output: plain or json.
-    #[arg(long, env = "ZVV_LOG_FORMAT", default_value = "plain")]
-    pub log_format: LogFormat,
+    /// Largest number of pooled database connections per service.
+    #[arg(long, env = "ZVV_DB_MAX_CONNECTIONS", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub db_max_connections: u32,
+    /// Server limits and log format, as for the service binaries.
+    #[command(flatten)]
+    pub server: ServerArgs,
 }
 
 /// Where the services' data lives while `zvv up` runs.
@@ -88,7 +92,7 @@ impl Database {
 
 /// Runs the suite until a shutdown signal or until a service fails.
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
-    let _telemetry = telemetry::init("zvv", args.log_format);
+    let _telemetry = telemetry::init("zvv", args.server.log_format);
     let data = DataDir::new(&args.data.data_dir)?;
     let _lock = lock_data_dir(&data)?;
     data.ensure_keys().context("creating development keys")?;
@@ -107,7 +111,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         None => Database::Private(start_private_cluster(&data).await?),
     };
     // On an error below, dropping `database` stops the private cluster.
-    let pool = connect(&database).await?;
+    let pool = connect(&database, args.db_max_connections).await?;
     zvv_intake::migrate(&pool)
         .await
         .context("applying the intake migrations")?;
@@ -131,7 +135,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             .context("loading the development token key")?,
         ),
         clock: Arc::new(SystemClock),
-        settings: ServerSettings::default(),
+        settings: args.server.settings(),
     };
 
     // Bound only now, so that a port that accepts connections means the service is ready.
@@ -299,12 +303,16 @@ async fn start_private_cluster(data: &DataDir) -> anyhow::Result<LocalCluster> {
     Ok(cluster)
 }
 
-async fn connect(database: &Database) -> anyhow::Result<PgPool> {
+async fn connect(database: &Database, max_connections: u32) -> anyhow::Result<PgPool> {
     let options = match database {
         Database::Private(cluster) => cluster.connect_options(DATABASE),
         Database::External(options) => (**options).clone(),
     };
-    zvv_platform::db::connect(options, &PoolSettings::default())
+    let settings = PoolSettings {
+        max_connections,
+        ..PoolSettings::default()
+    };
+    zvv_platform::db::connect(options, &settings)
         .await
         .with_context(|| format!("connecting to {}", database.describe()))
 }
