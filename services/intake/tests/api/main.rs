@@ -9,6 +9,7 @@ mod binary;
 mod errors;
 mod health;
 mod limits;
+mod migrations;
 mod outbox;
 mod privacy;
 mod relations;
