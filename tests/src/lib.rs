@@ -59,6 +59,7 @@ impl Harness {
             verifier: keys.verifier()?,
             clock: shared,
             settings,
+            idempotency_retention: zvv_intake::DEFAULT_IDEMPOTENCY_RETENTION,
         };
         let mut rx = stop_rx.clone();
         let intake = tokio::spawn(async move {

@@ -136,6 +136,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         ),
         clock: Arc::new(SystemClock),
         settings: args.server.settings(),
+        idempotency_retention: zvv_intake::DEFAULT_IDEMPOTENCY_RETENTION,
     };
 
     // Bound only now, so that a port that accepts connections means the service is ready.

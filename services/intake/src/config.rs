@@ -17,6 +17,9 @@ pub struct Config {
     /// JSON file with the BSN encryption and lookup keys.
     #[arg(long, env = "ZVV_BSN_KEYS_FILE")]
     pub bsn_keys_file: PathBuf,
+    /// Hours idempotency keys, and the first responses kept with them, are kept.
+    #[arg(long, env = "ZVV_IDEMPOTENCY_RETENTION_HOURS", default_value_t = 24, value_parser = clap::value_parser!(u32).range(1..=720))]
+    pub idempotency_retention_hours: u32,
     #[command(flatten)]
     pub db: DbArgs,
     #[command(flatten)]

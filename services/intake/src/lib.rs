@@ -36,6 +36,23 @@ pub struct Deps {
     pub verifier: Arc<TokenVerifier>,
     pub clock: SharedClock,
     pub settings: ServerSettings,
+    /// How long idempotency keys (and the first responses kept with them) are kept.
+    pub idempotency_retention: chrono::Duration,
+}
+
+/// The default of [`Deps::idempotency_retention`].
+pub const DEFAULT_IDEMPOTENCY_RETENTION: chrono::Duration = chrono::Duration::hours(24);
+
+/// How often expired idempotency keys are purged.
+const PURGE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Deletes the idempotency keys older than `retention` by `clock`; safe to run on every replica.
+pub async fn purge_idempotency_keys(
+    pool: &PgPool,
+    clock: &SharedClock,
+    retention: chrono::Duration,
+) -> Result<u64, sqlx::Error> {
+    zvv_platform::idempotency::purge(pool, SCHEMA, clock.now() - retention).await
 }
 
 /// Applies intake's migrations (platform tables and its own) in schema `intake`.
@@ -49,6 +66,24 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
+    let purger = {
+        let (pool, clock, retention) = (
+            deps.pool.clone(),
+            deps.clock.clone(),
+            deps.idempotency_retention,
+        );
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(PURGE_INTERVAL);
+            loop {
+                tick.tick().await;
+                match purge_idempotency_keys(&pool, &clock, retention).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(deleted = n, "purged expired idempotency keys"),
+                    Err(e) => tracing::warn!(error = %e, "cannot purge idempotency keys"),
+                }
+            }
+        })
+    };
     let store = PgStore::new(deps.pool.clone());
     let logic = SubjectLogic::new(store, deps.vault, deps.clock.clone());
     let api = SubjectServiceServer::new(SubjectApi::new(logic))
@@ -61,7 +96,7 @@ pub async fn serve(
         deps.clock,
         deps.settings.request_timeout,
     );
-    server::serve(
+    let served = server::serve(
         listener,
         Routes::new(api),
         &[policy::SUBJECT_SERVICE.service],
@@ -69,5 +104,7 @@ pub async fn serve(
         &deps.settings,
         shutdown,
     )
-    .await
+    .await;
+    purger.abort();
+    served
 }

@@ -32,6 +32,9 @@ async fn main() -> anyhow::Result<()> {
         verifier,
         clock: Arc::new(SystemClock),
         settings: config.server.settings(),
+        idempotency_retention: chrono::Duration::hours(i64::from(
+            config.idempotency_retention_hours,
+        )),
     };
     zvv_intake::serve(deps, listener, shutdown_signal()).await?;
     Ok(())

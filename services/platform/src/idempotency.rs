@@ -1,7 +1,8 @@
 //! Idempotent mutations: a caller-chosen `request_id` makes a retried call return the first
 //! response instead of doing the work twice. Keys are scoped per organisation and RPC, checked
 //! and stored inside the transaction of the change, and serialised per key so that two
-//! concurrent retries cannot both do the work.
+//! concurrent retries cannot both do the work. A stored response can hold personal data, so keys
+//! are kept only for a retention period and then purged by [`purge`].
 
 use sqlx::{PgConnection, Row};
 
@@ -74,17 +75,46 @@ pub async fn store(
     schema: Schema,
     key: &Key,
     response: &[u8],
+    at: chrono::DateTime<chrono::Utc>,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(schema.sql(
-        "INSERT INTO {schema}.idempotency (scope, request_id, fingerprint, response) VALUES ($1, $2, $3, $4)",
+        "INSERT INTO {schema}.idempotency (scope, request_id, fingerprint, response, created_at) \
+         VALUES ($1, $2, $3, $4, $5)",
     ))
     .bind(&key.scope)
     .bind(&key.request_id)
     .bind(&key.fingerprint)
     .bind(response)
+    .bind(at)
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// Deletes the keys stored before `cutoff`, in batches that concurrent replicas skip past each
+/// other (`FOR UPDATE SKIP LOCKED`). Returns how many were deleted.
+pub async fn purge(
+    pool: &sqlx::PgPool,
+    schema: Schema,
+    cutoff: chrono::DateTime<chrono::Utc>,
+) -> Result<u64, sqlx::Error> {
+    let sql = schema.sql(
+        "DELETE FROM {schema}.idempotency WHERE (scope, request_id) IN ( \
+             SELECT scope, request_id FROM {schema}.idempotency WHERE created_at < $1 \
+             LIMIT 500 FOR UPDATE SKIP LOCKED)",
+    );
+    let mut total = 0;
+    loop {
+        let deleted = sqlx::query(sqlx::AssertSqlSafe(sql.0.clone()))
+            .bind(cutoff)
+            .execute(pool)
+            .await?
+            .rows_affected();
+        total += deleted;
+        if deleted == 0 {
+            return Ok(total);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -141,9 +141,87 @@ async fn finish(
     Ok(())
 }
 
-fn subject_id_bytes(bytes: &[u8]) -> Result<Uuid, ApiError> {
-    Uuid::from_slice(bytes)
-        .map_err(|_| ApiError::internal("stored idempotent response is not an id"))
+/// The first response of an idempotent call, as kept with its key until the key is purged.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SubjectSnapshot {
+    id: Uuid,
+    bsn_ciphertext: Vec<u8>,
+    bsn_key_id: String,
+    given_name: Option<String>,
+    family_name: Option<String>,
+    birth_date: Option<chrono::NaiveDate>,
+    municipality_code: Option<String>,
+    neighbourhood_code: Option<String>,
+    date_of_death: Option<chrono::NaiveDate>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+fn snapshot(row: &SubjectRow) -> Result<Vec<u8>, ApiError> {
+    serde_json::to_vec(&SubjectSnapshot {
+        id: row.id,
+        bsn_ciphertext: row.bsn.ciphertext.clone(),
+        bsn_key_id: row.bsn.key_id.clone(),
+        given_name: row.given_name.clone(),
+        family_name: row.family_name.clone(),
+        birth_date: row.birth_date,
+        municipality_code: row.municipality_code.clone(),
+        neighbourhood_code: row.neighbourhood_code.clone(),
+        date_of_death: row.date_of_death,
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+    })
+    .map_err(ApiError::internal)
+}
+
+fn from_snapshot(bytes: &[u8]) -> Result<SubjectRow, ApiError> {
+    let s: SubjectSnapshot = serde_json::from_slice(bytes)
+        .map_err(|_| ApiError::internal("stored idempotent response cannot be read"))?;
+    Ok(SubjectRow {
+        id: s.id,
+        bsn: SealedBsn {
+            ciphertext: s.bsn_ciphertext,
+            key_id: s.bsn_key_id,
+        },
+        given_name: s.given_name,
+        family_name: s.family_name,
+        birth_date: s.birth_date,
+        municipality_code: s.municipality_code,
+        neighbourhood_code: s.neighbourhood_code,
+        date_of_death: s.date_of_death,
+        created_at: s.created_at,
+        updated_at: s.updated_at,
+    })
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct RelationSnapshot {
+    parent: Uuid,
+    child: Uuid,
+    kind: String,
+    created_at: DateTime<Utc>,
+}
+
+fn relation_snapshot(r: &Relation) -> Result<Vec<u8>, ApiError> {
+    serde_json::to_vec(&RelationSnapshot {
+        parent: r.parent,
+        child: r.child,
+        kind: r.kind.as_str().to_owned(),
+        created_at: r.created_at,
+    })
+    .map_err(ApiError::internal)
+}
+
+fn relation_from_snapshot(bytes: &[u8]) -> Result<Relation, ApiError> {
+    let s: RelationSnapshot = serde_json::from_slice(bytes)
+        .map_err(|_| ApiError::internal("stored idempotent response cannot be read"))?;
+    Ok(Relation {
+        parent: s.parent,
+        child: s.child,
+        kind: RelationKind::parse(&s.kind)
+            .ok_or_else(|| ApiError::internal("stored relation kind"))?,
+        created_at: s.created_at,
+    })
 }
 
 impl SubjectStore for PgStore {
@@ -157,16 +235,13 @@ impl SubjectStore for PgStore {
         let now = row.created_at;
         let mut tx = self.pool.begin().await?;
         if let Some(stored) = idempotency::lookup(&mut tx, SCHEMA, &idem).await? {
-            let id = subject_id_bytes(&stored)?;
-            let subject = fetch_subject(&mut tx, id, false).await?.ok_or_else(|| {
-                ApiError::NotFound("the subject this request registered no longer exists".into())
-            })?;
-            finish(tx, ctx, vec![id], "OK", now).await?;
-            return Ok(RegisterOutcome::Replayed(subject));
+            let first = from_snapshot(&stored)?;
+            finish(tx, ctx, vec![first.id], "OK", now).await?;
+            return Ok(RegisterOutcome::Replayed(first));
         }
         match insert_subject(&mut tx, &row, &lookup).await? {
             Some(created) => {
-                idempotency::store(&mut tx, SCHEMA, &idem, created.id.as_bytes()).await?;
+                idempotency::store(&mut tx, SCHEMA, &idem, &snapshot(&created)?, now).await?;
                 let mut event =
                     Event::new("intake.subject.registered").id("subject_id", created.id);
                 if let Some(code) = &created.municipality_code {
@@ -259,12 +334,11 @@ impl SubjectStore for PgStore {
     ) -> Result<Option<SubjectRow>, ApiError> {
         let mut tx = self.pool.begin().await?;
         if let Some(key) = &idem
-            && idempotency::lookup(&mut tx, SCHEMA, key).await?.is_some()
+            && let Some(stored) = idempotency::lookup(&mut tx, SCHEMA, key).await?
         {
-            let row = fetch_subject(&mut tx, id, false).await?;
-            let result = if row.is_some() { "OK" } else { "NOT_FOUND" };
-            finish(tx, ctx, vec![id], result, now).await?;
-            return Ok(row);
+            let first = from_snapshot(&stored)?;
+            finish(tx, ctx, vec![id], "OK", now).await?;
+            return Ok(Some(first));
         }
         let Some(mut row) = fetch_subject(&mut tx, id, true).await? else {
             finish(tx, ctx, vec![id], "NOT_FOUND", now).await?;
@@ -292,7 +366,7 @@ impl SubjectStore for PgStore {
         .execute(&mut *tx)
         .await?;
         if let Some(key) = &idem {
-            idempotency::store(&mut tx, SCHEMA, key, id.as_bytes()).await?;
+            idempotency::store(&mut tx, SCHEMA, key, &snapshot(&row)?, now).await?;
         }
         let mut event = Event::new("intake.subject.updated").id("subject_id", id);
         for field in &fields {
@@ -325,19 +399,9 @@ impl SubjectStore for PgStore {
             .execute(&mut *tx)
             .await?;
         if let Some(stored) = idempotency::lookup(&mut tx, SCHEMA, &idem).await? {
-            let (parent, child) = stored.split_at(16.min(stored.len()));
-            let row = sqlx::query(
-                "SELECT parent_subject_id, child_subject_id, kind, created_at FROM intake.relations \
-                 WHERE parent_subject_id = $1 AND child_subject_id = $2",
-            )
-            .bind(subject_id_bytes(parent)?)
-            .bind(subject_id_bytes(child)?)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or_else(|| ApiError::NotFound("the relation this request linked no longer exists".into()))?;
-            let rel = relation_from_row(&row)?;
+            let first = relation_from_snapshot(&stored)?;
             finish(tx, ctx, ids, "OK", now).await?;
-            return Ok(LinkOutcome::Replayed(rel));
+            return Ok(LinkOutcome::Replayed(first));
         }
         let outcome = if !subject_exists(&mut tx, relation.parent).await? {
             LinkOutcome::Missing("parent_subject_id")
@@ -377,9 +441,7 @@ impl SubjectStore for PgStore {
             .bind(now)
             .execute(&mut *tx)
             .await?;
-            let mut response = relation.parent.as_bytes().to_vec();
-            response.extend_from_slice(relation.child.as_bytes());
-            idempotency::store(&mut tx, SCHEMA, &idem, &response).await?;
+            idempotency::store(&mut tx, SCHEMA, &idem, &relation_snapshot(&relation)?, now).await?;
             let event = Event::new("intake.relation.linked")
                 .id("parent_subject_id", relation.parent)
                 .id("child_subject_id", relation.child)

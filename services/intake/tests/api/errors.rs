@@ -134,3 +134,79 @@ async fn concurrent_replays_register_once() {
         .expect("idempotency");
     assert_eq!(keys, 1);
 }
+
+/// A replay returns the first response itself, even when the subject changed since.
+#[tokio::test]
+async fn a_replay_after_a_change_still_returns_the_first_response() {
+    let app = TestApp::spawn().await;
+    let mut client = app.client(&app.muni_professional());
+    let request = register_request(BSN, "Noor");
+    let first = client
+        .register_subject(request.clone())
+        .await
+        .expect("register")
+        .into_inner()
+        .subject
+        .expect("subject");
+    client
+        .update_subject(pb::UpdateSubjectRequest {
+            subject_id: first.subject_id.clone(),
+            subject: Some(pb::Subject {
+                given_name: "Noortje".into(),
+                ..Default::default()
+            }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["given_name".into()],
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .expect("update");
+    let replayed = client
+        .register_subject(request)
+        .await
+        .expect("replay")
+        .into_inner()
+        .subject
+        .expect("subject");
+    assert_eq!(replayed, first, "the first response, not the current state");
+    assert_eq!(app.get(&first.subject_id).await.given_name, "Noortje");
+}
+
+/// Idempotency keys, and the responses kept with them, are purged after the retention period;
+/// a retry after that is a new request.
+#[tokio::test]
+async fn idempotency_keys_are_purged_after_the_retention_period() {
+    let app = TestApp::spawn().await;
+    let request = register_request(BSN, "Noor");
+    app.client(&app.muni_professional())
+        .register_subject(request.clone())
+        .await
+        .expect("register");
+    let clock: zvv_platform::clock::SharedClock = std::sync::Arc::new(app.clock.clone());
+    let retention = zvv_intake::DEFAULT_IDEMPOTENCY_RETENTION;
+
+    app.clock.advance(retention - chrono::Duration::minutes(1));
+    let purged = zvv_intake::purge_idempotency_keys(&app.pool, &clock, retention)
+        .await
+        .expect("purge");
+    assert_eq!(purged, 0, "kept within the retention period");
+
+    app.clock.advance(chrono::Duration::minutes(2));
+    let purged = zvv_intake::purge_idempotency_keys(&app.pool, &clock, retention)
+        .await
+        .expect("purge");
+    assert_eq!(purged, 1);
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM intake.idempotency")
+        .fetch_one(&app.pool)
+        .await
+        .expect("count");
+    assert_eq!(left, 0);
+    let status = expect_err(
+        app.client(&app.muni_professional())
+            .register_subject(request)
+            .await,
+        "retry after the key expired",
+    );
+    assert_eq!(status.code(), tonic::Code::AlreadyExists, "{status:?}");
+}

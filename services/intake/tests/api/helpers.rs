@@ -99,6 +99,7 @@ impl TestApp {
             verifier: keys.verifier().expect("verifier"),
             clock: shared,
             settings,
+            idempotency_retention: zvv_intake::DEFAULT_IDEMPOTENCY_RETENTION,
         };
 
         // bound before the server task starts, so that the first call cannot race it
