@@ -61,10 +61,12 @@ CREATE TABLE zvv_bench.lookups AS SELECT row_number() OVER (ORDER BY subject_id)
 ALTER TABLE zvv_bench.lookups ADD PRIMARY KEY (n);
 CREATE TABLE zvv_bench.audit_log (LIKE intake.audit_log INCLUDING ALL);
 INSERT INTO zvv_bench.audit_log SELECT 0, now(), 'genesis', '{}', 'OK', '', '', '', '', '', '', '', '\x00', '\x00';
+CREATE TABLE zvv_bench.audit_unchained (LIKE intake.audit_log INCLUDING ALL);
+CREATE SEQUENCE zvv_bench.audit_seq;
 SQL
 n=$(run_psql -tAc 'SELECT count(*) FROM zvv_bench.lookups')
-cp bench/resolve-subject.sql "$work/resolve-subject.sql"
-chmod 644 "$work/resolve-subject.sql"
+cp bench/resolve-subject.sql bench/resolve-subject-unchained.sql "$work/"
+chmod 644 "$work"/*.sql
 mkdir -p "$work/pglog" && chmod 777 "$work/pglog"
 echo "== pgbench: the same SQL (concurrency $concurrency, ${duration}s, $n subjects)"
 (cd "$work/pglog" && run_pgbench -n -M prepared -c "$concurrency" -j 2 -T "$duration" -D subjects="$n" \
@@ -73,12 +75,19 @@ pg_tps=$(grep -E '^tps' "$work/pgbench.out" | head -n1 | sed -E 's/^tps = ([0-9.
 # per-transaction log: column 3 is the latency in microseconds
 read -r pg_p50 pg_p99 < <(cat "$work"/pglog/tx* | awk '{print $3}' | sort -n | awk '{a[NR]=$1} END {i50=int((NR-1)*0.50+0.5)+1; i99=int((NR-1)*0.99+0.5)+1; printf "%.2f %.2f\n", a[i50]/1000, a[i99]/1000}')
 
-python3 - "$grpc_json" "$pg_tps" "$pg_p50" "$pg_p99" <<'PY'
+echo "== pgbench: the same SQL without the audit hash chain (for comparison)"
+run_pgbench -n -M prepared -c "$concurrency" -j 2 -T "$duration" -D subjects="$n" \
+  -f "$work/resolve-subject-unchained.sql" | tee "$work/pgbench-unchained.out" | grep -E "^tps|latency" || true
+unchained_tps=$(grep -E '^tps' "$work/pgbench-unchained.out" | head -n1 | sed -E 's/^tps = ([0-9.]+).*/\1/')
+
+python3 - "$grpc_json" "$pg_tps" "$pg_p50" "$pg_p99" "${unchained_tps:-0}" <<'PY'
 import json, sys
-g = json.loads(sys.argv[1]); pg_tps, p50, p99 = map(float, sys.argv[2:5])
+g = json.loads(sys.argv[1]); pg_tps, p50, p99, unchained = map(float, sys.argv[2:6])
 ratio = g["calls_per_second"] / pg_tps if pg_tps else 0.0
 print(f"gRPC ResolveSubject: {g['calls_per_second']:.0f}/s p50 {g['p50_ms']:.2f} ms p99 {g['p99_ms']:.2f} ms")
 print(f"pgbench same SQL:    {pg_tps:.0f}/s p50 {p50:.2f} ms p99 {p99:.2f} ms")
 print(f"ratio gRPC/pgbench throughput: {ratio:.2f}")
-print(json.dumps({"grpc": g, "pgbench": {"tps": pg_tps, "p50_ms": p50, "p99_ms": p99}, "ratio": round(ratio, 3)}))
+print(f"pgbench without the audit chain: {unchained:.0f}/s (what the chain's serialisation costs)")
+print(json.dumps({"grpc": g, "pgbench": {"tps": pg_tps, "p50_ms": p50, "p99_ms": p99}, "ratio": round(ratio, 3),
+                  "pgbench_unchained_tps": unchained}))
 PY
