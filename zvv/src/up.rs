@@ -92,6 +92,8 @@ impl Database {
 
 /// Runs the suite until a shutdown signal or until a service fails.
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
+    // installed first: Ctrl-C during start-up (initdb, migrations) still stops the cluster
+    let shutdown = shutdown_signal();
     let _telemetry = telemetry::init("zvv", args.server.log_format);
     let data = DataDir::new(&args.data.data_dir)?;
     let _lock = lock_data_dir(&data)?;
@@ -157,7 +159,6 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         tokio::time::Instant::now() + SERVICE_TOKEN_REFRESH,
         SERVICE_TOKEN_REFRESH,
     );
-    let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     let mut outcome = loop {
         tokio::select! {

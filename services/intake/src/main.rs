@@ -10,6 +10,7 @@ use zvv_platform::{bsn::BsnVault, clock::SystemClock, server::shutdown_signal, t
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = Config::parse();
+    let shutdown = shutdown_signal();
     let _telemetry = telemetry::init("zvv-intake", config.server.log_format);
     let vault = Arc::new(BsnVault::load(&config.bsn_keys_file).context("loading BSN keys")?);
     let verifier = config
@@ -36,6 +37,6 @@ async fn main() -> anyhow::Result<()> {
             config.idempotency_retention_hours,
         )),
     };
-    zvv_intake::serve(deps, listener, shutdown_signal()).await?;
+    zvv_intake::serve(deps, listener, shutdown).await?;
     Ok(())
 }
