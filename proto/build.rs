@@ -4,9 +4,11 @@
 use std::{env, fs, path::PathBuf};
 
 /// Messages with a `bsn` field.
-const BSN_MESSAGES: [&str; 2] = [
+const BSN_MESSAGES: [&str; 4] = [
     ".zvv.intake.v1.RegisterSubjectRequest",
     ".zvv.intake.v1.ResolveSubjectRequest",
+    ".zvv.signalling.v1.RegisterSignalRequest",
+    ".zvv.signalling.v1.SubmitReferralRequest",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

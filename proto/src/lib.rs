@@ -23,8 +23,59 @@ mod redacted {
     use std::fmt;
 
     use crate::intake::v1::{RegisterSubjectRequest, ResolveSubjectRequest};
+    use crate::signalling::v1::{
+        RegisterSignalRequest, SubmitReferralRequest, register_signal_request,
+        submit_referral_request,
+    };
 
     const HIDDEN: &str = "<redacted>";
+
+    /// A subject given by BSN shows only that it was a BSN.
+    fn subject_ref(bsn: bool, subject_id: Option<&str>) -> String {
+        match (bsn, subject_id) {
+            (true, _) => format!("bsn: {HIDDEN}"),
+            (false, Some(id)) => format!("subject_id: {id}"),
+            (false, None) => "none".to_owned(),
+        }
+    }
+
+    impl fmt::Debug for RegisterSignalRequest {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            let subject = match &self.subject {
+                Some(register_signal_request::Subject::Bsn(_)) => subject_ref(true, None),
+                Some(register_signal_request::Subject::SubjectId(id)) => {
+                    subject_ref(false, Some(id))
+                }
+                None => subject_ref(false, None),
+            };
+            f.debug_struct("RegisterSignalRequest")
+                .field("request_id", &self.request_id)
+                .field("subject", &subject)
+                .field("contact", &self.contact.as_ref().map(|_| HIDDEN))
+                .field("duration_months", &self.duration_months)
+                .finish()
+        }
+    }
+
+    impl fmt::Debug for SubmitReferralRequest {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            let subject = match &self.subject {
+                Some(submit_referral_request::Subject::Bsn(_)) => subject_ref(true, None),
+                Some(submit_referral_request::Subject::SubjectId(id)) => {
+                    subject_ref(false, Some(id))
+                }
+                None => subject_ref(false, None),
+            };
+            f.debug_struct("SubmitReferralRequest")
+                .field("request_id", &self.request_id)
+                .field("subject", &subject)
+                .field("source_instrument", &self.source_instrument)
+                .field("instrument_version", &self.instrument_version)
+                .field("level", &self.level)
+                .field("observed_on", &self.observed_on)
+                .finish()
+        }
+    }
 
     impl fmt::Debug for RegisterSubjectRequest {
         fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -70,6 +121,23 @@ mod redacted {
                 create_if_missing: true,
             };
             assert!(!format!("{r:?}").contains("123456782"));
+            let r = RegisterSignalRequest {
+                subject: Some(register_signal_request::Subject::Bsn("123456782".into())),
+                ..Default::default()
+            };
+            assert!(!format!("{r:?}").contains("123456782"));
+            let r = SubmitReferralRequest {
+                subject: Some(submit_referral_request::Subject::Bsn("123456782".into())),
+                ..Default::default()
+            };
+            assert!(!format!("{r:?}").contains("123456782"));
         }
+    }
+}
+
+pub mod signalling {
+    pub mod v1 {
+        #![allow(clippy::all, clippy::pedantic, missing_docs)]
+        tonic::include_proto!("zvv.signalling.v1");
     }
 }

@@ -103,6 +103,10 @@ async fn reflection_v1_lists_and_describes_the_service() {
         names.iter().any(|n| n == "grpc.health.v1.Health"),
         "{names:?}"
     );
+    assert!(
+        !names.iter().any(|n| n.starts_with("zvv.signalling.")),
+        "only what this server serves is advertised: {names:?}"
+    );
 
     let described = responses.message().await.expect("stream").expect("file");
     let Some(v1::server_reflection_response::MessageResponse::FileDescriptorResponse(files)) =
