@@ -30,7 +30,7 @@ chmod 755 "$work"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 log=$work/up.log
 # as many database connections as pgbench gets below, so both sides have the same resources
-env -u DATABASE_URL ZVV_DB_MAX_CONNECTIONS="$concurrency" "$zvv" up --data-dir "$work/data" --intake-listen "127.0.0.1:$port" >"$log" 2>&1 &
+env -u DATABASE_URL ZVV_DB_MAX_CONNECTIONS="$concurrency" "$zvv" up --data-dir "$work/data" --intake-listen "127.0.0.1:$port" --signalling-listen 127.0.0.1:0 >"$log" 2>&1 &
 up_pid=$!
 cleanup() {
   kill -TERM "$up_pid" 2>/dev/null || true

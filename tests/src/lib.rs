@@ -14,7 +14,17 @@ use zvv_platform::{
     server::ServerSettings,
     testkit::{TestDb, TestKeys},
 };
-use zvv_proto::intake::v1::subject_service_client::SubjectServiceClient;
+use zvv_proto::{
+    intake::v1::subject_service_client::SubjectServiceClient,
+    signalling::v1::signal_service_client::SignalServiceClient,
+};
+
+pub type SignallingClient = SignalServiceClient<
+    tonic::service::interceptor::InterceptedService<
+        tonic::transport::Channel,
+        zvv_platform::client::Outgoing,
+    >,
+>;
 
 pub type IntakeClient = SubjectServiceClient<
     tonic::service::interceptor::InterceptedService<
@@ -29,6 +39,7 @@ pub struct Harness {
     pub pool: PgPool,
     pub clock: ManualClock,
     pub intake_url: String,
+    pub signalling_url: String,
     /// Kept for as long as the suite runs (on an external server it is dropped with it).
     pub db: TestDb,
     stop: watch::Sender<bool>,
@@ -50,6 +61,7 @@ impl Harness {
         let shared: SharedClock = Arc::new(clock.clone());
         let (stop, stop_rx) = watch::channel(false);
 
+        let settings_for_signalling = settings.clone();
         zvv_intake::migrate(&pool).await?;
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let intake_url = format!("http://{}", listener.local_addr()?);
@@ -58,7 +70,7 @@ impl Harness {
             vault: keys.vault()?,
             verifier: keys.verifier()?,
             clock: shared,
-            settings,
+            settings: settings.clone(),
             idempotency_retention: zvv_intake::DEFAULT_IDEMPOTENCY_RETENTION,
         };
         let mut rx = stop_rx.clone();
@@ -71,14 +83,42 @@ impl Harness {
             }
         });
 
+        zvv_signalling::migrate(&pool).await?;
+        let service_token = keys.token("zvv-signalling", OrgType::Suite, &[Role::Service]);
+        let to_intake = channel(
+            &intake_url,
+            TokenSource::Static(SecretString::from(service_token)),
+        )?;
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let signalling_url = format!("http://{}", listener.local_addr()?);
+        let deps = zvv_signalling::Deps {
+            pool: pool.clone(),
+            verifier: keys.verifier()?,
+            clock: Arc::new(clock.clone()),
+            settings: settings_for_signalling,
+            intake: SubjectServiceClient::new(to_intake),
+            default_duration_months: 12,
+            idempotency_retention: zvv_intake::DEFAULT_IDEMPOTENCY_RETENTION,
+        };
+        let mut rx = stop_rx.clone();
+        let signalling = tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = rx.wait_for(|stop| *stop).await;
+            };
+            if let Err(e) = zvv_signalling::serve(deps, listener, shutdown).await {
+                tracing::error!(error = %e, "signalling stopped with an error");
+            }
+        });
+
         Ok(Self {
             keys,
             pool,
             clock,
             intake_url,
+            signalling_url,
             db,
             stop,
-            tasks: vec![intake],
+            tasks: vec![intake, signalling],
         })
     }
 
@@ -98,6 +138,15 @@ impl Harness {
     /// Tells the services to shut down (as SIGTERM does) without waiting.
     pub fn begin_shutdown(&self) {
         let _ = self.stop.send(true);
+    }
+
+    /// A client of signalling that sends `token` and the current trace context.
+    pub fn signalling(&self, token: &str) -> anyhow::Result<SignallingClient> {
+        let ch = channel(
+            &self.signalling_url,
+            TokenSource::Static(SecretString::from(token.to_owned())),
+        )?;
+        Ok(SignalServiceClient::new(ch))
     }
 
     /// Stops the services and waits for them to drain.

@@ -38,12 +38,10 @@ const SERVICE_TOKEN_REFRESH: Duration = Duration::from_secs(12 * 60 * 60);
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
 /// Leeway on token `exp`/`nbf`, in seconds.
 const TOKEN_LEEWAY_SECS: u64 = 10;
+/// The services `zvv up` runs, each with a SERVICE token of its own.
+const SERVICES: &[&str] = &["intake", "signalling"];
 /// Ports kept for the services of later issues (shown in the banner).
-const RESERVED: &[(&str, u16)] = &[
-    ("signalling", 50052),
-    ("reintegration", 50053),
-    ("notifications", 50054),
-];
+const RESERVED: &[(&str, u16)] = &[("reintegration", 50053), ("notifications", 50054)];
 
 /// Options of `zvv up`; every flag has an environment variable.
 #[derive(Debug, clap::Args)]
@@ -53,6 +51,9 @@ pub struct UpArgs {
     /// Address the intake service (SubjectService) listens on.
     #[arg(long, env = "ZVV_INTAKE_LISTEN", default_value = "127.0.0.1:50051")]
     pub intake_listen: SocketAddr,
+    /// Address the signalling service (SignalService, ReferralService) listens on.
+    #[arg(long, env = "ZVV_SIGNALLING_LISTEN", default_value = "127.0.0.1:50052")]
+    pub signalling_listen: SocketAddr,
     /// PostgreSQL URL to use instead of the private cluster in the data folder.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<SecretString>,
@@ -100,6 +101,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     data.ensure_keys().context("creating development keys")?;
     // A taken port fails here, before the database starts; the real bind comes when ready.
     drop(bind_intake(args.intake_listen).await?);
+    drop(bind_signalling(args.signalling_listen).await?);
 
     let database_url = args
         .database_url
@@ -117,25 +119,31 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     zvv_intake::migrate(&pool)
         .await
         .context("applying the intake migrations")?;
+    zvv_signalling::migrate(&pool)
+        .await
+        .context("applying the signalling migrations")?;
 
     let signer = data.signer()?;
-    write_service_token(&signer, &data, "intake")?;
+    for service in SERVICES {
+        write_service_token(&signer, &data, service)?;
+    }
 
+    let verifier = Arc::new(
+        TokenVerifier::from_files(
+            &[data.public_key()],
+            None,
+            DEV_ISSUER,
+            DEV_AUDIENCE,
+            TOKEN_LEEWAY_SECS,
+        )
+        .context("loading the development token key")?,
+    );
     let deps = Deps {
         pool: pool.clone(),
         vault: Arc::new(
             BsnVault::load(&data.bsn_keys()).context("loading the development BSN keys")?,
         ),
-        verifier: Arc::new(
-            TokenVerifier::from_files(
-                &[data.public_key()],
-                None,
-                DEV_ISSUER,
-                DEV_AUDIENCE,
-                TOKEN_LEEWAY_SECS,
-            )
-            .context("loading the development token key")?,
-        ),
+        verifier: verifier.clone(),
         clock: Arc::new(SystemClock),
         settings: args.server.settings(),
         idempotency_retention: zvv_intake::DEFAULT_IDEMPOTENCY_RETENTION,
@@ -148,12 +156,41 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let intake_addr = intake_listener
         .local_addr()
         .context("reading the intake listen address")?;
+    let intake_stop = stop_rx.clone();
     services.spawn(async move {
-        let result = zvv_intake::serve(deps, intake_listener, stopped(stop_rx)).await;
+        let result = zvv_intake::serve(deps, intake_listener, stopped(intake_stop)).await;
         ("intake", result.map_err(anyhow::Error::from))
     });
 
-    print_banner(&args.data.data_dir, intake_addr, &database);
+    // signalling calls intake with its own SERVICE token, read from its token file
+    let intake_url = format!("http://{}", loopback(intake_addr));
+    let intake_channel = zvv_platform::client::channel(
+        &intake_url,
+        zvv_platform::client::TokenSource::file(data.token_file("signalling")),
+    )
+    .context("connecting signalling to intake")?;
+    let signalling_deps = zvv_signalling::Deps {
+        pool: pool.clone(),
+        verifier: verifier.clone(),
+        clock: Arc::new(SystemClock),
+        settings: args.server.settings(),
+        intake: zvv_proto::intake::v1::subject_service_client::SubjectServiceClient::new(
+            intake_channel,
+        ),
+        default_duration_months: 12,
+        idempotency_retention: zvv_intake::DEFAULT_IDEMPOTENCY_RETENTION,
+    };
+    let signalling_listener = bind_signalling(args.signalling_listen).await?;
+    let signalling_addr = signalling_listener
+        .local_addr()
+        .context("reading the signalling listen address")?;
+    services.spawn(async move {
+        let result =
+            zvv_signalling::serve(signalling_deps, signalling_listener, stopped(stop_rx)).await;
+        ("signalling", result.map_err(anyhow::Error::from))
+    });
+
+    print_banner(&args.data.data_dir, intake_addr, signalling_addr, &database);
 
     let mut refresh = tokio::time::interval_at(
         tokio::time::Instant::now() + SERVICE_TOKEN_REFRESH,
@@ -170,8 +207,10 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
                 break Err(service_ended(joined));
             }
             _ = refresh.tick() => {
-                if let Err(e) = write_service_token(&signer, &data, "intake") {
-                    tracing::warn!(error = %format!("{e:#}"), "could not refresh the intake service token");
+                for service in SERVICES {
+                    if let Err(e) = write_service_token(&signer, &data, service) {
+                        tracing::warn!(service, error = %format!("{e:#}"), "could not refresh a service token");
+                    }
                 }
             }
         }
@@ -251,6 +290,29 @@ fn lock_data_dir(data: &DataDir) -> anyhow::Result<File> {
 
 async fn bind_intake(addr: SocketAddr) -> anyhow::Result<TcpListener> {
     bind("intake", addr, "--intake-listen", "ZVV_INTAKE_LISTEN").await
+}
+
+async fn bind_signalling(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    bind(
+        "signalling",
+        addr,
+        "--signalling-listen",
+        "ZVV_SIGNALLING_LISTEN",
+    )
+    .await
+}
+
+/// The address clients on this machine use for a listener (unspecified → 127.0.0.1).
+fn loopback(addr: SocketAddr) -> SocketAddr {
+    match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => {
+            SocketAddr::new(Ipv4Addr::LOCALHOST.into(), addr.port())
+        }
+        IpAddr::V6(ip) if ip.is_unspecified() => {
+            SocketAddr::new(Ipv4Addr::LOCALHOST.into(), addr.port())
+        }
+        _ => addr,
+    }
 }
 
 /// Binds a service's listener, naming the flag and variable to change when that fails.
@@ -360,16 +422,8 @@ fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
 }
 
 /// What runs where, and how to call it.
-fn print_banner(data_arg: &Path, intake: SocketAddr, database: &Database) {
-    let client_addr = match intake.ip() {
-        IpAddr::V4(ip) if ip.is_unspecified() => {
-            SocketAddr::new(Ipv4Addr::LOCALHOST.into(), intake.port())
-        }
-        IpAddr::V6(ip) if ip.is_unspecified() => {
-            SocketAddr::new(Ipv4Addr::LOCALHOST.into(), intake.port())
-        }
-        _ => intake,
-    };
+fn print_banner(data_arg: &Path, intake: SocketAddr, signalling: SocketAddr, database: &Database) {
+    let client_addr = loopback(intake);
     let data_flag = if data_arg == Path::new(".zvv") {
         String::new()
     } else {
@@ -378,6 +432,7 @@ fn print_banner(data_arg: &Path, intake: SocketAddr, database: &Database) {
     println!();
     println!("zvv is up (Ctrl-C to stop)");
     println!("  intake         {intake}  zvv.intake.v1.SubjectService");
+    println!("  signalling     {signalling}  zvv.signalling.v1.SignalService, ReferralService");
     for (name, port) in RESERVED {
         println!("  {name:<14} {port} reserved, not part of this build yet");
     }

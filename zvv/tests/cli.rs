@@ -470,6 +470,7 @@ fn start_up(data: &Path, listen: SocketAddr, log: &Path) -> Up {
         .arg(data)
         .arg("--intake-listen")
         .arg(listen.to_string())
+        .args(["--signalling-listen", "127.0.0.1:0"])
         .stdout(log_file.try_clone().expect("log file"))
         .stderr(log_file)
         .spawn()

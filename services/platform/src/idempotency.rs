@@ -31,6 +31,13 @@ pub struct Key {
     pub fingerprint: Vec<u8>,
 }
 
+/// A fingerprint of a request that carries no BSN (ids, contacts, codes): a plain SHA-256.
+/// Requests with a BSN use the vault's keyed fingerprint instead.
+pub fn plain_fingerprint(canonical: &str) -> Vec<u8> {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(canonical.as_bytes()).to_vec()
+}
+
 /// Locks the key for the rest of the transaction and returns the stored response of an earlier
 /// call with the same key, if any. The same id with a different request is INVALID_ARGUMENT.
 pub async fn lookup(

@@ -1,0 +1,38 @@
+//! Signalling's configuration: environment first, each variable with a matching flag.
+
+use std::net::SocketAddr;
+
+use zvv_platform::config::{AuthArgs, ClientArgs, DbArgs, ServerArgs};
+
+#[derive(Debug, Clone, clap::Parser)]
+#[command(
+    name = "zvv-signalling",
+    about = "The zvv signalling index (SignalService, ReferralService)",
+    version
+)]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "ZVV_SIGNALLING_LISTEN", default_value = "127.0.0.1:50052")]
+    pub listen: SocketAddr,
+    /// Address of the intake service.
+    #[arg(
+        long,
+        env = "ZVV_INTAKE_ADDR",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    pub intake_addr: String,
+    /// Duration of a signal when the request gives none, in months (1-24).
+    #[arg(long, env = "ZVV_SIGNAL_DEFAULT_MONTHS", default_value_t = 12, value_parser = clap::value_parser!(u32).range(1..=24))]
+    pub default_duration_months: u32,
+    /// Hours idempotency keys are kept.
+    #[arg(long, env = "ZVV_IDEMPOTENCY_RETENTION_HOURS", default_value_t = 24, value_parser = clap::value_parser!(u32).range(1..=720))]
+    pub idempotency_retention_hours: u32,
+    #[command(flatten)]
+    pub client: ClientArgs,
+    #[command(flatten)]
+    pub db: DbArgs,
+    #[command(flatten)]
+    pub auth: AuthArgs,
+    #[command(flatten)]
+    pub server: ServerArgs,
+}

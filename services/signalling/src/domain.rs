@@ -1,0 +1,262 @@
+//! Signalling's domain: signals, contacts, matches, and the rules on them. Knows neither tonic
+//! nor sqlx.
+
+use chrono::{DateTime, Datelike, Months, NaiveDate, Utc};
+use uuid::Uuid;
+
+/// How to reach the professional behind a signal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Contact {
+    pub name: String,
+    pub phone: String,
+    pub email: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignalStatus {
+    Active,
+    Closed,
+    Expired,
+}
+
+impl SignalStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "ACTIVE",
+            Self::Closed => "CLOSED",
+            Self::Expired => "EXPIRED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "ACTIVE" => Some(Self::Active),
+            "CLOSED" => Some(Self::Closed),
+            "EXPIRED" => Some(Self::Expired),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    Unjustified,
+    RiskGone,
+}
+
+impl CloseReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unjustified => "UNJUSTIFIED",
+            Self::RiskGone => "RISK_GONE",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "UNJUSTIFIED" => Some(Self::Unjustified),
+            "RISK_GONE" => Some(Self::RiskGone),
+            _ => None,
+        }
+    }
+}
+
+/// A stored signal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signal {
+    pub id: Uuid,
+    pub subject_id: Uuid,
+    pub organisation: String,
+    pub organisation_type: String,
+    pub contact: Contact,
+    pub registered_on: NaiveDate,
+    pub duration_months: u32,
+    pub expires_on: NaiveDate,
+    pub status: SignalStatus,
+    pub close_reason: Option<CloseReason>,
+    pub closed_at: Option<DateTime<Utc>>,
+    pub parents_informed_on: Option<NaiveDate>,
+    pub child_informed_on: Option<NaiveDate>,
+    pub postponement_reason: Option<String>,
+    pub birth_date: NaiveDate,
+    pub municipality_code: Option<String>,
+    pub neighbourhood_code: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl Signal {
+    /// Parents must be informed while the child is under 16, the child from 12; a postponement
+    /// reason stands in for whoever was not. Ages are taken on the registration date.
+    pub fn information_duty_met(&self) -> bool {
+        if self
+            .postponement_reason
+            .as_deref()
+            .is_some_and(|r| !r.trim().is_empty())
+        {
+            return true;
+        }
+        let age = age_on(self.birth_date, self.registered_on);
+        let parents_ok = age >= 16 || self.parents_informed_on.is_some();
+        let child_ok = age < 12 || self.child_informed_on.is_some();
+        parents_ok && child_ok
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MatchKind {
+    Client,
+    Family,
+}
+
+impl MatchKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Client => "CLIENT",
+            Self::Family => "FAMILY",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "CLIENT" => Some(Self::Client),
+            "FAMILY" => Some(Self::Family),
+            _ => None,
+        }
+    }
+}
+
+/// The coordinator (regievoerder) of a match.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Coordinator {
+    pub organisation: String,
+    pub contact: Contact,
+    pub assigned_at: DateTime<Utc>,
+}
+
+/// A match with the signals in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Match {
+    pub id: Uuid,
+    pub kind: MatchKind,
+    pub open: bool,
+    pub signals: Vec<Signal>,
+    pub coordinator: Option<Coordinator>,
+    pub coordinated: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Whole years between `birth` and `on`.
+pub fn age_on(birth: NaiveDate, on: NaiveDate) -> i32 {
+    let mut age = on.year() - birth.year();
+    if (on.month(), on.day()) < (birth.month(), birth.day()) {
+        age -= 1;
+    }
+    age
+}
+
+/// The last day a signal of `months` registered on `on` is active.
+pub fn expiry(on: NaiveDate, months: u32) -> NaiveDate {
+    on.checked_add_months(Months::new(months))
+        .unwrap_or(NaiveDate::MAX)
+}
+
+/// A contact name: 1-200 characters, no control characters.
+pub fn parse_contact_name(value: &str) -> Result<String, &'static str> {
+    let n = value.chars().count();
+    if n == 0 || value.trim().is_empty() {
+        return Err("is required");
+    }
+    if n > 200 {
+        return Err("must be at most 200 characters");
+    }
+    if value.chars().any(char::is_control) {
+        return Err("must not contain control characters");
+    }
+    Ok(value.to_owned())
+}
+
+/// A phone number: 6-20 characters of digits, spaces, dashes and a leading +, with at least
+/// six digits.
+pub fn parse_phone(value: &str) -> Result<String, &'static str> {
+    let digits = value.chars().filter(char::is_ascii_digit).count();
+    let shape = value.len() <= 20
+        && value
+            .char_indices()
+            .all(|(i, c)| c.is_ascii_digit() || c == ' ' || c == '-' || (c == '+' && i == 0));
+    if value.is_empty() {
+        return Err("is required");
+    }
+    if !shape || digits < 6 {
+        return Err("must be a phone number such as +31 20 123 4567");
+    }
+    Ok(value.to_owned())
+}
+
+/// An e-mail address: one @, a non-empty local part, a domain with a dot, no spaces.
+pub fn parse_email(value: &str) -> Result<String, &'static str> {
+    if value.is_empty() {
+        return Err("is required");
+    }
+    let ok = value.len() <= 254
+        && !value.chars().any(|c| c.is_whitespace() || c.is_control())
+        && value.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty()
+                && !domain.contains('@')
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+        });
+    if ok {
+        Ok(value.to_owned())
+    } else {
+        Err("must be an e-mail address such as naam@organisatie.nl")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+    }
+
+    #[test]
+    fn ages_and_expiry() {
+        assert_eq!(age_on(d("2010-06-15"), d("2026-06-14")), 15);
+        assert_eq!(age_on(d("2010-06-15"), d("2026-06-15")), 16);
+        assert_eq!(age_on(d("2008-02-29"), d("2026-02-28")), 17);
+        assert_eq!(expiry(d("2026-01-31"), 1), d("2026-02-28"));
+        assert_eq!(expiry(d("2026-03-01"), 12), d("2027-03-01"));
+    }
+
+    #[test]
+    fn contacts() {
+        assert!(parse_phone("+31 20 123 4567").is_ok());
+        assert!(parse_phone("020-1234567").is_ok());
+        for bad in [
+            "",
+            "12345",
+            "call me",
+            "+31+20 1234567",
+            "0201234567890123456789",
+        ] {
+            assert!(parse_phone(bad).is_err(), "{bad}");
+        }
+        assert!(parse_email("j.jansen@school.nl").is_ok());
+        for bad in [
+            "",
+            "jansen",
+            "@school.nl",
+            "j@school",
+            "j@@school.nl",
+            "j an@school.nl",
+            "j@.nl",
+        ] {
+            assert!(parse_email(bad).is_err(), "{bad}");
+        }
+        assert!(parse_contact_name("Mw. J. de Boer").is_ok());
+        assert!(parse_contact_name("a\tb").is_err());
+    }
+}

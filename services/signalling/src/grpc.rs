@@ -1,0 +1,324 @@
+//! The thin gRPC adapters of SignalService and ReferralService.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use tonic::{Request, Response, Status};
+use zvv_platform::{audit::CallContext, error::ApiError, paging};
+use zvv_proto::signalling::v1::{
+    self as pb, referral_service_server::ReferralService, register_signal_request,
+    signal_service_server::SignalService,
+};
+
+use crate::{
+    domain::{CloseReason, Contact, Match, MatchKind, Signal, SignalStatus},
+    identity::Identity,
+    service::{Page, RegisterInput, SignalLogic, SubjectInput},
+    store::SignalStore,
+};
+
+pub struct SignalApi<S, I> {
+    logic: Arc<SignalLogic<S, I>>,
+}
+
+impl<S, I> SignalApi<S, I> {
+    pub fn new(logic: Arc<SignalLogic<S, I>>) -> Self {
+        Self { logic }
+    }
+}
+
+/// ReferralService; triage arrives in a later slice of the signalling work.
+pub struct ReferralApi;
+
+fn context<T>(req: &Request<T>) -> Result<CallContext, Status> {
+    req.extensions()
+        .get::<CallContext>()
+        .cloned()
+        .ok_or_else(|| {
+            ApiError::internal("call context missing: the call layer is not installed")
+                .into_status()
+        })
+}
+
+fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: t.timestamp(),
+        nanos: t.timestamp_subsec_nanos() as i32,
+    }
+}
+
+fn date(d: Option<NaiveDate>) -> String {
+    d.map(|d| d.format("%Y-%m-%d").to_string())
+        .unwrap_or_default()
+}
+
+fn contact_pb(c: Contact) -> pb::Contact {
+    pb::Contact {
+        name: c.name,
+        phone: c.phone,
+        email: c.email,
+    }
+}
+
+fn status_pb(s: SignalStatus) -> pb::SignalStatus {
+    match s {
+        SignalStatus::Active => pb::SignalStatus::Active,
+        SignalStatus::Closed => pb::SignalStatus::Closed,
+        SignalStatus::Expired => pb::SignalStatus::Expired,
+    }
+}
+
+fn signal_pb(s: Signal) -> pb::Signal {
+    let met = s.information_duty_met();
+    pb::Signal {
+        signal_id: s.id.to_string(),
+        subject_id: s.subject_id.to_string(),
+        organisation: s.organisation,
+        organisation_type: s.organisation_type,
+        contact: Some(contact_pb(s.contact)),
+        registered_on: date(Some(s.registered_on)),
+        duration_months: s.duration_months as i32,
+        expires_on: date(Some(s.expires_on)),
+        status: status_pb(s.status) as i32,
+        close_reason: match s.close_reason {
+            Some(CloseReason::Unjustified) => pb::CloseReason::Unjustified,
+            Some(CloseReason::RiskGone) => pb::CloseReason::RiskGone,
+            None => pb::CloseReason::Unspecified,
+        } as i32,
+        close_time: s.closed_at.map(timestamp),
+        information_duty: Some(pb::InformationDuty {
+            parents_informed_on: date(s.parents_informed_on),
+            child_informed_on: date(s.child_informed_on),
+            postponement_reason: s.postponement_reason.unwrap_or_default(),
+            met,
+        }),
+        create_time: Some(timestamp(s.created_at)),
+    }
+}
+
+fn match_pb(m: Match) -> pb::Match {
+    let mut subject_ids: Vec<String> = m.signals.iter().map(|s| s.subject_id.to_string()).collect();
+    subject_ids.sort();
+    subject_ids.dedup();
+    let mut participants: Vec<pb::Participant> = Vec::new();
+    for s in m.signals {
+        match participants
+            .iter_mut()
+            .find(|p| p.organisation == s.organisation)
+        {
+            Some(p) => p.signal_ids.push(s.id.to_string()),
+            None => participants.push(pb::Participant {
+                organisation: s.organisation,
+                organisation_type: s.organisation_type,
+                contact: Some(contact_pb(s.contact)),
+                signal_ids: vec![s.id.to_string()],
+            }),
+        }
+    }
+    pb::Match {
+        match_id: m.id.to_string(),
+        kind: match m.kind {
+            MatchKind::Client => pb::MatchKind::Client,
+            MatchKind::Family => pb::MatchKind::Family,
+        } as i32,
+        subject_ids,
+        participants,
+        coordinator: m.coordinator.map(|c| pb::Coordinator {
+            organisation: c.organisation,
+            contact: Some(contact_pb(c.contact)),
+            assign_time: Some(timestamp(c.assigned_at)),
+        }),
+        coordinated: m.coordinated,
+        status: if m.open {
+            pb::MatchStatus::Open
+        } else {
+            pb::MatchStatus::Closed
+        } as i32,
+        create_time: Some(timestamp(m.created_at)),
+        update_time: Some(timestamp(m.updated_at)),
+    }
+}
+
+fn next_token<T>(page: &Page<T>) -> String {
+    page.next
+        .map(|id| paging::encode_token(&id.to_string()))
+        .unwrap_or_default()
+}
+
+fn not_yet(what: &str) -> Status {
+    Status::unimplemented(format!(
+        "{what} is not available in this version of the suite yet"
+    ))
+}
+
+#[tonic::async_trait]
+impl<S: SignalStore, I: Identity> SignalService for SignalApi<S, I> {
+    async fn register_signal(
+        &self,
+        request: Request<pb::RegisterSignalRequest>,
+    ) -> Result<Response<pb::RegisterSignalResponse>, Status> {
+        let ctx = context(&request)?;
+        let r = request.into_inner();
+        let input = RegisterInput {
+            request_id: r.request_id,
+            subject: match r.subject {
+                Some(register_signal_request::Subject::Bsn(b)) => SubjectInput::Bsn(b),
+                Some(register_signal_request::Subject::SubjectId(id)) => {
+                    SubjectInput::SubjectId(id)
+                }
+                None => SubjectInput::Missing,
+            },
+            contact: r.contact.map(|c| Contact {
+                name: c.name,
+                phone: c.phone,
+                email: c.email,
+            }),
+            duration_months: r.duration_months,
+        };
+        let (signal, matches) = self.logic.register(&ctx, input).await?;
+        Ok(Response::new(pb::RegisterSignalResponse {
+            signal: Some(signal_pb(signal)),
+            matches: matches.into_iter().map(match_pb).collect(),
+        }))
+    }
+
+    async fn close_signal(
+        &self,
+        request: Request<pb::CloseSignalRequest>,
+    ) -> Result<Response<pb::CloseSignalResponse>, Status> {
+        let ctx = context(&request)?;
+        let r = request.into_inner();
+        let reason = match pb::CloseReason::try_from(r.reason) {
+            Ok(pb::CloseReason::Unjustified) => Some(CloseReason::Unjustified),
+            Ok(pb::CloseReason::RiskGone) => Some(CloseReason::RiskGone),
+            _ => None,
+        };
+        let signal = self.logic.close(&ctx, &r.signal_id, reason).await?;
+        Ok(Response::new(pb::CloseSignalResponse {
+            signal: Some(signal_pb(signal)),
+        }))
+    }
+
+    async fn get_signal(
+        &self,
+        request: Request<pb::GetSignalRequest>,
+    ) -> Result<Response<pb::GetSignalResponse>, Status> {
+        let ctx = context(&request)?;
+        let signal = self
+            .logic
+            .get(&ctx, &request.into_inner().signal_id)
+            .await?;
+        Ok(Response::new(pb::GetSignalResponse {
+            signal: Some(signal_pb(signal)),
+        }))
+    }
+
+    async fn list_signals(
+        &self,
+        request: Request<pb::ListSignalsRequest>,
+    ) -> Result<Response<pb::ListSignalsResponse>, Status> {
+        let ctx = context(&request)?;
+        let r = request.into_inner();
+        let status = match pb::SignalStatus::try_from(r.status) {
+            Ok(pb::SignalStatus::Active) => Some(SignalStatus::Active),
+            Ok(pb::SignalStatus::Closed) => Some(SignalStatus::Closed),
+            Ok(pb::SignalStatus::Expired) => Some(SignalStatus::Expired),
+            Ok(pb::SignalStatus::Unspecified) => None,
+            Err(_) => {
+                return Err(ApiError::invalid("status", "is not a signal status").into_status());
+            }
+        };
+        let page = self
+            .logic
+            .list(&ctx, status, r.page_size, &r.page_token)
+            .await?;
+        let next_page_token = next_token(&page);
+        Ok(Response::new(pb::ListSignalsResponse {
+            signals: page.items.into_iter().map(signal_pb).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn record_information_duty(
+        &self,
+        _request: Request<pb::RecordInformationDutyRequest>,
+    ) -> Result<Response<pb::RecordInformationDutyResponse>, Status> {
+        Err(not_yet("recording the information duty"))
+    }
+
+    async fn list_matches(
+        &self,
+        request: Request<pb::ListMatchesRequest>,
+    ) -> Result<Response<pb::ListMatchesResponse>, Status> {
+        let ctx = context(&request)?;
+        let r = request.into_inner();
+        let page = self
+            .logic
+            .list_matches(&ctx, r.page_size, &r.page_token)
+            .await?;
+        let next_page_token = next_token(&page);
+        Ok(Response::new(pb::ListMatchesResponse {
+            matches: page.items.into_iter().map(match_pb).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn get_match(
+        &self,
+        request: Request<pb::GetMatchRequest>,
+    ) -> Result<Response<pb::GetMatchResponse>, Status> {
+        let ctx = context(&request)?;
+        let m = self
+            .logic
+            .get_match(&ctx, &request.into_inner().match_id)
+            .await?;
+        Ok(Response::new(pb::GetMatchResponse {
+            r#match: Some(match_pb(m)),
+        }))
+    }
+
+    async fn assign_coordinator(
+        &self,
+        _request: Request<pb::AssignCoordinatorRequest>,
+    ) -> Result<Response<pb::AssignCoordinatorResponse>, Status> {
+        Err(not_yet("assigning a coordinator"))
+    }
+
+    async fn mark_coordinated(
+        &self,
+        _request: Request<pb::MarkCoordinatedRequest>,
+    ) -> Result<Response<pb::MarkCoordinatedResponse>, Status> {
+        Err(not_yet("marking a match coordinated"))
+    }
+
+    async fn get_signal_statistics(
+        &self,
+        _request: Request<pb::GetSignalStatisticsRequest>,
+    ) -> Result<Response<pb::GetSignalStatisticsResponse>, Status> {
+        Err(not_yet("target-group statistics"))
+    }
+}
+
+#[tonic::async_trait]
+impl ReferralService for ReferralApi {
+    async fn submit_referral(
+        &self,
+        _request: Request<pb::SubmitReferralRequest>,
+    ) -> Result<Response<pb::SubmitReferralResponse>, Status> {
+        Err(not_yet("submitting referrals"))
+    }
+
+    async fn list_referrals(
+        &self,
+        _request: Request<pb::ListReferralsRequest>,
+    ) -> Result<Response<pb::ListReferralsResponse>, Status> {
+        Err(not_yet("listing referrals"))
+    }
+
+    async fn decide_referral(
+        &self,
+        _request: Request<pb::DecideReferralRequest>,
+    ) -> Result<Response<pb::DecideReferralResponse>, Status> {
+        Err(not_yet("deciding referrals"))
+    }
+}

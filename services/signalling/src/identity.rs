@@ -1,0 +1,113 @@
+//! What signalling needs to know about a child, asked of intake over gRPC with this service's
+//! own SERVICE token. Only intake sees a BSN; signalling keeps the `subject_id` it gets back.
+
+use std::future::Future;
+
+use chrono::NaiveDate;
+use tonic::{Code, service::interceptor::InterceptedService, transport::Channel};
+use uuid::Uuid;
+use zvv_platform::{bsn::Bsn, client::Outgoing, error::ApiError};
+use zvv_proto::intake::v1::{
+    GetSubjectRequest, ResolveSubjectRequest, subject_service_client::SubjectServiceClient,
+};
+
+pub type IntakeClient = SubjectServiceClient<InterceptedService<Channel, Outgoing>>;
+
+/// Who a request is about.
+#[derive(Debug, Clone)]
+pub enum SubjectRef {
+    Bsn(Bsn),
+    Id(Uuid),
+}
+
+/// What intake knows about a subject, as far as signalling needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubjectFacts {
+    pub subject_id: Uuid,
+    pub birth_date: Option<NaiveDate>,
+    pub date_of_death: Option<NaiveDate>,
+    pub municipality_code: Option<String>,
+    pub neighbourhood_code: Option<String>,
+}
+
+/// The identity registry as signalling sees it.
+pub trait Identity: Send + Sync + 'static {
+    /// `None` when intake does not know the subject (and `create_if_missing` is false).
+    fn lookup(
+        &self,
+        subject: &SubjectRef,
+        create_if_missing: bool,
+    ) -> impl Future<Output = Result<Option<SubjectFacts>, ApiError>> + Send;
+}
+
+/// [`Identity`] backed by intake's SubjectService.
+#[derive(Clone)]
+pub struct IntakeIdentity {
+    client: IntakeClient,
+}
+
+impl IntakeIdentity {
+    pub fn new(client: IntakeClient) -> Self {
+        Self { client }
+    }
+}
+
+fn unavailable(status: &tonic::Status) -> ApiError {
+    tracing::warn!(code = ?status.code(), message = status.message(), "intake call failed");
+    ApiError::Unavailable("the identity registry (intake) is unavailable; retry later".into())
+}
+
+fn date(s: &str) -> Option<NaiveDate> {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()
+}
+
+fn non_empty(s: String) -> Option<String> {
+    (!s.is_empty()).then_some(s)
+}
+
+impl Identity for IntakeIdentity {
+    async fn lookup(
+        &self,
+        subject: &SubjectRef,
+        create_if_missing: bool,
+    ) -> Result<Option<SubjectFacts>, ApiError> {
+        let mut client = self.client.clone();
+        let id = match subject {
+            SubjectRef::Id(id) => *id,
+            SubjectRef::Bsn(bsn) => {
+                let resolved = client
+                    .resolve_subject(ResolveSubjectRequest {
+                        bsn: bsn.expose(),
+                        create_if_missing,
+                    })
+                    .await;
+                match resolved {
+                    Ok(r) => Uuid::try_parse(&r.into_inner().subject_id).map_err(|_| {
+                        ApiError::internal("intake returned a malformed subject_id")
+                    })?,
+                    Err(s) if s.code() == Code::NotFound => return Ok(None),
+                    Err(s) => return Err(unavailable(&s)),
+                }
+            }
+        };
+        match client
+            .get_subject(GetSubjectRequest {
+                subject_id: id.to_string(),
+            })
+            .await
+        {
+            Ok(r) => {
+                let s = r.into_inner().subject.unwrap_or_default();
+                Ok(Some(SubjectFacts {
+                    subject_id: id,
+                    birth_date: date(&s.birth_date),
+                    date_of_death: date(&s.date_of_death),
+                    municipality_code: non_empty(s.municipality_code),
+                    neighbourhood_code: non_empty(s.neighbourhood_code),
+                }))
+            }
+            Err(s) if s.code() == Code::NotFound => Ok(None),
+            Err(s) => Err(unavailable(&s)),
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! signalling: the signalling index of the zvv suite (`zvv.signalling.v1`).
+//!
+//! Professionals register *that* their organisation is involved with a child; where signals of
+//! different organisations converge, those organisations see each other. Only the pseudonymous
+//! `subject_id` from intake is stored here, never a BSN.
+//!
+//! This slice has RegisterSignal, CloseSignal, GetSignal, ListSignals and CLIENT matches with
+//! ListMatches/GetMatch; the other RPCs answer UNIMPLEMENTED until their slice lands.
+
+pub mod config;
+pub mod domain;
+pub mod grpc;
+pub mod identity;
+pub mod policy;
+pub mod service;
+pub mod store;
+
+use std::{future::Future, sync::Arc};
+
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+use tonic::service::Routes;
+use zvv_platform::{
+    auth::TokenVerifier,
+    clock::SharedClock,
+    layer::CallLayer,
+    policy::PolicySet,
+    server::{self, ServerSettings},
+};
+use zvv_proto::signalling::v1::{
+    referral_service_server::ReferralServiceServer, signal_service_server::SignalServiceServer,
+};
+
+use crate::{
+    grpc::{ReferralApi, SignalApi},
+    identity::{IntakeClient, IntakeIdentity},
+    service::SignalLogic,
+    store::PgStore,
+};
+
+pub use store::SCHEMA;
+
+/// Everything the running service needs, built from configuration or by tests.
+pub struct Deps {
+    pub pool: PgPool,
+    pub verifier: Arc<TokenVerifier>,
+    pub clock: SharedClock,
+    pub settings: ServerSettings,
+    /// Intake, called with this service's SERVICE token.
+    pub intake: IntakeClient,
+    pub default_duration_months: u32,
+    pub idempotency_retention: chrono::Duration,
+}
+
+/// Applies signalling's migrations (platform tables and its own) in schema `signalling`.
+pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
+    zvv_platform::db::migrate(pool, SCHEMA, sqlx::migrate!("./migrations")).await
+}
+
+/// Serves SignalService and ReferralService on `listener` until `shutdown` completes.
+pub async fn serve(
+    deps: Deps,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), tonic::transport::Error> {
+    let purger = {
+        let (pool, clock, retention) = (
+            deps.pool.clone(),
+            deps.clock.clone(),
+            deps.idempotency_retention,
+        );
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
+            loop {
+                tick.tick().await;
+                if let Err(e) =
+                    zvv_platform::idempotency::purge(&pool, SCHEMA, clock.now() - retention).await
+                {
+                    tracing::warn!(error = %e, "cannot purge idempotency keys");
+                }
+            }
+        })
+    };
+    let logic = Arc::new(SignalLogic::new(
+        PgStore::new(deps.pool.clone()),
+        IntakeIdentity::new(deps.intake),
+        deps.clock.clone(),
+        deps.default_duration_months,
+    ));
+    let max = deps.settings.max_message_bytes;
+    let routes =
+        Routes::new(SignalServiceServer::new(SignalApi::new(logic)).max_decoding_message_size(max))
+            .add_service(ReferralServiceServer::new(ReferralApi).max_decoding_message_size(max));
+    let layer = CallLayer::new(
+        deps.verifier,
+        PolicySet(policy::POLICIES),
+        deps.pool,
+        SCHEMA,
+        deps.clock,
+        deps.settings.request_timeout,
+    );
+    let served = server::serve(
+        listener,
+        routes,
+        &[
+            policy::SIGNAL_SERVICE.service,
+            policy::REFERRAL_SERVICE.service,
+        ],
+        layer,
+        &deps.settings,
+        shutdown,
+    )
+    .await;
+    purger.abort();
+    served
+}

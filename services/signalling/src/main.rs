@@ -1,0 +1,45 @@
+//! `zvv-signalling`: runs the signalling index on its own (one Deployment in Kubernetes).
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Parser;
+use zvv_platform::{clock::SystemClock, server::shutdown_signal, telemetry};
+use zvv_proto::intake::v1::subject_service_client::SubjectServiceClient;
+use zvv_signalling::{Deps, config::Config};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let config = Config::parse();
+    let shutdown = shutdown_signal();
+    let _telemetry = telemetry::init("zvv-signalling", config.server.log_format);
+    let verifier = config
+        .auth
+        .verifier()
+        .context("loading token verification keys")?;
+    let options = config.db.connect_options().map_err(anyhow::Error::msg)?;
+    let pool = zvv_platform::db::connect(options, &config.db.pool_settings())
+        .await
+        .context("connecting to PostgreSQL")?;
+    zvv_signalling::migrate(&pool)
+        .await
+        .context("applying migrations")?;
+    let channel = zvv_platform::client::channel(&config.intake_addr, config.client.token_source())
+        .with_context(|| format!("invalid intake address {}", config.intake_addr))?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    let deps = Deps {
+        pool,
+        verifier,
+        clock: Arc::new(SystemClock),
+        settings: config.server.settings(),
+        intake: SubjectServiceClient::new(channel),
+        default_duration_months: config.default_duration_months,
+        idempotency_retention: chrono::Duration::hours(i64::from(
+            config.idempotency_retention_hours,
+        )),
+    };
+    zvv_signalling::serve(deps, listener, shutdown).await?;
+    Ok(())
+}

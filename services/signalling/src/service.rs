@@ -1,0 +1,380 @@
+//! Signalling's logic: checks requests, asks intake about the child, applies the age and
+//! duration rules and turns store outcomes into results. Knows neither tonic nor sqlx.
+
+use std::{collections::HashMap, sync::Arc};
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+use zvv_platform::{
+    audit::CallContext,
+    bsn::Bsn,
+    clock::SharedClock,
+    error::ApiError,
+    idempotency::{self, Key},
+    ids::{new_id, parse_id},
+    paging,
+};
+
+use crate::{
+    domain::{
+        CloseReason, Contact, Match, Signal, SignalStatus, age_on, expiry, parse_contact_name,
+        parse_email, parse_phone,
+    },
+    identity::{Identity, SubjectRef},
+    store::{CloseOutcome, RegisterOutcome, SignalStore},
+};
+
+/// Age from which nothing about a subject may be kept.
+pub const AGE_LIMIT: i32 = 23;
+
+/// How the request names the child, unchecked.
+#[derive(Clone)]
+pub enum SubjectInput {
+    Bsn(String),
+    SubjectId(String),
+    Missing,
+}
+
+impl std::fmt::Debug for SubjectInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Bsn(_) => f.write_str("Bsn(<redacted>)"),
+            Self::SubjectId(id) => write!(f, "SubjectId({id})"),
+            Self::Missing => f.write_str("Missing"),
+        }
+    }
+}
+
+/// What a RegisterSignal request carries, unchecked.
+#[derive(Debug, Clone)]
+pub struct RegisterInput {
+    pub request_id: String,
+    pub subject: SubjectInput,
+    pub contact: Option<Contact>,
+    pub duration_months: i32,
+}
+
+pub struct SignalLogic<S, I> {
+    store: S,
+    identity: I,
+    clock: SharedClock,
+    default_duration_months: u32,
+}
+
+/// A page of results and the cursor of the next one.
+#[derive(Debug)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next: Option<Uuid>,
+}
+
+fn cursor(token: &str) -> Result<Option<Uuid>, ApiError> {
+    match paging::decode_token(token)? {
+        None => Ok(None),
+        Some(c) => Uuid::try_parse(&c)
+            .map(Some)
+            .map_err(|_| ApiError::invalid("page_token", "is not a token returned by this RPC")),
+    }
+}
+
+fn page<T>(mut items: Vec<T>, size: u32, id: impl Fn(&T) -> Uuid) -> Page<T> {
+    let next = if items.len() > size as usize {
+        items.truncate(size as usize);
+        items.last().map(&id)
+    } else {
+        None
+    };
+    Page { items, next }
+}
+
+impl<S: SignalStore, I: Identity> SignalLogic<S, I> {
+    pub fn new(store: S, identity: I, clock: SharedClock, default_duration_months: u32) -> Self {
+        Self {
+            store,
+            identity,
+            clock,
+            default_duration_months,
+        }
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    async fn failed(&self, ctx: &CallContext, ids: Vec<Uuid>, err: ApiError) -> ApiError {
+        if let Err(e) = self
+            .store
+            .audit_failure(ctx, ids, err.code_name(), self.now())
+            .await
+        {
+            tracing::error!(error = %e, "cannot audit a failed call");
+        }
+        err
+    }
+
+    fn parse_register(
+        &self,
+        input: &RegisterInput,
+    ) -> Result<(SubjectRef, Contact, u32), ApiError> {
+        let mut v: Vec<(String, String)> = Vec::new();
+        if let Err(e) = idempotency::check_request_id("request_id", &input.request_id) {
+            v.extend(e.violations().iter().cloned());
+        }
+        let subject = match &input.subject {
+            SubjectInput::Bsn(b) => Bsn::parse(b)
+                .map(SubjectRef::Bsn)
+                .map_err(|e| v.push(("bsn".into(), e.to_string())))
+                .ok(),
+            SubjectInput::SubjectId(id) => parse_id("subject_id", id)
+                .map(SubjectRef::Id)
+                .map_err(|e| v.extend(e.violations().iter().cloned()))
+                .ok(),
+            SubjectInput::Missing => {
+                v.push(("subject".into(), "a bsn or a subject_id is required".into()));
+                None
+            }
+        };
+        let contact = match &input.contact {
+            None => {
+                v.push(("contact".into(), "is required".into()));
+                None
+            }
+            Some(c) => {
+                let name = parse_contact_name(&c.name)
+                    .map_err(|e| v.push(("contact.name".into(), e.into())));
+                let phone =
+                    parse_phone(&c.phone).map_err(|e| v.push(("contact.phone".into(), e.into())));
+                let email =
+                    parse_email(&c.email).map_err(|e| v.push(("contact.email".into(), e.into())));
+                match (name, phone, email) {
+                    (Ok(name), Ok(phone), Ok(email)) => Some(Contact { name, phone, email }),
+                    _ => None,
+                }
+            }
+        };
+        let months = match input.duration_months {
+            0 => Some(self.default_duration_months),
+            m @ 1..=24 => Some(m as u32),
+            _ => {
+                v.push((
+                    "duration_months".into(),
+                    "must be between 1 and 24 (0 for the default)".into(),
+                ));
+                None
+            }
+        };
+        if !v.is_empty() {
+            return Err(ApiError::InvalidArgument(v));
+        }
+        match (subject, contact, months) {
+            (Some(s), Some(c), Some(m)) => Ok((s, c, m)),
+            _ => Err(ApiError::internal("validation passed with a missing field")),
+        }
+    }
+
+    pub async fn register(
+        &self,
+        ctx: &CallContext,
+        input: RegisterInput,
+    ) -> Result<(Signal, Vec<Match>), ApiError> {
+        let (subject, contact, months) = match self.parse_register(&input) {
+            Ok(p) => p,
+            Err(e) => return Err(self.failed(ctx, vec![], e).await),
+        };
+        let facts = match self.identity.lookup(&subject, false).await {
+            Ok(Some(f)) => f,
+            Ok(None) => {
+                let e = ApiError::FailedPrecondition(
+                    "intake does not know this subject: register the child with intake first"
+                        .into(),
+                );
+                return Err(self.failed(ctx, vec![], e).await);
+            }
+            Err(e) => return Err(self.failed(ctx, vec![], e).await),
+        };
+        let now = self.now();
+        let today = now.date_naive();
+        let precondition = |why: &str| ApiError::FailedPrecondition(why.to_owned());
+        let birth_date = match facts.birth_date {
+            Some(b) => b,
+            None => {
+                let e = precondition(
+                    "intake does not know this subject's birth date: complete the registration with intake first",
+                );
+                return Err(self.failed(ctx, vec![facts.subject_id], e).await);
+            }
+        };
+        if facts.date_of_death.is_some() {
+            let e = precondition("the subject has died: no signal can be registered");
+            return Err(self.failed(ctx, vec![facts.subject_id], e).await);
+        }
+        if age_on(birth_date, today) >= AGE_LIMIT {
+            let e = precondition(
+                "the subject is 23 or older: the signalling index is for people under 23",
+            );
+            return Err(self.failed(ctx, vec![facts.subject_id], e).await);
+        }
+        let principal = ctx.principal();
+        let signal = Signal {
+            id: new_id(),
+            subject_id: facts.subject_id,
+            organisation: principal.org.clone(),
+            organisation_type: principal.org_type.as_str().to_owned(),
+            contact,
+            registered_on: today,
+            duration_months: months,
+            expires_on: expiry(today, months),
+            status: SignalStatus::Active,
+            close_reason: None,
+            closed_at: None,
+            parents_informed_on: None,
+            child_informed_on: None,
+            postponement_reason: None,
+            birth_date,
+            municipality_code: facts.municipality_code,
+            neighbourhood_code: facts.neighbourhood_code,
+            created_at: now,
+        };
+        let fingerprint = zvv_platform::idempotency::plain_fingerprint(&format!(
+            "{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}",
+            facts.subject_id,
+            signal.contact.name,
+            signal.contact.phone,
+            signal.contact.email,
+            months
+        ));
+        let key = Key {
+            scope: format!("{}/RegisterSignal", principal.org),
+            request_id: input.request_id,
+            fingerprint,
+        };
+        match self.store.register(ctx, signal, key).await {
+            Ok(RegisterOutcome::Created(s, m) | RegisterOutcome::Replayed(s, m)) => Ok((s, m)),
+            Ok(RegisterOutcome::Duplicate(existing)) => Err(ApiError::AlreadyExists {
+                message: "your organisation already has an active signal on this subject".into(),
+                reason: "SIGNAL_ALREADY_ACTIVE",
+                metadata: HashMap::from([("signal_id".to_owned(), existing.to_string())]),
+            }),
+            Err(e) => Err(self.failed(ctx, vec![facts.subject_id], e).await),
+        }
+    }
+
+    pub async fn close(
+        &self,
+        ctx: &CallContext,
+        signal_id: &str,
+        reason: Option<CloseReason>,
+    ) -> Result<Signal, ApiError> {
+        let parsed = parse_id("signal_id", signal_id).and_then(|id| {
+            reason
+                .map(|r| (id, r))
+                .ok_or_else(|| ApiError::invalid("reason", "must be UNJUSTIFIED or RISK_GONE"))
+        });
+        let (id, reason) = match parsed {
+            Ok(p) => p,
+            Err(e) => return Err(self.failed(ctx, vec![], e).await),
+        };
+        match self
+            .store
+            .close(ctx, &ctx.principal().org, id, reason, self.now())
+            .await
+        {
+            Ok(CloseOutcome::Closed(s)) => Ok(*s),
+            Ok(CloseOutcome::NotFound) => Err(not_found("signal", id)),
+            Ok(CloseOutcome::NotActive(status)) => Err(ApiError::FailedPrecondition(format!(
+                "the signal is {} already",
+                status.as_str().to_lowercase()
+            ))),
+            Err(e) => Err(self.failed(ctx, vec![id], e).await),
+        }
+    }
+
+    pub async fn get(&self, ctx: &CallContext, signal_id: &str) -> Result<Signal, ApiError> {
+        let id = match parse_id("signal_id", signal_id) {
+            Ok(id) => id,
+            Err(e) => return Err(self.failed(ctx, vec![], e).await),
+        };
+        match self
+            .store
+            .get(ctx, &ctx.principal().org, id, self.now())
+            .await
+        {
+            Ok(Some(s)) => Ok(s),
+            Ok(None) => Err(not_found("signal", id)),
+            Err(e) => Err(self.failed(ctx, vec![id], e).await),
+        }
+    }
+
+    pub async fn list(
+        &self,
+        ctx: &CallContext,
+        status: Option<SignalStatus>,
+        page_size: i32,
+        page_token: &str,
+    ) -> Result<Page<Signal>, ApiError> {
+        let parsed = paging::page_size(page_size).and_then(|size| Ok((size, cursor(page_token)?)));
+        let (size, after) = match parsed {
+            Ok(p) => p,
+            Err(e) => return Err(self.failed(ctx, vec![], e).await),
+        };
+        match self
+            .store
+            .list(
+                ctx,
+                &ctx.principal().org,
+                status,
+                after,
+                size + 1,
+                self.now(),
+            )
+            .await
+        {
+            Ok(items) => Ok(page(items, size, |s| s.id)),
+            Err(e) => Err(self.failed(ctx, vec![], e).await),
+        }
+    }
+
+    pub async fn list_matches(
+        &self,
+        ctx: &CallContext,
+        page_size: i32,
+        page_token: &str,
+    ) -> Result<Page<Match>, ApiError> {
+        let parsed = paging::page_size(page_size).and_then(|size| Ok((size, cursor(page_token)?)));
+        let (size, after) = match parsed {
+            Ok(p) => p,
+            Err(e) => return Err(self.failed(ctx, vec![], e).await),
+        };
+        match self
+            .store
+            .list_matches(ctx, &ctx.principal().org, after, size + 1, self.now())
+            .await
+        {
+            Ok(items) => Ok(page(items, size, |m| m.id)),
+            Err(e) => Err(self.failed(ctx, vec![], e).await),
+        }
+    }
+
+    pub async fn get_match(&self, ctx: &CallContext, match_id: &str) -> Result<Match, ApiError> {
+        let id = match parse_id("match_id", match_id) {
+            Ok(id) => id,
+            Err(e) => return Err(self.failed(ctx, vec![], e).await),
+        };
+        match self
+            .store
+            .get_match(ctx, &ctx.principal().org, id, self.now())
+            .await
+        {
+            Ok(Some(m)) => Ok(m),
+            Ok(None) => Err(not_found("match", id)),
+            Err(e) => Err(self.failed(ctx, vec![id], e).await),
+        }
+    }
+}
+
+fn not_found(what: &str, id: Uuid) -> ApiError {
+    ApiError::NotFound(format!("{what} {id} not found"))
+}
+
+/// Holds the logic behind an `Arc` so that both gRPC services can share it.
+pub type SharedLogic<S, I> = Arc<SignalLogic<S, I>>;

@@ -1,0 +1,94 @@
+//! Storage of signals and matches behind a trait; [`PgStore`] is the PostgreSQL implementation.
+//! Each method is one transaction that also appends the call's audit record and its events.
+
+mod pg;
+
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+use zvv_platform::{audit::CallContext, error::ApiError, idempotency::Key};
+
+use crate::domain::{CloseReason, Match, Signal, SignalStatus};
+
+pub use pg::{PgStore, SCHEMA};
+
+#[derive(Debug)]
+pub enum RegisterOutcome {
+    /// The new signal and the matches it is now part of.
+    Created(Signal, Vec<Match>),
+    Replayed(Signal, Vec<Match>),
+    /// The organisation already has an active signal on this subject.
+    Duplicate(Uuid),
+}
+
+#[derive(Debug)]
+pub enum CloseOutcome {
+    Closed(Box<Signal>),
+    NotFound,
+    NotActive(SignalStatus),
+}
+
+pub trait SignalStore: Send + Sync + 'static {
+    fn register(
+        &self,
+        ctx: &CallContext,
+        signal: Signal,
+        idem: Key,
+    ) -> impl Future<Output = Result<RegisterOutcome, ApiError>> + Send;
+
+    fn close(
+        &self,
+        ctx: &CallContext,
+        organisation: &str,
+        id: Uuid,
+        reason: CloseReason,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<CloseOutcome, ApiError>> + Send;
+
+    /// A signal of `organisation`, or `None`.
+    fn get(
+        &self,
+        ctx: &CallContext,
+        organisation: &str,
+        id: Uuid,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Option<Signal>, ApiError>> + Send;
+
+    /// The organisation's signals ordered by id, after the cursor.
+    fn list(
+        &self,
+        ctx: &CallContext,
+        organisation: &str,
+        status: Option<SignalStatus>,
+        after: Option<Uuid>,
+        limit: u32,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Vec<Signal>, ApiError>> + Send;
+
+    /// The matches `organisation` has (or had) a signal in, ordered by id, after the cursor.
+    fn list_matches(
+        &self,
+        ctx: &CallContext,
+        organisation: &str,
+        after: Option<Uuid>,
+        limit: u32,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Vec<Match>, ApiError>> + Send;
+
+    fn get_match(
+        &self,
+        ctx: &CallContext,
+        organisation: &str,
+        id: Uuid,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Option<Match>, ApiError>> + Send;
+
+    fn audit_failure(
+        &self,
+        ctx: &CallContext,
+        ids: Vec<Uuid>,
+        result: &'static str,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), ApiError>> + Send;
+}

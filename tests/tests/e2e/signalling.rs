@@ -1,0 +1,115 @@
+use zvv_e2e::Harness;
+use zvv_platform::auth::{OrgType, Role};
+use zvv_proto::{
+    intake::v1::RegisterSubjectRequest,
+    signalling::v1::{Contact, MatchKind, RegisterSignalRequest, register_signal_request::Subject},
+};
+
+fn signal(request_id: &str, bsn: &str, name: &str) -> RegisterSignalRequest {
+    RegisterSignalRequest {
+        request_id: request_id.into(),
+        subject: Some(Subject::Bsn(bsn.into())),
+        contact: Some(Contact {
+            name: name.into(),
+            phone: "+31 20 555 0101".into(),
+            email: "contact@example.nl".into(),
+        }),
+        duration_months: 0,
+    }
+}
+
+/// A school and youth health care signal the same child by BSN: signalling resolves it through
+/// intake (never storing the BSN), the second signal makes a client match that shows both
+/// organisations' contacts, and intake's audit names signalling and carries the same trace.
+#[tokio::test]
+async fn two_organisations_signalling_one_child_are_put_in_touch() {
+    let suite = Harness::start().await.expect("suite starts");
+    let muni = suite.token("gm0363", OrgType::Municipality, &[Role::Professional]);
+    suite
+        .intake(&muni)
+        .expect("client")
+        .register_subject(RegisterSubjectRequest {
+            request_id: "e2e-child".into(),
+            bsn: "123456782".into(),
+            given_name: "Noor".into(),
+            family_name: "de Vries".into(),
+            birth_date: "2016-05-04".into(),
+            municipality_code: "GM0363".into(),
+            neighbourhood_code: "WK036305".into(),
+        })
+        .await
+        .expect("child registered");
+
+    let school = suite.token("school-42", OrgType::School, &[Role::Professional]);
+    let first = suite
+        .signalling(&school)
+        .expect("client")
+        .register_signal(signal("s1", "123456782", "Mw. de Boer"))
+        .await
+        .expect("school signal")
+        .into_inner();
+    assert!(first.matches.is_empty(), "one organisation is no match");
+
+    let jgz = suite.token("ggd-jgz", OrgType::YouthHealth, &[Role::Professional]);
+    let second = suite
+        .signalling(&jgz)
+        .expect("client")
+        .register_signal(signal("s2", "123456782", "Dhr. Visser"))
+        .await
+        .expect("jgz signal")
+        .into_inner();
+    assert_eq!(second.matches.len(), 1);
+    let m = &second.matches[0];
+    assert_eq!(m.kind, MatchKind::Client as i32);
+    let orgs: Vec<&str> = m
+        .participants
+        .iter()
+        .map(|p| p.organisation.as_str())
+        .collect();
+    assert_eq!(orgs, ["school-42", "ggd-jgz"]);
+    assert_eq!(
+        m.participants[0].contact.as_ref().map(|c| c.name.as_str()),
+        Some("Mw. de Boer")
+    );
+
+    let stored: Vec<String> = sqlx::query_scalar("SELECT s::text FROM signalling.signals s")
+        .fetch_all(&suite.pool)
+        .await
+        .expect("signals");
+    assert_eq!(stored.len(), 2);
+    assert!(
+        stored.iter().all(|row| !row.contains("123456782")),
+        "no BSN in signalling"
+    );
+
+    let (signalling_trace,): (String,) = sqlx::query_as(
+        "SELECT trace_id FROM signalling.audit_log \
+         WHERE action = 'zvv.signalling.v1.SignalService/RegisterSignal' ORDER BY seq DESC LIMIT 1",
+    )
+    .fetch_one(&suite.pool)
+    .await
+    .expect("signalling audit");
+    let intake_calls: Vec<(String, String)> = sqlx::query_as(
+        "SELECT action, actor_org FROM intake.audit_log WHERE trace_id = $1 ORDER BY seq",
+    )
+    .bind(&signalling_trace)
+    .fetch_all(&suite.pool)
+    .await
+    .expect("intake audit");
+    assert!(!signalling_trace.is_empty());
+    assert_eq!(
+        intake_calls,
+        [
+            (
+                "zvv.intake.v1.SubjectService/ResolveSubject".to_owned(),
+                "zvv-signalling".to_owned()
+            ),
+            (
+                "zvv.intake.v1.SubjectService/GetSubject".to_owned(),
+                "zvv-signalling".to_owned()
+            ),
+        ],
+        "intake's records of the lookups carry signalling's trace"
+    );
+    suite.stop().await;
+}
