@@ -16,7 +16,10 @@ use crate::datadir::{DataDir, DataDirArg};
 const DATABASE: &str = "zvv";
 
 /// Services with an audit log, and their schemas.
-const SERVICES: &[(&str, Schema)] = &[("intake", zvv_intake::SCHEMA)];
+const SERVICES: &[(&str, Schema)] = &[
+    ("intake", zvv_intake::SCHEMA),
+    ("signalling", zvv_signalling::SCHEMA),
+];
 
 /// The `zvv audit` subcommands.
 #[derive(Debug, clap::Subcommand)]
