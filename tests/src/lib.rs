@@ -33,6 +33,14 @@ pub type IntakeClient = SubjectServiceClient<
     >,
 >;
 
+/// Installs tracing (captured by the test runner) and the W3C propagator once per process, so
+/// that calls get trace ids and carry them across services.
+pub fn init_telemetry() {
+    static GUARD: std::sync::OnceLock<zvv_platform::telemetry::TelemetryGuard> =
+        std::sync::OnceLock::new();
+    GUARD.get_or_init(|| zvv_platform::telemetry::init_for_tests("zvv-e2e"));
+}
+
 /// A running suite. Dropping it stops the services.
 pub struct Harness {
     pub keys: TestKeys,
@@ -54,6 +62,7 @@ impl Harness {
 
     /// Like [`Harness::start`], with other server settings.
     pub async fn start_with(settings: ServerSettings) -> anyhow::Result<Self> {
+        init_telemetry();
         let db = TestDb::create().await?;
         let pool = connect(db.options.clone(), &PoolSettings::default()).await?;
         let keys = TestKeys::new()?;

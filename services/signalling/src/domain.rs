@@ -61,6 +61,31 @@ impl CloseReason {
     }
 }
 
+/// What was recorded about informing parents and child.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InformationDuty {
+    pub parents_informed_on: Option<NaiveDate>,
+    pub child_informed_on: Option<NaiveDate>,
+    pub postponement_reason: Option<String>,
+}
+
+/// A postponement reason: up to 500 characters, no control characters other than line breaks.
+pub fn parse_postponement_reason(value: &str) -> Result<Option<String>, &'static str> {
+    if value.trim().is_empty() {
+        return Ok(None);
+    }
+    if value.chars().count() > 500 {
+        return Err("must be at most 500 characters");
+    }
+    if value
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\r')
+    {
+        return Err("must not contain control characters");
+    }
+    Ok(Some(value.to_owned()))
+}
+
 /// A stored signal.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Signal {
@@ -229,6 +254,48 @@ mod tests {
         assert_eq!(age_on(d("2008-02-29"), d("2026-02-28")), 17);
         assert_eq!(expiry(d("2026-01-31"), 1), d("2026-02-28"));
         assert_eq!(expiry(d("2026-03-01"), 12), d("2027-03-01"));
+    }
+
+    #[test]
+    fn information_duty_by_age() {
+        let mut s = Signal {
+            id: Uuid::nil(),
+            subject_id: Uuid::nil(),
+            organisation: "o".into(),
+            organisation_type: "SCHOOL".into(),
+            contact: Contact {
+                name: "n".into(),
+                phone: "p".into(),
+                email: "e".into(),
+            },
+            registered_on: d("2026-06-15"),
+            duration_months: 12,
+            expires_on: d("2027-06-15"),
+            status: SignalStatus::Active,
+            close_reason: None,
+            closed_at: None,
+            parents_informed_on: None,
+            child_informed_on: None,
+            postponement_reason: None,
+            birth_date: d("2016-06-15"), // 10: parents only
+            municipality_code: None,
+            neighbourhood_code: None,
+            created_at: Utc::now(),
+        };
+        assert!(!s.information_duty_met());
+        s.parents_informed_on = Some(d("2026-06-16"));
+        assert!(s.information_duty_met());
+        s.birth_date = d("2012-06-15"); // 14: parents and child
+        assert!(!s.information_duty_met());
+        s.child_informed_on = Some(d("2026-06-16"));
+        assert!(s.information_duty_met());
+        s.birth_date = d("2008-06-15"); // 18: the child only
+        s.parents_informed_on = None;
+        assert!(s.information_duty_met());
+        s.child_informed_on = None;
+        assert!(!s.information_duty_met());
+        s.postponement_reason = Some("informing now would endanger the child".into());
+        assert!(s.information_duty_met());
     }
 
     #[test]

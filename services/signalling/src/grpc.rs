@@ -241,9 +241,23 @@ impl<S: SignalStore, I: Identity> SignalService for SignalApi<S, I> {
 
     async fn record_information_duty(
         &self,
-        _request: Request<pb::RecordInformationDutyRequest>,
+        request: Request<pb::RecordInformationDutyRequest>,
     ) -> Result<Response<pb::RecordInformationDutyResponse>, Status> {
-        Err(not_yet("recording the information duty"))
+        let ctx = context(&request)?;
+        let r = request.into_inner();
+        let signal = self
+            .logic
+            .record_information_duty(
+                &ctx,
+                &r.signal_id,
+                &r.parents_informed_on,
+                &r.child_informed_on,
+                &r.postponement_reason,
+            )
+            .await?;
+        Ok(Response::new(pb::RecordInformationDutyResponse {
+            signal: Some(signal_pb(signal)),
+        }))
     }
 
     async fn list_matches(
@@ -279,16 +293,36 @@ impl<S: SignalStore, I: Identity> SignalService for SignalApi<S, I> {
 
     async fn assign_coordinator(
         &self,
-        _request: Request<pb::AssignCoordinatorRequest>,
+        request: Request<pb::AssignCoordinatorRequest>,
     ) -> Result<Response<pb::AssignCoordinatorResponse>, Status> {
-        Err(not_yet("assigning a coordinator"))
+        let ctx = context(&request)?;
+        let r = request.into_inner();
+        let contact = r.contact.map(|c| Contact {
+            name: c.name,
+            phone: c.phone,
+            email: c.email,
+        });
+        let m = self
+            .logic
+            .assign_coordinator(&ctx, &r.match_id, &r.organisation, contact.as_ref())
+            .await?;
+        Ok(Response::new(pb::AssignCoordinatorResponse {
+            r#match: Some(match_pb(m)),
+        }))
     }
 
     async fn mark_coordinated(
         &self,
-        _request: Request<pb::MarkCoordinatedRequest>,
+        request: Request<pb::MarkCoordinatedRequest>,
     ) -> Result<Response<pb::MarkCoordinatedResponse>, Status> {
-        Err(not_yet("marking a match coordinated"))
+        let ctx = context(&request)?;
+        let m = self
+            .logic
+            .mark_coordinated(&ctx, &request.into_inner().match_id)
+            .await?;
+        Ok(Response::new(pb::MarkCoordinatedResponse {
+            r#match: Some(match_pb(m)),
+        }))
     }
 
     async fn get_signal_statistics(

@@ -17,11 +17,11 @@ use zvv_platform::{
 
 use crate::{
     domain::{
-        CloseReason, Contact, Match, Signal, SignalStatus, age_on, expiry, parse_contact_name,
-        parse_email, parse_phone,
+        CloseReason, Contact, Coordinator, InformationDuty, Match, Signal, SignalStatus, age_on,
+        expiry, parse_contact_name, parse_email, parse_phone, parse_postponement_reason,
     },
     identity::{Identity, SubjectRef},
-    store::{CloseOutcome, RegisterOutcome, SignalStore},
+    store::{CloseOutcome, MatchChange, MatchOutcome, RegisterOutcome, SignalStore},
 };
 
 /// Age from which nothing about a subject may be kept.
@@ -367,6 +367,155 @@ impl<S: SignalStore, I: Identity> SignalLogic<S, I> {
         {
             Ok(Some(m)) => Ok(m),
             Ok(None) => Err(not_found("match", id)),
+            Err(e) => Err(self.failed(ctx, vec![id], e).await),
+        }
+    }
+}
+
+/// Checks a contact, naming fields under `prefix` (e.g. `contact.name`).
+fn parse_contact(
+    prefix: &str,
+    contact: Option<&Contact>,
+    v: &mut Vec<(String, String)>,
+) -> Option<Contact> {
+    let Some(c) = contact else {
+        v.push((prefix.to_owned(), "is required".into()));
+        return None;
+    };
+    let name =
+        parse_contact_name(&c.name).map_err(|e| v.push((format!("{prefix}.name"), e.into())));
+    let phone = parse_phone(&c.phone).map_err(|e| v.push((format!("{prefix}.phone"), e.into())));
+    let email = parse_email(&c.email).map_err(|e| v.push((format!("{prefix}.email"), e.into())));
+    match (name, phone, email) {
+        (Ok(name), Ok(phone), Ok(email)) => Some(Contact { name, phone, email }),
+        _ => None,
+    }
+}
+
+/// An optional date: empty is none; otherwise a real date not after `today`.
+fn optional_past_date(
+    field: &str,
+    value: &str,
+    today: chrono::NaiveDate,
+    v: &mut Vec<(String, String)>,
+) -> Option<chrono::NaiveDate> {
+    if value.is_empty() {
+        return None;
+    }
+    match chrono::NaiveDate::parse_from_str(value, "%Y-%m-%d") {
+        Ok(d) if value.len() == 10 && d <= today => Some(d),
+        Ok(d) if d > today => {
+            v.push((field.to_owned(), "must not be in the future".into()));
+            None
+        }
+        _ => {
+            v.push((field.to_owned(), "must be a real date as YYYY-MM-DD".into()));
+            None
+        }
+    }
+}
+
+impl<S: SignalStore, I: Identity> SignalLogic<S, I> {
+    pub async fn record_information_duty(
+        &self,
+        ctx: &CallContext,
+        signal_id: &str,
+        parents_informed_on: &str,
+        child_informed_on: &str,
+        postponement_reason: &str,
+    ) -> Result<Signal, ApiError> {
+        let today = self.clock.today();
+        let mut v = Vec::new();
+        let id = parse_id("signal_id", signal_id)
+            .map_err(|e| v.extend(e.violations().iter().cloned()))
+            .ok();
+        let parents = optional_past_date("parents_informed_on", parents_informed_on, today, &mut v);
+        let child = optional_past_date("child_informed_on", child_informed_on, today, &mut v);
+        let reason = parse_postponement_reason(postponement_reason)
+            .map_err(|e| v.push(("postponement_reason".into(), e.into())))
+            .ok()
+            .flatten();
+        let id = match (id, v.is_empty()) {
+            (Some(id), true) => id,
+            _ => return Err(self.failed(ctx, vec![], ApiError::InvalidArgument(v)).await),
+        };
+        let duty = InformationDuty {
+            parents_informed_on: parents,
+            child_informed_on: child,
+            postponement_reason: reason,
+        };
+        match self
+            .store
+            .record_information_duty(ctx, &ctx.principal().org, id, duty, self.now())
+            .await
+        {
+            Ok(Some(s)) => Ok(s),
+            Ok(None) => Err(not_found("signal", id)),
+            Err(e) => Err(self.failed(ctx, vec![id], e).await),
+        }
+    }
+
+    pub async fn assign_coordinator(
+        &self,
+        ctx: &CallContext,
+        match_id: &str,
+        organisation: &str,
+        contact: Option<&Contact>,
+    ) -> Result<Match, ApiError> {
+        let mut v = Vec::new();
+        let id = parse_id("match_id", match_id)
+            .map_err(|e| v.extend(e.violations().iter().cloned()))
+            .ok();
+        if organisation.trim().is_empty() {
+            v.push(("organisation".into(), "is required".into()));
+        }
+        let contact = parse_contact("contact", contact, &mut v);
+        let (id, contact) = match (id, contact, v.is_empty()) {
+            (Some(id), Some(c), true) => (id, c),
+            _ => return Err(self.failed(ctx, vec![], ApiError::InvalidArgument(v)).await),
+        };
+        let change = MatchChange::AssignCoordinator(Coordinator {
+            organisation: organisation.to_owned(),
+            contact,
+            assigned_at: self.now(),
+        });
+        self.change_match(ctx, id, change).await
+    }
+
+    pub async fn mark_coordinated(
+        &self,
+        ctx: &CallContext,
+        match_id: &str,
+    ) -> Result<Match, ApiError> {
+        let id = match parse_id("match_id", match_id) {
+            Ok(id) => id,
+            Err(e) => return Err(self.failed(ctx, vec![], e).await),
+        };
+        self.change_match(ctx, id, MatchChange::MarkCoordinated)
+            .await
+    }
+
+    async fn change_match(
+        &self,
+        ctx: &CallContext,
+        id: Uuid,
+        change: MatchChange,
+    ) -> Result<Match, ApiError> {
+        match self
+            .store
+            .change_match(ctx, &ctx.principal().org, id, change, self.now())
+            .await
+        {
+            Ok(MatchOutcome::Changed(m)) => Ok(*m),
+            Ok(MatchOutcome::NotFound) => Err(ApiError::NotFound(format!(
+                "no open match {id} that your organisation is in"
+            ))),
+            Ok(MatchOutcome::CoordinatorNotParticipant) => Err(ApiError::FailedPrecondition(
+                "the coordinator must be one of the organisations in the match".into(),
+            )),
+            Ok(MatchOutcome::NoCoordinator) => Err(ApiError::FailedPrecondition(
+                "assign a coordinator before marking the match coordinated".into(),
+            )),
             Err(e) => Err(self.failed(ctx, vec![id], e).await),
         }
     }

@@ -2,23 +2,15 @@ use opentelemetry::trace::TraceContextExt;
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use zvv_e2e::Harness;
-use zvv_platform::{
-    auth::{OrgType, Role},
-    telemetry,
-};
+use zvv_platform::auth::{OrgType, Role};
 use zvv_proto::intake::v1::{RegisterSubjectRequest, ResolveSubjectRequest};
-
-fn init_telemetry() {
-    static ONCE: std::sync::OnceLock<()> = std::sync::OnceLock::new();
-    ONCE.get_or_init(|| std::mem::forget(telemetry::init_for_tests("zvv-e2e")));
-}
 
 /// A professional registers a child; a suite service resolves the same BSN to the same
 /// pseudonymous id with its SERVICE token; the outgoing call carries the caller's trace, and
 /// intake's audit record names it.
 #[tokio::test]
 async fn a_service_resolves_a_registered_child_within_the_callers_trace() {
-    init_telemetry();
+    zvv_e2e::init_telemetry();
     let suite = Harness::start().await.expect("suite starts");
     let professional = suite.token("gm0363", OrgType::Municipality, &[Role::Professional]);
     let mut intake = suite.intake(&professional).expect("client");

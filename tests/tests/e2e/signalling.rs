@@ -113,3 +113,150 @@ async fn two_organisations_signalling_one_child_are_put_in_touch() {
     );
     suite.stop().await;
 }
+
+/// After a match, one participant assigns the coordinator, the match is marked coordinated, and
+/// a signal records the information duty.
+#[tokio::test]
+async fn a_match_gets_a_coordinator_and_signals_record_the_information_duty() {
+    use zvv_proto::signalling::v1::{
+        AssignCoordinatorRequest, MarkCoordinatedRequest, RecordInformationDutyRequest,
+    };
+    let suite = Harness::start().await.expect("suite starts");
+    let muni = suite.token("gm0363", OrgType::Municipality, &[Role::Professional]);
+    suite
+        .intake(&muni)
+        .expect("client")
+        .register_subject(RegisterSubjectRequest {
+            request_id: "e2e-child-2".into(),
+            bsn: "111222333".into(),
+            given_name: "Sem".into(),
+            family_name: "Bakker".into(),
+            birth_date: "2013-01-10".into(),
+            municipality_code: "GM0363".into(),
+            neighbourhood_code: "WK036305".into(),
+        })
+        .await
+        .expect("child registered");
+    let school = suite.token("school-7", OrgType::School, &[Role::Professional]);
+    let team = suite.token(
+        "team-west",
+        OrgType::NeighbourhoodTeam,
+        &[Role::Coordinator],
+    );
+    let mut as_school = suite.signalling(&school).expect("client");
+    let mut as_team = suite.signalling(&team).expect("client");
+    let first = as_school
+        .register_signal(signal("c1", "111222333", "Mw. Smit"))
+        .await
+        .expect("school signal")
+        .into_inner()
+        .signal
+        .expect("signal");
+    let m = as_team
+        .register_signal(signal("c2", "111222333", "Dhr. Bos"))
+        .await
+        .expect("team signal")
+        .into_inner()
+        .matches
+        .remove(0);
+
+    // marking coordinated before there is a coordinator is refused
+    let status = as_school
+        .mark_coordinated(MarkCoordinatedRequest {
+            match_id: m.match_id.clone(),
+        })
+        .await
+        .expect_err("no coordinator yet");
+    assert_eq!(status.code(), tonic::Code::FailedPrecondition);
+    // the coordinator must take part in the match
+    let status = as_team
+        .assign_coordinator(AssignCoordinatorRequest {
+            match_id: m.match_id.clone(),
+            organisation: "someone-else".into(),
+            contact: Some(Contact {
+                name: "X".into(),
+                phone: "+31 20 555 0199".into(),
+                email: "x@example.nl".into(),
+            }),
+        })
+        .await
+        .expect_err("not a participant");
+    assert_eq!(status.code(), tonic::Code::FailedPrecondition);
+
+    let assigned = as_team
+        .assign_coordinator(AssignCoordinatorRequest {
+            match_id: m.match_id.clone(),
+            organisation: "team-west".into(),
+            contact: Some(Contact {
+                name: "Dhr. Bos".into(),
+                phone: "+31 20 555 0102".into(),
+                email: "bos@team-west.nl".into(),
+            }),
+        })
+        .await
+        .expect("assign")
+        .into_inner()
+        .r#match
+        .expect("match");
+    assert_eq!(
+        assigned
+            .coordinator
+            .as_ref()
+            .map(|c| c.organisation.as_str()),
+        Some("team-west")
+    );
+    let done = as_school
+        .mark_coordinated(MarkCoordinatedRequest {
+            match_id: m.match_id.clone(),
+        })
+        .await
+        .expect("mark")
+        .into_inner()
+        .r#match
+        .expect("match");
+    assert!(done.coordinated);
+
+    // another organisation cannot touch the match
+    let outsider = suite.token("ggd", OrgType::YouthHealth, &[Role::Professional]);
+    let status = suite
+        .signalling(&outsider)
+        .expect("client")
+        .mark_coordinated(MarkCoordinatedRequest {
+            match_id: m.match_id.clone(),
+        })
+        .await
+        .expect_err("outsider");
+    assert_eq!(status.code(), tonic::Code::NotFound);
+
+    // a 13-year-old: parents and child must both be informed, or a postponement recorded
+    let today = zvv_platform::clock::Clock::today(&suite.clock)
+        .format("%Y-%m-%d")
+        .to_string();
+    let parents_only = as_school
+        .record_information_duty(RecordInformationDutyRequest {
+            signal_id: first.signal_id.clone(),
+            parents_informed_on: today.clone(),
+            child_informed_on: String::new(),
+            postponement_reason: String::new(),
+        })
+        .await
+        .expect("record")
+        .into_inner()
+        .signal
+        .expect("signal");
+    assert!(!parents_only.information_duty.expect("duty").met);
+    let both = as_school
+        .record_information_duty(RecordInformationDutyRequest {
+            signal_id: first.signal_id.clone(),
+            parents_informed_on: today.clone(),
+            child_informed_on: today,
+            postponement_reason: String::new(),
+        })
+        .await
+        .expect("record")
+        .into_inner()
+        .signal
+        .expect("signal");
+    assert!(both.information_duty.expect("duty").met);
+    suite.stop().await;
+}

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 use zvv_platform::{audit::CallContext, error::ApiError, idempotency::Key};
 
-use crate::domain::{CloseReason, Match, Signal, SignalStatus};
+use crate::domain::{CloseReason, Coordinator, InformationDuty, Match, Signal, SignalStatus};
 
 pub use pg::{PgStore, SCHEMA};
 
@@ -29,7 +29,44 @@ pub enum CloseOutcome {
     NotActive(SignalStatus),
 }
 
+/// A change to a match by one of its participants.
+#[derive(Debug, Clone)]
+pub enum MatchChange {
+    AssignCoordinator(Coordinator),
+    MarkCoordinated,
+}
+
+#[derive(Debug)]
+pub enum MatchOutcome {
+    Changed(Box<Match>),
+    /// No open match with this id that the caller's organisation is in.
+    NotFound,
+    /// The coordinator must be a participating organisation.
+    CoordinatorNotParticipant,
+    /// A match can only be marked coordinated once a coordinator is assigned.
+    NoCoordinator,
+}
+
 pub trait SignalStore: Send + Sync + 'static {
+    /// Records the information duty on a signal of `organisation`; `None` when there is none.
+    fn record_information_duty(
+        &self,
+        ctx: &CallContext,
+        organisation: &str,
+        id: Uuid,
+        duty: InformationDuty,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Option<Signal>, ApiError>> + Send;
+
+    fn change_match(
+        &self,
+        ctx: &CallContext,
+        organisation: &str,
+        id: Uuid,
+        change: MatchChange,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<MatchOutcome, ApiError>> + Send;
+
     fn register(
         &self,
         ctx: &CallContext,

@@ -9,8 +9,10 @@ use zvv_platform::{
     outbox::{self, Event},
 };
 
-use super::{CloseOutcome, RegisterOutcome, SignalStore};
-use crate::domain::{CloseReason, Contact, Coordinator, Match, MatchKind, Signal, SignalStatus};
+use super::{CloseOutcome, MatchChange, MatchOutcome, RegisterOutcome, SignalStore};
+use crate::domain::{
+    CloseReason, Contact, Coordinator, InformationDuty, Match, MatchKind, Signal, SignalStatus,
+};
 
 pub const SCHEMA: Schema = Schema::new("signalling");
 
@@ -288,6 +290,130 @@ fn match_ids(matches: &[Match]) -> impl Iterator<Item = Uuid> + '_ {
 }
 
 impl SignalStore for PgStore {
+    async fn record_information_duty(
+        &self,
+        ctx: &CallContext,
+        organisation: &str,
+        id: Uuid,
+        duty: InformationDuty,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Signal>, ApiError> {
+        let mut tx = self.pool.begin().await?;
+        let Some(mut signal) = fetch_signal(&mut tx, organisation, id, true).await? else {
+            finish(tx, ctx, vec![id], "NOT_FOUND", now).await?;
+            return Ok(None);
+        };
+        sqlx::query(
+            "UPDATE signalling.signals SET parents_informed_on = $2, child_informed_on = $3, \
+             postponement_reason = $4 WHERE signal_id = $1",
+        )
+        .bind(id)
+        .bind(duty.parents_informed_on)
+        .bind(duty.child_informed_on)
+        .bind(&duty.postponement_reason)
+        .execute(&mut *tx)
+        .await?;
+        signal.parents_informed_on = duty.parents_informed_on;
+        signal.child_informed_on = duty.child_informed_on;
+        signal.postponement_reason = duty.postponement_reason;
+        let met = if signal.information_duty_met() {
+            "MET"
+        } else {
+            "NOT_MET"
+        };
+        emit(
+            &mut tx,
+            Event::new("signalling.signal.information_duty_recorded")
+                .id("signal_id", id)
+                .code("information_duty", met),
+            now,
+        )
+        .await?;
+        finish(tx, ctx, vec![id, signal.subject_id], "OK", now).await?;
+        Ok(Some(signal))
+    }
+
+    async fn change_match(
+        &self,
+        ctx: &CallContext,
+        organisation: &str,
+        id: Uuid,
+        change: MatchChange,
+        now: DateTime<Utc>,
+    ) -> Result<MatchOutcome, ApiError> {
+        let mut tx = self.pool.begin().await?;
+        let locked: Option<bool> = sqlx::query_scalar(
+            "SELECT coordinator_org IS NOT NULL FROM signalling.matches WHERE match_id = $1 AND status = 'OPEN' FOR UPDATE",
+        )
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let participants: Vec<String> = sqlx::query_scalar(
+            "SELECT DISTINCT s.organisation FROM signalling.match_signals ms \
+             JOIN signalling.signals s ON s.signal_id = ms.signal_id WHERE ms.match_id = $1",
+        )
+        .bind(id)
+        .fetch_all(&mut *tx)
+        .await?;
+        let Some(has_coordinator) =
+            locked.filter(|_| participants.iter().any(|p| p == organisation))
+        else {
+            finish(tx, ctx, vec![id], "NOT_FOUND", now).await?;
+            return Ok(MatchOutcome::NotFound);
+        };
+        match change {
+            MatchChange::AssignCoordinator(c) => {
+                if !participants.contains(&c.organisation) {
+                    finish(tx, ctx, vec![id], "FAILED_PRECONDITION", now).await?;
+                    return Ok(MatchOutcome::CoordinatorNotParticipant);
+                }
+                sqlx::query(
+                    "UPDATE signalling.matches SET coordinator_org = $2, coordinator_name = $3, \
+                     coordinator_phone = $4, coordinator_email = $5, coordinator_at = $6, updated_at = $6 \
+                     WHERE match_id = $1",
+                )
+                .bind(id)
+                .bind(&c.organisation)
+                .bind(&c.contact.name)
+                .bind(&c.contact.phone)
+                .bind(&c.contact.email)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                emit(
+                    &mut tx,
+                    Event::new("signalling.match.coordinator_assigned").id("match_id", id),
+                    now,
+                )
+                .await?;
+            }
+            MatchChange::MarkCoordinated => {
+                if !has_coordinator {
+                    finish(tx, ctx, vec![id], "FAILED_PRECONDITION", now).await?;
+                    return Ok(MatchOutcome::NoCoordinator);
+                }
+                sqlx::query("UPDATE signalling.matches SET coordinated = true, updated_at = $2 WHERE match_id = $1")
+                    .bind(id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                emit(
+                    &mut tx,
+                    Event::new("signalling.match.coordinated").id("match_id", id),
+                    now,
+                )
+                .await?;
+            }
+        }
+        let changed = load_matches(&mut tx, &[id])
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| ApiError::internal("match vanished"))?;
+        finish(tx, ctx, vec![id], "OK", now).await?;
+        Ok(MatchOutcome::Changed(Box::new(changed)))
+    }
+
     async fn register(
         &self,
         ctx: &CallContext,
