@@ -8,7 +8,8 @@ use tonic::{Code, service::interceptor::InterceptedService, transport::Channel};
 use uuid::Uuid;
 use zvv_platform::{bsn::Bsn, client::Outgoing, error::ApiError};
 use zvv_proto::intake::v1::{
-    GetSubjectRequest, ResolveSubjectRequest, subject_service_client::SubjectServiceClient,
+    GetSubjectRequest, ListFamilyRequest, ListRelationsRequest, ResolveSubjectRequest,
+    subject_service_client::SubjectServiceClient,
 };
 
 pub type IntakeClient = SubjectServiceClient<InterceptedService<Channel, Outgoing>>;
@@ -30,8 +31,19 @@ pub struct SubjectFacts {
     pub neighbourhood_code: Option<String>,
 }
 
+/// A parent (or guardian) and all of their children.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Family {
+    pub parent: Uuid,
+    pub children: Vec<Uuid>,
+}
+
 /// The identity registry as signalling sees it.
 pub trait Identity: Send + Sync + 'static {
+    /// The families the subject is a child in: one per parent or guardian.
+    fn families(&self, subject: Uuid)
+    -> impl Future<Output = Result<Vec<Family>, ApiError>> + Send;
+
     /// `None` when intake does not know the subject (and `create_if_missing` is false).
     fn lookup(
         &self,
@@ -65,7 +77,52 @@ fn non_empty(s: String) -> Option<String> {
     (!s.is_empty()).then_some(s)
 }
 
+fn parse_uuid(s: &str) -> Result<Uuid, ApiError> {
+    Uuid::try_parse(s).map_err(|_| ApiError::internal("intake returned a malformed id"))
+}
+
 impl Identity for IntakeIdentity {
+    async fn families(&self, subject: Uuid) -> Result<Vec<Family>, ApiError> {
+        let mut client = self.client.clone();
+        let family = client
+            .list_family(ListFamilyRequest {
+                subject_id: subject.to_string(),
+            })
+            .await
+            .map_err(|s| unavailable(&s))?
+            .into_inner();
+        let mut families = Vec::new();
+        for parent in family.parent_subject_ids {
+            let parent = parse_uuid(&parent)?;
+            let mut children = Vec::new();
+            let mut page_token = String::new();
+            loop {
+                let page = client
+                    .list_relations(ListRelationsRequest {
+                        subject_id: parent.to_string(),
+                        page_size: 100,
+                        page_token,
+                    })
+                    .await
+                    .map_err(|s| unavailable(&s))?
+                    .into_inner();
+                for r in page.relations {
+                    if parse_uuid(&r.parent_subject_id)? == parent {
+                        children.push(parse_uuid(&r.child_subject_id)?);
+                    }
+                }
+                if page.next_page_token.is_empty() {
+                    break;
+                }
+                page_token = page.next_page_token;
+            }
+            children.sort();
+            children.dedup();
+            families.push(Family { parent, children });
+        }
+        Ok(families)
+    }
+
     async fn lookup(
         &self,
         subject: &SubjectRef,

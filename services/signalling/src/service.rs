@@ -248,7 +248,11 @@ impl<S: SignalStore, I: Identity> SignalLogic<S, I> {
             request_id: input.request_id,
             fingerprint,
         };
-        match self.store.register(ctx, signal, key).await {
+        let families = match self.identity.families(facts.subject_id).await {
+            Ok(f) => f,
+            Err(e) => return Err(self.failed(ctx, vec![facts.subject_id], e).await),
+        };
+        match self.store.register(ctx, signal, families, key).await {
             Ok(RegisterOutcome::Created(s, m) | RegisterOutcome::Replayed(s, m)) => Ok((s, m)),
             Ok(RegisterOutcome::Duplicate(existing)) => Err(ApiError::AlreadyExists {
                 message: "your organisation already has an active signal on this subject".into(),

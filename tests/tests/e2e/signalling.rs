@@ -108,6 +108,10 @@ async fn two_organisations_signalling_one_child_are_put_in_touch() {
                 "zvv.intake.v1.SubjectService/GetSubject".to_owned(),
                 "zvv-signalling".to_owned()
             ),
+            (
+                "zvv.intake.v1.SubjectService/ListFamily".to_owned(),
+                "zvv-signalling".to_owned()
+            ),
         ],
         "intake's records of the lookups carry signalling's trace"
     );
@@ -258,5 +262,114 @@ async fn a_match_gets_a_coordinator_and_signals_record_the_information_duty() {
         .signal
         .expect("signal");
     assert!(both.information_duty.expect("duty").met);
+    suite.stop().await;
+}
+
+/// Two organisations signalling two children of one parent are put in touch by a FAMILY match;
+/// when one of them closes its signal, the match closes.
+#[tokio::test]
+async fn signals_on_siblings_make_a_family_match() {
+    use zvv_proto::{
+        intake::v1::{LinkRelationRequest, RelationKind},
+        signalling::v1::{CloseReason, CloseSignalRequest, GetMatchRequest, MatchStatus},
+    };
+    let suite = Harness::start().await.expect("suite starts");
+    let muni = suite.token("gm0363", OrgType::Municipality, &[Role::Professional]);
+    let mut intake = suite.intake(&muni).expect("client");
+    let register =
+        |request_id: &'static str, bsn: &'static str, name: &'static str, born: &'static str| {
+            let mut intake = intake.clone();
+            async move {
+                intake
+                    .register_subject(RegisterSubjectRequest {
+                        request_id: request_id.into(),
+                        bsn: bsn.into(),
+                        given_name: name.into(),
+                        family_name: "Jansen".into(),
+                        birth_date: born.into(),
+                        municipality_code: "GM0363".into(),
+                        neighbourhood_code: "WK036305".into(),
+                    })
+                    .await
+                    .expect("registered")
+                    .into_inner()
+                    .subject
+                    .expect("subject")
+                    .subject_id
+            }
+        };
+    let parent = register("p", "111222333", "Ouder", "1985-01-01").await;
+    let older = register("a", "123456782", "Anna", "2014-02-02").await;
+    let younger = register("b", "012345672", "Bram", "2018-03-03").await;
+    for (i, child) in [&older, &younger].into_iter().enumerate() {
+        intake
+            .link_relation(LinkRelationRequest {
+                request_id: format!("link-{i}"),
+                parent_subject_id: parent.clone(),
+                child_subject_id: child.clone(),
+                kind: RelationKind::Parent as i32,
+            })
+            .await
+            .expect("linked");
+    }
+
+    let by_id = |request_id: &str, subject_id: &str, name: &str| RegisterSignalRequest {
+        subject: Some(Subject::SubjectId(subject_id.to_owned())),
+        ..signal(request_id, "", name)
+    };
+    let school = suite.token("school-1", OrgType::School, &[Role::Professional]);
+    let care = suite.token("jeugdzorg", OrgType::YouthCare, &[Role::Professional]);
+    suite
+        .signalling(&school)
+        .expect("client")
+        .register_signal(by_id("f1", &older, "Mw. Kok"))
+        .await
+        .expect("school signal on the older child");
+    let response = suite
+        .signalling(&care)
+        .expect("client")
+        .register_signal(by_id("f2", &younger, "Dhr. Dekker"))
+        .await
+        .expect("care signal on the younger child")
+        .into_inner();
+    assert_eq!(response.matches.len(), 1, "{:?}", response.matches);
+    let family = &response.matches[0];
+    assert_eq!(family.kind, MatchKind::Family as i32);
+    let mut subjects = family.subject_ids.clone();
+    subjects.sort();
+    let mut expected = vec![older.clone(), younger.clone()];
+    expected.sort();
+    assert_eq!(subjects, expected);
+    assert_eq!(family.participants.len(), 2);
+
+    // the school closes its signal: one organisation is left, the match closes
+    let school_signal = sqlx::query_scalar::<_, uuid::Uuid>(
+        "SELECT signal_id FROM signalling.signals WHERE organisation = 'school-1'",
+    )
+    .fetch_one(&suite.pool)
+    .await
+    .expect("school signal id");
+    suite
+        .signalling(&school)
+        .expect("client")
+        .close_signal(CloseSignalRequest {
+            signal_id: school_signal.to_string(),
+            reason: CloseReason::RiskGone as i32,
+        })
+        .await
+        .expect("closed");
+    let after = suite
+        .signalling(&care)
+        .expect("client")
+        .get_match(GetMatchRequest {
+            match_id: family.match_id.clone(),
+        })
+        .await
+        .expect("still visible to the organisation in it")
+        .into_inner()
+        .r#match
+        .expect("match");
+    assert_eq!(after.status, MatchStatus::Closed as i32);
+    assert_eq!(after.participants.len(), 1);
     suite.stop().await;
 }

@@ -9,6 +9,8 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 use zvv_platform::{audit::CallContext, error::ApiError, idempotency::Key};
 
+use crate::identity::Family;
+
 use crate::domain::{CloseReason, Coordinator, InformationDuty, Match, Signal, SignalStatus};
 
 pub use pg::{PgStore, SCHEMA};
@@ -67,10 +69,13 @@ pub trait SignalStore: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<MatchOutcome, ApiError>> + Send;
 
+    /// Stores a signal and brings the matches it touches up to date: the subject's CLIENT match
+    /// and a FAMILY match per parent in `families`.
     fn register(
         &self,
         ctx: &CallContext,
         signal: Signal,
+        families: Vec<Family>,
         idem: Key,
     ) -> impl Future<Output = Result<RegisterOutcome, ApiError>> + Send;
 

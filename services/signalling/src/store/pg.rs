@@ -9,6 +9,8 @@ use zvv_platform::{
     outbox::{self, Event},
 };
 
+use crate::identity::Family;
+
 use super::{CloseOutcome, MatchChange, MatchOutcome, RegisterOutcome, SignalStore};
 use crate::domain::{
     CloseReason, Contact, Coordinator, InformationDuty, Match, MatchKind, Signal, SignalStatus,
@@ -215,46 +217,117 @@ async fn reconcile_client_match(
 
     if organisations.len() < 2 {
         if let Some(id) = open {
-            sqlx::query("UPDATE signalling.matches SET status = 'CLOSED', updated_at = $2 WHERE match_id = $1")
-                .bind(id)
-                .bind(now)
-                .execute(&mut *conn)
-                .await?;
-            emit(
-                conn,
-                Event::new("signalling.match.closed")
-                    .id("match_id", id)
-                    .code("kind", "CLIENT"),
-                now,
-            )
-            .await?;
+            close_match(conn, id, MatchKind::Client, now).await?;
         }
         return Ok(None);
     }
+    let ids: Vec<Uuid> = active.iter().map(|(s, _)| *s).collect();
+    let id = upsert_match(conn, open, MatchKind::Client, subject, &ids, now).await?;
+    Ok(Some(id))
+}
 
+/// Brings the FAMILY match anchored at a parent in line with the active signals on the
+/// parent's children: open while two or more children have signals from two or more
+/// organisations.
+async fn reconcile_family_match(
+    conn: &mut PgConnection,
+    family: &Family,
+    now: DateTime<Utc>,
+) -> Result<(), ApiError> {
+    let active: Vec<(Uuid, Uuid, String)> = sqlx::query_as(
+        "SELECT signal_id, subject_id, organisation FROM signalling.signals \
+         WHERE subject_id = ANY($1) AND status = 'ACTIVE' ORDER BY created_at, signal_id",
+    )
+    .bind(&family.children)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut children: Vec<Uuid> = active.iter().map(|(_, c, _)| *c).collect();
+    children.sort_unstable();
+    children.dedup();
+    let mut organisations: Vec<&str> = active.iter().map(|(_, _, o)| o.as_str()).collect();
+    organisations.sort_unstable();
+    organisations.dedup();
+    let open: Option<Uuid> = sqlx::query_scalar(
+        "SELECT match_id FROM signalling.matches \
+         WHERE kind = 'FAMILY' AND anchor_subject_id = $1 AND status = 'OPEN'",
+    )
+    .bind(family.parent)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if children.len() < 2 || organisations.len() < 2 {
+        if let Some(id) = open {
+            close_match(conn, id, MatchKind::Family, now).await?;
+        }
+        return Ok(());
+    }
+    let signal_ids: Vec<Uuid> = active.iter().map(|(s, _, _)| *s).collect();
+    upsert_match(
+        conn,
+        open,
+        MatchKind::Family,
+        family.parent,
+        &signal_ids,
+        now,
+    )
+    .await?;
+    Ok(())
+}
+
+async fn close_match(
+    conn: &mut PgConnection,
+    id: Uuid,
+    kind: MatchKind,
+    now: DateTime<Utc>,
+) -> Result<(), ApiError> {
+    sqlx::query(
+        "UPDATE signalling.matches SET status = 'CLOSED', updated_at = $2 WHERE match_id = $1",
+    )
+    .bind(id)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    emit(
+        conn,
+        Event::new("signalling.match.closed")
+            .id("match_id", id)
+            .code("kind", kind.as_str()),
+        now,
+    )
+    .await
+}
+
+/// Opens a match (when `open` is none) or adds signals to it, with the matching event.
+async fn upsert_match(
+    conn: &mut PgConnection,
+    open: Option<Uuid>,
+    kind: MatchKind,
+    anchor: Uuid,
+    signal_ids: &[Uuid],
+    now: DateTime<Utc>,
+) -> Result<Uuid, ApiError> {
     let (id, created) = match open {
         Some(id) => (id, false),
         None => {
             let id = zvv_platform::ids::new_id();
             sqlx::query(
                 "INSERT INTO signalling.matches (match_id, kind, status, anchor_subject_id, created_at, updated_at) \
-                 VALUES ($1, 'CLIENT', 'OPEN', $2, $3, $3)",
+                 VALUES ($1, $2, 'OPEN', $3, $4, $4)",
             )
             .bind(id)
-            .bind(subject)
+            .bind(kind.as_str())
+            .bind(anchor)
             .bind(now)
             .execute(&mut *conn)
             .await?;
             (id, true)
         }
     };
-    let ids: Vec<Uuid> = active.iter().map(|(s, _)| *s).collect();
     let added = sqlx::query(
         "INSERT INTO signalling.match_signals (match_id, signal_id) SELECT $1, unnest($2::uuid[]) \
          ON CONFLICT DO NOTHING",
     )
     .bind(id)
-    .bind(&ids)
+    .bind(signal_ids)
     .execute(&mut *conn)
     .await?
     .rows_affected();
@@ -263,7 +336,7 @@ async fn reconcile_client_match(
             conn,
             Event::new("signalling.match.created")
                 .id("match_id", id)
-                .code("kind", "CLIENT"),
+                .code("kind", kind.as_str()),
             now,
         )
         .await?;
@@ -277,12 +350,36 @@ async fn reconcile_client_match(
             conn,
             Event::new("signalling.match.updated")
                 .id("match_id", id)
-                .code("kind", "CLIENT"),
+                .code("kind", kind.as_str()),
             now,
         )
         .await?;
     }
-    Ok(Some(id))
+    Ok(id)
+}
+
+/// Closes the FAMILY matches among `ids` that no longer have two children and two
+/// organisations (after a signal left them).
+async fn close_shrunk_family_matches(
+    conn: &mut PgConnection,
+    ids: &[Uuid],
+    now: DateTime<Utc>,
+) -> Result<(), ApiError> {
+    let shrunk: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT m.match_id FROM signalling.matches m \
+         LEFT JOIN signalling.match_signals ms ON ms.match_id = m.match_id \
+         LEFT JOIN signalling.signals s ON s.signal_id = ms.signal_id \
+         WHERE m.match_id = ANY($1) AND m.kind = 'FAMILY' AND m.status = 'OPEN' \
+         GROUP BY m.match_id \
+         HAVING count(DISTINCT s.organisation) < 2 OR count(DISTINCT s.subject_id) < 2",
+    )
+    .bind(ids)
+    .fetch_all(&mut *conn)
+    .await?;
+    for id in shrunk {
+        close_match(conn, id, MatchKind::Family, now).await?;
+    }
+    Ok(())
 }
 
 fn match_ids(matches: &[Match]) -> impl Iterator<Item = Uuid> + '_ {
@@ -418,11 +515,18 @@ impl SignalStore for PgStore {
         &self,
         ctx: &CallContext,
         signal: Signal,
+        mut families: Vec<Family>,
         idem: Key,
     ) -> Result<RegisterOutcome, ApiError> {
         let now = signal.created_at;
         let mut tx = self.pool.begin().await?;
         lock_subject(&mut tx, signal.subject_id).await?;
+        // families are locked by parent, always in the same order, so that concurrent
+        // registrations on siblings make one family match and never deadlock
+        families.sort_by_key(|f| f.parent);
+        for family in &families {
+            lock_subject(&mut tx, family.parent).await?;
+        }
         if let Some(stored) = idempotency::lookup(&mut tx, SCHEMA, &idem).await? {
             let id = Uuid::from_slice(&stored)
                 .map_err(|_| ApiError::internal("stored response is not an id"))?;
@@ -488,6 +592,9 @@ impl SignalStore for PgStore {
         )
         .await?;
         reconcile_client_match(&mut tx, signal.subject_id, now).await?;
+        for family in &families {
+            reconcile_family_match(&mut tx, family, now).await?;
+        }
         let matches = matches_of_signal(&mut tx, signal.id).await?;
         let mut ids = vec![signal.id, signal.subject_id];
         ids.extend(match_ids(&matches));
@@ -516,6 +623,18 @@ impl SignalStore for PgStore {
         if signal.status != SignalStatus::Active {
             finish(tx, ctx, vec![id], "FAILED_PRECONDITION", now).await?;
             return Ok(CloseOutcome::NotActive(signal.status));
+        }
+        // the families this signal is matched in, locked as registrations lock them
+        let parents: Vec<Uuid> = sqlx::query_scalar(
+            "SELECT DISTINCT m.anchor_subject_id FROM signalling.matches m \
+             JOIN signalling.match_signals ms ON ms.match_id = m.match_id \
+             WHERE ms.signal_id = $1 AND m.kind = 'FAMILY' AND m.status = 'OPEN' ORDER BY 1",
+        )
+        .bind(id)
+        .fetch_all(&mut *tx)
+        .await?;
+        for parent in parents {
+            lock_subject(&mut tx, parent).await?;
         }
         sqlx::query(
             "UPDATE signalling.signals SET status = 'CLOSED', close_reason = $2, closed_at = $3 WHERE signal_id = $1",
@@ -550,6 +669,7 @@ impl SignalStore for PgStore {
         )
         .await?;
         reconcile_client_match(&mut tx, signal.subject_id, now).await?;
+        close_shrunk_family_matches(&mut tx, &left, now).await?;
         signal.status = SignalStatus::Closed;
         signal.close_reason = Some(reason);
         signal.closed_at = Some(now);
