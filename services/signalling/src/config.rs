@@ -24,6 +24,9 @@ pub struct Config {
     /// Duration of a signal when the request gives none, in months (1-24).
     #[arg(long, env = "ZVV_SIGNAL_DEFAULT_MONTHS", default_value_t = 12, value_parser = clap::value_parser!(u32).range(1..=24))]
     pub default_duration_months: u32,
+    /// Working days within which YELLOW and higher referrals must be decided.
+    #[arg(long, env = "ZVV_REFERRAL_DEADLINE_WORKING_DAYS", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=60))]
+    pub referral_deadline_working_days: u32,
     /// Hours idempotency keys are kept.
     #[arg(long, env = "ZVV_IDEMPOTENCY_RETENTION_HOURS", default_value_t = 24, value_parser = clap::value_parser!(u32).range(1..=720))]
     pub idempotency_retention_hours: u32,

@@ -13,7 +13,10 @@ use zvv_proto::signalling::v1::{
 use crate::{
     domain::{CloseReason, Contact, Match, MatchKind, Signal, SignalStatus},
     identity::Identity,
+    referral_service::{ReferralLogic, SubmitInput},
+    referrals::{Decision, Level, Referral},
     service::{Page, RegisterInput, SignalLogic, SubjectInput},
+    store::ReferralStore,
     store::SignalStore,
 };
 
@@ -27,8 +30,15 @@ impl<S, I> SignalApi<S, I> {
     }
 }
 
-/// ReferralService; triage arrives in a later slice of the signalling work.
-pub struct ReferralApi;
+pub struct ReferralApi<S, I> {
+    logic: Arc<ReferralLogic<S, I>>,
+}
+
+impl<S, I> ReferralApi<S, I> {
+    pub fn new(logic: Arc<ReferralLogic<S, I>>) -> Self {
+        Self { logic }
+    }
+}
 
 fn context<T>(req: &Request<T>) -> Result<CallContext, Status> {
     req.extensions()
@@ -333,26 +343,129 @@ impl<S: SignalStore, I: Identity> SignalService for SignalApi<S, I> {
     }
 }
 
+fn level_pb(l: Level) -> pb::ReferralLevel {
+    match l {
+        Level::White => pb::ReferralLevel::White,
+        Level::Yellow => pb::ReferralLevel::Yellow,
+        Level::Orange => pb::ReferralLevel::Orange,
+        Level::Red => pb::ReferralLevel::Red,
+    }
+}
+
+fn referral_pb(r: Referral, today: NaiveDate) -> pb::Referral {
+    let overdue = r.overdue(today);
+    pb::Referral {
+        referral_id: r.id.to_string(),
+        subject_id: r.subject_id.to_string(),
+        organisation: r.organisation,
+        source_instrument: r.source_instrument,
+        instrument_version: r.instrument_version,
+        level: level_pb(r.level) as i32,
+        observed_on: date(Some(r.observed_on)),
+        status: if r.decision.is_some() {
+            pb::ReferralStatus::Decided
+        } else {
+            pb::ReferralStatus::AwaitingTriage
+        } as i32,
+        decide_by: date(r.decide_by),
+        overdue,
+        decision: match r.decision {
+            Some(Decision::OpenFamilyApproach) => pb::ReferralDecision::OpenFamilyApproach,
+            Some(Decision::ForwardToVeiligThuis) => pb::ReferralDecision::ForwardToVeiligThuis,
+            Some(Decision::NoAction) => pb::ReferralDecision::NoAction,
+            None => pb::ReferralDecision::Unspecified,
+        } as i32,
+        rationale: r.rationale.unwrap_or_default(),
+        decided_by: r.decided_by.unwrap_or_default(),
+        decide_time: r.decided_at.map(timestamp),
+        create_time: Some(timestamp(r.created_at)),
+    }
+}
+
 #[tonic::async_trait]
-impl ReferralService for ReferralApi {
+impl<S: SignalStore + ReferralStore, I: Identity> ReferralService for ReferralApi<S, I> {
     async fn submit_referral(
         &self,
-        _request: Request<pb::SubmitReferralRequest>,
+        request: Request<pb::SubmitReferralRequest>,
     ) -> Result<Response<pb::SubmitReferralResponse>, Status> {
-        Err(not_yet("submitting referrals"))
+        let ctx = context(&request)?;
+        let r = request.into_inner();
+        let input = SubmitInput {
+            request_id: r.request_id,
+            subject: match r.subject {
+                Some(pb::submit_referral_request::Subject::Bsn(b)) => SubjectInput::Bsn(b),
+                Some(pb::submit_referral_request::Subject::SubjectId(id)) => {
+                    SubjectInput::SubjectId(id)
+                }
+                None => SubjectInput::Missing,
+            },
+            source_instrument: r.source_instrument,
+            instrument_version: r.instrument_version,
+            level: match pb::ReferralLevel::try_from(r.level) {
+                Ok(pb::ReferralLevel::White) => Some(Level::White),
+                Ok(pb::ReferralLevel::Yellow) => Some(Level::Yellow),
+                Ok(pb::ReferralLevel::Orange) => Some(Level::Orange),
+                Ok(pb::ReferralLevel::Red) => Some(Level::Red),
+                _ => None,
+            },
+            observed_on: r.observed_on,
+        };
+        let referral = self.logic.submit(&ctx, input).await?;
+        let today = self.logic.today();
+        Ok(Response::new(pb::SubmitReferralResponse {
+            referral: Some(referral_pb(referral, today)),
+        }))
     }
 
     async fn list_referrals(
         &self,
-        _request: Request<pb::ListReferralsRequest>,
+        request: Request<pb::ListReferralsRequest>,
     ) -> Result<Response<pb::ListReferralsResponse>, Status> {
-        Err(not_yet("listing referrals"))
+        let ctx = context(&request)?;
+        let r = request.into_inner();
+        let decided = match pb::ReferralStatus::try_from(r.status) {
+            Ok(pb::ReferralStatus::AwaitingTriage) => Some(false),
+            Ok(pb::ReferralStatus::Decided) => Some(true),
+            Ok(pb::ReferralStatus::Unspecified) => None,
+            Err(_) => {
+                return Err(ApiError::invalid("status", "is not a referral status").into_status());
+            }
+        };
+        let page = self
+            .logic
+            .list(&ctx, decided, r.overdue_only, r.page_size, &r.page_token)
+            .await?;
+        let today = self.logic.today();
+        let next_page_token = next_token(&page);
+        Ok(Response::new(pb::ListReferralsResponse {
+            referrals: page
+                .items
+                .into_iter()
+                .map(|x| referral_pb(x, today))
+                .collect(),
+            next_page_token,
+        }))
     }
 
     async fn decide_referral(
         &self,
-        _request: Request<pb::DecideReferralRequest>,
+        request: Request<pb::DecideReferralRequest>,
     ) -> Result<Response<pb::DecideReferralResponse>, Status> {
-        Err(not_yet("deciding referrals"))
+        let ctx = context(&request)?;
+        let r = request.into_inner();
+        let decision = match pb::ReferralDecision::try_from(r.decision) {
+            Ok(pb::ReferralDecision::OpenFamilyApproach) => Some(Decision::OpenFamilyApproach),
+            Ok(pb::ReferralDecision::ForwardToVeiligThuis) => Some(Decision::ForwardToVeiligThuis),
+            Ok(pb::ReferralDecision::NoAction) => Some(Decision::NoAction),
+            _ => None,
+        };
+        let referral = self
+            .logic
+            .decide(&ctx, &r.referral_id, decision, &r.rationale)
+            .await?;
+        let today = self.logic.today();
+        Ok(Response::new(pb::DecideReferralResponse {
+            referral: Some(referral_pb(referral, today)),
+        }))
     }
 }

@@ -4,14 +4,16 @@
 //! different organisations converge, those organisations see each other. Only the pseudonymous
 //! `subject_id` from intake is stored here, never a BSN.
 //!
-//! This slice has RegisterSignal, CloseSignal, GetSignal, ListSignals and CLIENT matches with
-//! ListMatches/GetMatch; the other RPCs answer UNIMPLEMENTED until their slice lands.
+//! Not yet built: target-group statistics (GetSignalStatistics answers UNIMPLEMENTED) and the
+//! retention job.
 
 pub mod config;
 pub mod domain;
 pub mod grpc;
 pub mod identity;
 pub mod policy;
+pub mod referral_service;
+pub mod referrals;
 pub mod service;
 pub mod store;
 
@@ -34,6 +36,7 @@ use zvv_proto::signalling::v1::{
 use crate::{
     grpc::{ReferralApi, SignalApi},
     identity::{IntakeClient, IntakeIdentity},
+    referral_service::ReferralLogic,
     service::SignalLogic,
     store::PgStore,
 };
@@ -50,7 +53,12 @@ pub struct Deps {
     pub intake: IntakeClient,
     pub default_duration_months: u32,
     pub idempotency_retention: chrono::Duration,
+    /// Working days within which YELLOW and higher referrals must be decided.
+    pub referral_deadline_working_days: u32,
 }
+
+/// The default of [`Deps::referral_deadline_working_days`].
+pub const DEFAULT_REFERRAL_DEADLINE_WORKING_DAYS: u32 = 5;
 
 /// Applies signalling's migrations (platform tables and its own) in schema `signalling`.
 pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
@@ -81,16 +89,40 @@ pub async fn serve(
             }
         })
     };
+    let identity = IntakeIdentity::new(deps.intake);
     let logic = Arc::new(SignalLogic::new(
         PgStore::new(deps.pool.clone()),
-        IntakeIdentity::new(deps.intake),
+        identity.clone(),
         deps.clock.clone(),
         deps.default_duration_months,
     ));
+    let referrals = Arc::new(ReferralLogic::new(
+        PgStore::new(deps.pool.clone()),
+        identity,
+        deps.clock.clone(),
+        deps.referral_deadline_working_days,
+    ));
+    let monitor = {
+        let referrals = referrals.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                match referrals.report_overdue().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(reported = n, "referrals past their triage deadline"),
+                    Err(e) => tracing::warn!(error = %e, "cannot report overdue referrals"),
+                }
+            }
+        })
+    };
     let max = deps.settings.max_message_bytes;
     let routes =
         Routes::new(SignalServiceServer::new(SignalApi::new(logic)).max_decoding_message_size(max))
-            .add_service(ReferralServiceServer::new(ReferralApi).max_decoding_message_size(max));
+            .add_service(
+                ReferralServiceServer::new(ReferralApi::new(referrals))
+                    .max_decoding_message_size(max),
+            );
     let layer = CallLayer::new(
         deps.verifier,
         PolicySet(policy::POLICIES),
@@ -112,5 +144,22 @@ pub async fn serve(
     )
     .await;
     purger.abort();
+    monitor.abort();
     served
+}
+
+/// Reports referrals past their triage deadline by `clock` (what the monitor does every minute).
+pub async fn report_overdue_referrals(
+    pool: &PgPool,
+    intake: IntakeClient,
+    clock: SharedClock,
+) -> Result<u64, zvv_platform::error::ApiError> {
+    ReferralLogic::new(
+        PgStore::new(pool.clone()),
+        IntakeIdentity::new(intake),
+        clock,
+        DEFAULT_REFERRAL_DEADLINE_WORKING_DAYS,
+    )
+    .report_overdue()
+    .await
 }

@@ -39,6 +39,7 @@ async fn main() -> anyhow::Result<()> {
         idempotency_retention: chrono::Duration::hours(i64::from(
             config.idempotency_retention_hours,
         )),
+        referral_deadline_working_days: config.referral_deadline_working_days,
     };
     zvv_signalling::serve(deps, listener, shutdown).await?;
     Ok(())

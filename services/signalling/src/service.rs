@@ -68,7 +68,7 @@ pub struct Page<T> {
     pub next: Option<Uuid>,
 }
 
-fn cursor(token: &str) -> Result<Option<Uuid>, ApiError> {
+pub(crate) fn cursor(token: &str) -> Result<Option<Uuid>, ApiError> {
     match paging::decode_token(token)? {
         None => Ok(None),
         Some(c) => Uuid::try_parse(&c)
@@ -77,7 +77,7 @@ fn cursor(token: &str) -> Result<Option<Uuid>, ApiError> {
     }
 }
 
-fn page<T>(mut items: Vec<T>, size: u32, id: impl Fn(&T) -> Uuid) -> Page<T> {
+pub(crate) fn page<T>(mut items: Vec<T>, size: u32, id: impl Fn(&T) -> Uuid) -> Page<T> {
     let next = if items.len() > size as usize {
         items.truncate(size as usize);
         items.last().map(&id)

@@ -2,4 +2,5 @@
 
 mod identity;
 mod lifecycle;
+mod referrals;
 mod signalling;

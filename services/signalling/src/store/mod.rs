@@ -2,6 +2,7 @@
 //! Each method is one transaction that also appends the call's audit record and its events.
 
 mod pg;
+mod referrals;
 
 use std::future::Future;
 
@@ -9,7 +10,10 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 use zvv_platform::{audit::CallContext, error::ApiError, idempotency::Key};
 
-use crate::identity::Family;
+use crate::{
+    identity::Family,
+    referrals::{Decision, Referral},
+};
 
 use crate::domain::{CloseReason, Coordinator, InformationDuty, Match, Signal, SignalStatus};
 
@@ -133,4 +137,50 @@ pub trait SignalStore: Send + Sync + 'static {
         result: &'static str,
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<(), ApiError>> + Send;
+}
+
+#[derive(Debug)]
+pub enum DecideOutcome {
+    Decided(Box<Referral>),
+    NotFound,
+    AlreadyDecided,
+}
+
+/// Storage of referrals.
+pub trait ReferralStore: Send + Sync + 'static {
+    fn submit(
+        &self,
+        ctx: &CallContext,
+        referral: Referral,
+        idem: Key,
+    ) -> impl Future<Output = Result<Referral, ApiError>> + Send;
+
+    /// Referrals ordered by id after the cursor; `decided` filters on the status, `overdue_on`
+    /// keeps only those awaiting triage past their deadline on that day.
+    fn list_referrals(
+        &self,
+        ctx: &CallContext,
+        decided: Option<bool>,
+        overdue_on: Option<chrono::NaiveDate>,
+        after: Option<Uuid>,
+        limit: u32,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Vec<Referral>, ApiError>> + Send;
+
+    fn decide(
+        &self,
+        ctx: &CallContext,
+        id: Uuid,
+        decision: Decision,
+        rationale: String,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<DecideOutcome, ApiError>> + Send;
+
+    /// Emits one `signalling.referral.overdue` event per referral that passed its deadline on
+    /// `today`; safe on any number of replicas. Returns how many were reported.
+    fn report_overdue(
+        &self,
+        today: chrono::NaiveDate,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<u64, ApiError>> + Send;
 }

@@ -27,7 +27,7 @@ const SIGNAL_COLUMNS: &str = "s.signal_id, s.subject_id, s.organisation, s.organ
 /// The PostgreSQL store of signals and matches (schema `signalling`).
 #[derive(Debug, Clone)]
 pub struct PgStore {
-    pool: PgPool,
+    pub(super) pool: PgPool,
 }
 
 impl PgStore {

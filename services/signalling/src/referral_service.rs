@@ -1,0 +1,265 @@
+//! The logic of ReferralService: checks submissions, makes sure the child exists in intake
+//! (registering an unknown BSN, so that no referral is lost), sets the triage deadline, and
+//! records human decisions. Knows neither tonic nor sqlx.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use uuid::Uuid;
+use zvv_platform::{
+    audit::CallContext,
+    bsn::Bsn,
+    clock::SharedClock,
+    error::ApiError,
+    idempotency::{self, Key},
+    ids::{new_id, parse_id},
+    paging,
+};
+
+use crate::{
+    identity::{Identity, SubjectRef},
+    referrals::{Decision, Level, Referral, add_working_days, parse_instrument, parse_rationale},
+    service::{Page, SubjectInput, cursor, page},
+    store::{DecideOutcome, ReferralStore, SignalStore},
+};
+
+/// What a SubmitReferral request carries, unchecked.
+#[derive(Debug, Clone)]
+pub struct SubmitInput {
+    pub request_id: String,
+    pub subject: SubjectInput,
+    pub source_instrument: String,
+    pub instrument_version: String,
+    pub level: Option<Level>,
+    pub observed_on: String,
+}
+
+pub struct ReferralLogic<S, I> {
+    store: S,
+    identity: I,
+    clock: SharedClock,
+    deadline_working_days: u32,
+}
+
+impl<S: SignalStore + ReferralStore, I: Identity> ReferralLogic<S, I> {
+    pub fn new(store: S, identity: I, clock: SharedClock, deadline_working_days: u32) -> Self {
+        Self {
+            store,
+            identity,
+            clock,
+            deadline_working_days,
+        }
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// Today by the service clock (for the overdue flag).
+    pub fn today(&self) -> NaiveDate {
+        self.clock.today()
+    }
+
+    async fn failed(&self, ctx: &CallContext, ids: Vec<Uuid>, err: ApiError) -> ApiError {
+        if let Err(e) = self
+            .store
+            .audit_failure(ctx, ids, err.code_name(), self.now())
+            .await
+        {
+            tracing::error!(error = %e, "cannot audit a failed call");
+        }
+        err
+    }
+
+    fn parse_submit(
+        &self,
+        input: &SubmitInput,
+    ) -> Result<(SubjectRef, String, String, Level, NaiveDate), ApiError> {
+        let today = self.clock.today();
+        let mut v: Vec<(String, String)> = Vec::new();
+        if let Err(e) = idempotency::check_request_id("request_id", &input.request_id) {
+            v.extend(e.violations().iter().cloned());
+        }
+        let subject = match &input.subject {
+            SubjectInput::Bsn(b) => Bsn::parse(b)
+                .map(SubjectRef::Bsn)
+                .map_err(|e| v.push(("bsn".into(), e.to_string())))
+                .ok(),
+            SubjectInput::SubjectId(id) => parse_id("subject_id", id)
+                .map(SubjectRef::Id)
+                .map_err(|e| v.extend(e.violations().iter().cloned()))
+                .ok(),
+            SubjectInput::Missing => {
+                v.push(("subject".into(), "a bsn or a subject_id is required".into()));
+                None
+            }
+        };
+        let instrument = parse_instrument(&input.source_instrument)
+            .map_err(|e| v.push(("source_instrument".into(), e.into())))
+            .ok();
+        let version = parse_instrument(&input.instrument_version)
+            .map_err(|e| v.push(("instrument_version".into(), e.into())))
+            .ok();
+        if input.level.is_none() {
+            v.push((
+                "level".into(),
+                "must be WHITE, YELLOW, ORANGE or RED".into(),
+            ));
+        }
+        let observed = match NaiveDate::parse_from_str(&input.observed_on, "%Y-%m-%d") {
+            Ok(d) if input.observed_on.len() == 10 && d <= today => Some(d),
+            Ok(d) if d > today => {
+                v.push(("observed_on".into(), "must not be in the future".into()));
+                None
+            }
+            _ => {
+                v.push((
+                    "observed_on".into(),
+                    "must be a real date as YYYY-MM-DD".into(),
+                ));
+                None
+            }
+        };
+        if !v.is_empty() {
+            return Err(ApiError::InvalidArgument(v));
+        }
+        match (subject, instrument, version, input.level, observed) {
+            (Some(s), Some(i), Some(ver), Some(l), Some(o)) => Ok((s, i, ver, l, o)),
+            _ => Err(ApiError::internal("validation passed with a missing field")),
+        }
+    }
+
+    pub async fn submit(
+        &self,
+        ctx: &CallContext,
+        input: SubmitInput,
+    ) -> Result<Referral, ApiError> {
+        let (subject, instrument, version, level, observed_on) = match self.parse_submit(&input) {
+            Ok(p) => p,
+            Err(e) => return Err(self.failed(ctx, vec![], e).await),
+        };
+        // an unknown BSN is registered: a referral must never be lost because the child is new
+        let facts = match self.identity.lookup(&subject, true).await {
+            Ok(Some(f)) => f,
+            Ok(None) => {
+                let e = ApiError::FailedPrecondition(
+                    "intake does not know this subject_id: register the child with intake, or refer by BSN".into(),
+                );
+                return Err(self.failed(ctx, vec![], e).await);
+            }
+            Err(e) => return Err(self.failed(ctx, vec![], e).await),
+        };
+        let now = self.now();
+        let today = now.date_naive();
+        let principal = ctx.principal();
+        let referral = Referral {
+            id: new_id(),
+            subject_id: facts.subject_id,
+            organisation: principal.org.clone(),
+            source_instrument: instrument,
+            instrument_version: version,
+            level,
+            observed_on,
+            decide_by: level
+                .needs_decision()
+                .then(|| add_working_days(today, self.deadline_working_days)),
+            decision: None,
+            rationale: None,
+            decided_by: None,
+            decided_at: None,
+            created_at: now,
+        };
+        let key = Key {
+            scope: format!("{}/SubmitReferral", principal.org),
+            request_id: input.request_id,
+            fingerprint: idempotency::plain_fingerprint(&format!(
+                "{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}",
+                facts.subject_id,
+                referral.source_instrument,
+                referral.instrument_version,
+                level.as_str(),
+                observed_on
+            )),
+        };
+        match self.store.submit(ctx, referral, key).await {
+            Ok(r) => Ok(r),
+            Err(e) => Err(self.failed(ctx, vec![facts.subject_id], e).await),
+        }
+    }
+
+    pub async fn list(
+        &self,
+        ctx: &CallContext,
+        decided: Option<bool>,
+        overdue_only: bool,
+        page_size: i32,
+        page_token: &str,
+    ) -> Result<Page<Referral>, ApiError> {
+        let parsed = paging::page_size(page_size).and_then(|size| Ok((size, cursor(page_token)?)));
+        let (size, after) = match parsed {
+            Ok(p) => p,
+            Err(e) => return Err(self.failed(ctx, vec![], e).await),
+        };
+        let today = self.clock.today();
+        match self
+            .store
+            .list_referrals(
+                ctx,
+                decided,
+                overdue_only.then_some(today),
+                after,
+                size + 1,
+                self.now(),
+            )
+            .await
+        {
+            Ok(items) => Ok(page(items, size, |r| r.id)),
+            Err(e) => Err(self.failed(ctx, vec![], e).await),
+        }
+    }
+
+    pub async fn decide(
+        &self,
+        ctx: &CallContext,
+        referral_id: &str,
+        decision: Option<Decision>,
+        rationale: &str,
+    ) -> Result<Referral, ApiError> {
+        let mut v: Vec<(String, String)> = Vec::new();
+        let id = parse_id("referral_id", referral_id)
+            .map_err(|e| v.extend(e.violations().iter().cloned()))
+            .ok();
+        if decision.is_none() {
+            v.push((
+                "decision".into(),
+                "must be OPEN_FAMILY_APPROACH, FORWARD_TO_VEILIG_THUIS or NO_ACTION".into(),
+            ));
+        }
+        let rationale = parse_rationale(rationale)
+            .map_err(|e| v.push(("rationale".into(), e.into())))
+            .ok();
+        let (id, decision, rationale) = match (id, decision, rationale, v.is_empty()) {
+            (Some(id), Some(d), Some(r), true) => (id, d, r),
+            _ => return Err(self.failed(ctx, vec![], ApiError::InvalidArgument(v)).await),
+        };
+        match self
+            .store
+            .decide(ctx, id, decision, rationale, self.now())
+            .await
+        {
+            Ok(DecideOutcome::Decided(r)) => Ok(*r),
+            Ok(DecideOutcome::NotFound) => {
+                Err(ApiError::NotFound(format!("referral {id} not found")))
+            }
+            Ok(DecideOutcome::AlreadyDecided) => Err(ApiError::FailedPrecondition(
+                "this referral was decided already".into(),
+            )),
+            Err(e) => Err(self.failed(ctx, vec![id], e).await),
+        }
+    }
+
+    /// Reports referrals past their deadline (see [`ReferralStore::report_overdue`]).
+    pub async fn report_overdue(&self) -> Result<u64, ApiError> {
+        self.store
+            .report_overdue(self.clock.today(), self.now())
+            .await
+    }
+}

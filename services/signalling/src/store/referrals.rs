@@ -1,0 +1,241 @@
+use chrono::{DateTime, NaiveDate, Utc};
+use sqlx::{Row, postgres::PgRow};
+use uuid::Uuid;
+use zvv_platform::{
+    audit::{self, CallContext},
+    error::ApiError,
+    idempotency::{self, Key},
+    outbox::{self, Event},
+};
+
+use super::{DecideOutcome, PgStore, ReferralStore, SCHEMA};
+use crate::referrals::{Decision, Level, Referral};
+
+const COLUMNS: &str = "referral_id, subject_id, organisation, source_instrument, instrument_version, \
+    level, observed_on, decide_by, decision, rationale, decided_by, decided_at, created_at";
+
+fn referral_from_row(row: &PgRow) -> Result<Referral, ApiError> {
+    let level: String = row.try_get("level")?;
+    let decision: Option<String> = row.try_get("decision")?;
+    Ok(Referral {
+        id: row.try_get("referral_id")?,
+        subject_id: row.try_get("subject_id")?,
+        organisation: row.try_get("organisation")?,
+        source_instrument: row.try_get("source_instrument")?,
+        instrument_version: row.try_get("instrument_version")?,
+        level: Level::parse(&level)
+            .ok_or_else(|| ApiError::internal(format!("stored level {level:?}")))?,
+        observed_on: row.try_get("observed_on")?,
+        decide_by: row.try_get("decide_by")?,
+        decision: decision.as_deref().and_then(Decision::parse),
+        rationale: row.try_get("rationale")?,
+        decided_by: row.try_get("decided_by")?,
+        decided_at: row.try_get("decided_at")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+async fn fetch(
+    conn: &mut sqlx::PgConnection,
+    id: Uuid,
+    lock: bool,
+) -> Result<Option<Referral>, ApiError> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM signalling.referrals WHERE referral_id = $1{}",
+        if lock { " FOR UPDATE" } else { "" }
+    );
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .fetch_optional(conn)
+        .await?
+        .map(|r| referral_from_row(&r))
+        .transpose()
+}
+
+impl ReferralStore for PgStore {
+    async fn submit(
+        &self,
+        ctx: &CallContext,
+        referral: Referral,
+        idem: Key,
+    ) -> Result<Referral, ApiError> {
+        let now = referral.created_at;
+        let mut tx = self.pool.begin().await?;
+        if let Some(stored) = idempotency::lookup(&mut tx, SCHEMA, &idem).await? {
+            let id = Uuid::from_slice(&stored)
+                .map_err(|_| ApiError::internal("stored response is not an id"))?;
+            let first = fetch(&mut tx, id, false).await?.ok_or_else(|| {
+                ApiError::NotFound("the referral this request submitted no longer exists".into())
+            })?;
+            audit::commit(tx, SCHEMA, ctx, vec![first.id, first.subject_id], "OK", now).await?;
+            return Ok(first);
+        }
+        sqlx::query(
+            "INSERT INTO signalling.referrals (referral_id, subject_id, organisation, source_instrument, \
+             instrument_version, level, observed_on, status, decide_by, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'AWAITING_TRIAGE', $8, $9)",
+        )
+        .bind(referral.id)
+        .bind(referral.subject_id)
+        .bind(&referral.organisation)
+        .bind(&referral.source_instrument)
+        .bind(&referral.instrument_version)
+        .bind(referral.level.as_str())
+        .bind(referral.observed_on)
+        .bind(referral.decide_by)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        idempotency::store(&mut tx, SCHEMA, &idem, referral.id.as_bytes(), now).await?;
+        outbox::append(
+            &mut tx,
+            SCHEMA,
+            &Event::new("signalling.referral.submitted")
+                .id("referral_id", referral.id)
+                .id("subject_id", referral.subject_id)
+                .code("level", referral.level.as_str()),
+            now,
+        )
+        .await
+        .map_err(ApiError::internal)?;
+        audit::commit(
+            tx,
+            SCHEMA,
+            ctx,
+            vec![referral.id, referral.subject_id],
+            "OK",
+            now,
+        )
+        .await?;
+        Ok(referral)
+    }
+
+    async fn list_referrals(
+        &self,
+        ctx: &CallContext,
+        decided: Option<bool>,
+        overdue_on: Option<NaiveDate>,
+        after: Option<Uuid>,
+        limit: u32,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Referral>, ApiError> {
+        let mut tx = self.pool.begin().await?;
+        let sql = format!(
+            "SELECT {COLUMNS} FROM signalling.referrals \
+             WHERE ($1::bool IS NULL OR (status = 'DECIDED') = $1) \
+               AND ($2::date IS NULL OR (status = 'AWAITING_TRIAGE' AND decide_by < $2)) \
+               AND referral_id > $3 ORDER BY referral_id LIMIT $4"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(decided)
+            .bind(overdue_on)
+            .bind(after.unwrap_or_else(Uuid::nil))
+            .bind(i64::from(limit))
+            .fetch_all(&mut *tx)
+            .await?;
+        let referrals = rows
+            .iter()
+            .map(referral_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        let ids = referrals
+            .iter()
+            .flat_map(|r| [r.id, r.subject_id])
+            .collect();
+        audit::commit(tx, SCHEMA, ctx, ids, "OK", now).await?;
+        Ok(referrals)
+    }
+
+    async fn decide(
+        &self,
+        ctx: &CallContext,
+        id: Uuid,
+        decision: Decision,
+        rationale: String,
+        now: DateTime<Utc>,
+    ) -> Result<DecideOutcome, ApiError> {
+        let mut tx = self.pool.begin().await?;
+        let Some(mut referral) = fetch(&mut tx, id, true).await? else {
+            audit::commit(tx, SCHEMA, ctx, vec![id], "NOT_FOUND", now).await?;
+            return Ok(DecideOutcome::NotFound);
+        };
+        if referral.decision.is_some() {
+            audit::commit(
+                tx,
+                SCHEMA,
+                ctx,
+                vec![id, referral.subject_id],
+                "FAILED_PRECONDITION",
+                now,
+            )
+            .await?;
+            return Ok(DecideOutcome::AlreadyDecided);
+        }
+        let officer = ctx.principal().sub;
+        sqlx::query(
+            "UPDATE signalling.referrals SET status = 'DECIDED', decision = $2, rationale = $3, \
+             decided_by = $4, decided_at = $5 WHERE referral_id = $1",
+        )
+        .bind(id)
+        .bind(decision.as_str())
+        .bind(&rationale)
+        .bind(&officer)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        outbox::append(
+            &mut tx,
+            SCHEMA,
+            &Event::new("signalling.referral.decided")
+                .id("referral_id", id)
+                .id("subject_id", referral.subject_id)
+                .code("decision", decision.as_str()),
+            now,
+        )
+        .await
+        .map_err(ApiError::internal)?;
+        referral.decision = Some(decision);
+        referral.rationale = Some(rationale);
+        referral.decided_by = Some(officer);
+        referral.decided_at = Some(now);
+        audit::commit(tx, SCHEMA, ctx, vec![id, referral.subject_id], "OK", now).await?;
+        Ok(DecideOutcome::Decided(Box::new(referral)))
+    }
+
+    async fn report_overdue(&self, today: NaiveDate, now: DateTime<Utc>) -> Result<u64, ApiError> {
+        let mut reported = 0;
+        loop {
+            let mut tx = self.pool.begin().await?;
+            let due: Vec<(Uuid, Uuid, String)> = sqlx::query_as(
+                "SELECT referral_id, subject_id, level FROM signalling.referrals \
+                 WHERE status = 'AWAITING_TRIAGE' AND decide_by < $1 AND overdue_reported_at IS NULL \
+                 ORDER BY decide_by LIMIT 100 FOR UPDATE SKIP LOCKED",
+            )
+            .bind(today)
+            .fetch_all(&mut *tx)
+            .await?;
+            if due.is_empty() {
+                return Ok(reported);
+            }
+            for (id, subject, level) in &due {
+                sqlx::query("UPDATE signalling.referrals SET overdue_reported_at = $2 WHERE referral_id = $1")
+                    .bind(id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                outbox::append(
+                    &mut tx,
+                    SCHEMA,
+                    &Event::new("signalling.referral.overdue")
+                        .id("referral_id", *id)
+                        .id("subject_id", *subject)
+                        .code("level", level.clone()),
+                    now,
+                )
+                .await
+                .map_err(ApiError::internal)?;
+            }
+            tx.commit().await?;
+            reported += due.len() as u64;
+        }
+    }
+}
