@@ -109,6 +109,7 @@ impl Harness {
             default_duration_months: 12,
             idempotency_retention: zvv_intake::DEFAULT_IDEMPOTENCY_RETENTION,
             referral_deadline_working_days: zvv_signalling::DEFAULT_REFERRAL_DEADLINE_WORKING_DAYS,
+            statistics_threshold: zvv_signalling::DEFAULT_STATISTICS_THRESHOLD,
         };
         let mut rx = stop_rx.clone();
         let signalling = tokio::spawn(async move {

@@ -180,6 +180,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         default_duration_months: 12,
         idempotency_retention: zvv_intake::DEFAULT_IDEMPOTENCY_RETENTION,
         referral_deadline_working_days: zvv_signalling::DEFAULT_REFERRAL_DEADLINE_WORKING_DAYS,
+        statistics_threshold: zvv_signalling::DEFAULT_STATISTICS_THRESHOLD,
     };
     let signalling_listener = bind_signalling(args.signalling_listen).await?;
     let signalling_addr = signalling_listener

@@ -27,6 +27,9 @@ pub struct Config {
     /// Working days within which YELLOW and higher referrals must be decided.
     #[arg(long, env = "ZVV_REFERRAL_DEADLINE_WORKING_DAYS", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=60))]
     pub referral_deadline_working_days: u32,
+    /// Statistics cells with fewer subjects than this are suppressed.
+    #[arg(long, env = "ZVV_STATISTICS_THRESHOLD", default_value_t = 5, value_parser = clap::value_parser!(u32).range(2..=1000))]
+    pub statistics_threshold: u32,
     /// Hours idempotency keys are kept.
     #[arg(long, env = "ZVV_IDEMPOTENCY_RETENTION_HOURS", default_value_t = 24, value_parser = clap::value_parser!(u32).range(1..=720))]
     pub idempotency_retention_hours: u32,

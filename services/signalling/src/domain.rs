@@ -171,6 +171,40 @@ pub struct Match {
     pub updated_at: DateTime<Utc>,
 }
 
+/// The age bands of the target-group statistics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum AgeBand {
+    Age0To3,
+    Age4To11,
+    Age12To15,
+    Age16To17,
+    Age18To22,
+}
+
+impl AgeBand {
+    /// The band of an age in years; `None` from 23 on.
+    pub fn of(age: i32) -> Option<Self> {
+        match age {
+            0..=3 => Some(Self::Age0To3),
+            4..=11 => Some(Self::Age4To11),
+            12..=15 => Some(Self::Age12To15),
+            16..=17 => Some(Self::Age16To17),
+            18..=22 => Some(Self::Age18To22),
+            _ => None,
+        }
+    }
+}
+
+/// One cell of the statistics: subjects per neighbourhood, age band and organisation type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatisticsCell {
+    pub neighbourhood_code: String,
+    pub age_band: AgeBand,
+    pub organisation_type: String,
+    /// `None` when the count is below the threshold and must not be shown.
+    pub subjects: Option<u32>,
+}
+
 /// Whole years between `birth` and `on`.
 pub fn age_on(birth: NaiveDate, on: NaiveDate) -> i32 {
     let mut age = on.year() - birth.year();
@@ -296,6 +330,17 @@ mod tests {
         assert!(!s.information_duty_met());
         s.postponement_reason = Some("informing now would endanger the child".into());
         assert!(s.information_duty_met());
+    }
+
+    #[test]
+    fn age_bands() {
+        assert_eq!(AgeBand::of(0), Some(AgeBand::Age0To3));
+        assert_eq!(AgeBand::of(3), Some(AgeBand::Age0To3));
+        assert_eq!(AgeBand::of(4), Some(AgeBand::Age4To11));
+        assert_eq!(AgeBand::of(12), Some(AgeBand::Age12To15));
+        assert_eq!(AgeBand::of(17), Some(AgeBand::Age16To17));
+        assert_eq!(AgeBand::of(22), Some(AgeBand::Age18To22));
+        assert_eq!(AgeBand::of(23), None);
     }
 
     #[test]

@@ -22,11 +22,15 @@ use crate::{
 
 pub struct SignalApi<S, I> {
     logic: Arc<SignalLogic<S, I>>,
+    statistics_threshold: u32,
 }
 
 impl<S, I> SignalApi<S, I> {
-    pub fn new(logic: Arc<SignalLogic<S, I>>) -> Self {
-        Self { logic }
+    pub fn new(logic: Arc<SignalLogic<S, I>>, statistics_threshold: u32) -> Self {
+        Self {
+            logic,
+            statistics_threshold,
+        }
     }
 }
 
@@ -153,12 +157,6 @@ fn next_token<T>(page: &Page<T>) -> String {
     page.next
         .map(|id| paging::encode_token(&id.to_string()))
         .unwrap_or_default()
-}
-
-fn not_yet(what: &str) -> Status {
-    Status::unimplemented(format!(
-        "{what} is not available in this version of the suite yet"
-    ))
 }
 
 #[tonic::async_trait]
@@ -337,9 +335,40 @@ impl<S: SignalStore, I: Identity> SignalService for SignalApi<S, I> {
 
     async fn get_signal_statistics(
         &self,
-        _request: Request<pb::GetSignalStatisticsRequest>,
+        request: Request<pb::GetSignalStatisticsRequest>,
     ) -> Result<Response<pb::GetSignalStatisticsResponse>, Status> {
-        Err(not_yet("target-group statistics"))
+        use crate::domain::AgeBand;
+        let ctx = context(&request)?;
+        let r = request.into_inner();
+        let cells = self
+            .logic
+            .statistics(
+                &ctx,
+                &r.municipality_code,
+                &r.from,
+                &r.to,
+                self.statistics_threshold,
+            )
+            .await?;
+        Ok(Response::new(pb::GetSignalStatisticsResponse {
+            cells: cells
+                .into_iter()
+                .map(|c| pb::StatisticsCell {
+                    neighbourhood_code: c.neighbourhood_code,
+                    age_band: match c.age_band {
+                        AgeBand::Age0To3 => pb::AgeBand::AgeBand03,
+                        AgeBand::Age4To11 => pb::AgeBand::AgeBand411,
+                        AgeBand::Age12To15 => pb::AgeBand::AgeBand1215,
+                        AgeBand::Age16To17 => pb::AgeBand::AgeBand1617,
+                        AgeBand::Age18To22 => pb::AgeBand::AgeBand1822,
+                    } as i32,
+                    organisation_type: c.organisation_type,
+                    subjects: c.subjects.map_or(0, |n| n as i32),
+                    suppressed: c.subjects.is_none(),
+                })
+                .collect(),
+            threshold: self.statistics_threshold as i32,
+        }))
     }
 }
 

@@ -55,7 +55,12 @@ pub struct Deps {
     pub idempotency_retention: chrono::Duration,
     /// Working days within which YELLOW and higher referrals must be decided.
     pub referral_deadline_working_days: u32,
+    /// Statistics cells below this count are suppressed.
+    pub statistics_threshold: u32,
 }
+
+/// The default of [`Deps::statistics_threshold`].
+pub const DEFAULT_STATISTICS_THRESHOLD: u32 = 5;
 
 /// The default of [`Deps::referral_deadline_working_days`].
 pub const DEFAULT_REFERRAL_DEADLINE_WORKING_DAYS: u32 = 5;
@@ -117,12 +122,13 @@ pub async fn serve(
         })
     };
     let max = deps.settings.max_message_bytes;
-    let routes =
-        Routes::new(SignalServiceServer::new(SignalApi::new(logic)).max_decoding_message_size(max))
-            .add_service(
-                ReferralServiceServer::new(ReferralApi::new(referrals))
-                    .max_decoding_message_size(max),
-            );
+    let routes = Routes::new(
+        SignalServiceServer::new(SignalApi::new(logic, deps.statistics_threshold))
+            .max_decoding_message_size(max),
+    )
+    .add_service(
+        ReferralServiceServer::new(ReferralApi::new(referrals)).max_decoding_message_size(max),
+    );
     let layer = CallLayer::new(
         deps.verifier,
         PolicySet(policy::POLICIES),

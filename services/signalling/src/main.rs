@@ -40,6 +40,7 @@ async fn main() -> anyhow::Result<()> {
             config.idempotency_retention_hours,
         )),
         referral_deadline_working_days: config.referral_deadline_working_days,
+        statistics_threshold: config.statistics_threshold,
     };
     zvv_signalling::serve(deps, listener, shutdown).await?;
     Ok(())

@@ -420,6 +420,79 @@ fn optional_past_date(
 }
 
 impl<S: SignalStore, I: Identity> SignalLogic<S, I> {
+    /// Target-group statistics: distinct subjects per neighbourhood × age band (on `to`) ×
+    /// organisation type; cells below the threshold are suppressed, never shown.
+    pub async fn statistics(
+        &self,
+        ctx: &CallContext,
+        municipality_code: &str,
+        from: &str,
+        to: &str,
+        threshold: u32,
+    ) -> Result<Vec<crate::domain::StatisticsCell>, ApiError> {
+        use crate::domain::{AgeBand, StatisticsCell};
+        let today = self.clock.today();
+        let mut v = Vec::new();
+        let shape = municipality_code.len() == 6
+            && municipality_code.starts_with("GM")
+            && municipality_code[2..].bytes().all(|b| b.is_ascii_digit());
+        if !shape {
+            v.push((
+                "municipality_code".to_owned(),
+                "must be GM followed by 4 digits".to_owned(),
+            ));
+        }
+        let from = optional_past_date("from", from, today, &mut v);
+        let to = optional_past_date("to", to, today, &mut v);
+        let (from, to) = match (from, to, v.is_empty()) {
+            (Some(f), Some(t), true) if f <= t => (f, t),
+            (Some(_), Some(_), true) => {
+                let e = ApiError::invalid("to", "must not be before from");
+                return Err(self.failed(ctx, vec![], e).await);
+            }
+            _ => {
+                if v.is_empty() {
+                    v.push(("from".to_owned(), "from and to are required".to_owned()));
+                }
+                return Err(self.failed(ctx, vec![], ApiError::InvalidArgument(v)).await);
+            }
+        };
+        let rows = match self
+            .store
+            .statistics(ctx, municipality_code, from, to, self.now())
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => return Err(self.failed(ctx, vec![], e).await),
+        };
+        let mut counts: std::collections::BTreeMap<
+            (String, AgeBand, String),
+            std::collections::BTreeSet<Uuid>,
+        > = std::collections::BTreeMap::new();
+        for (wk, subject, birth, org_type) in rows {
+            if let Some(band) = AgeBand::of(age_on(birth, to)) {
+                counts
+                    .entry((wk, band, org_type))
+                    .or_default()
+                    .insert(subject);
+            }
+        }
+        Ok(counts
+            .into_iter()
+            .map(
+                |((neighbourhood_code, age_band, organisation_type), subjects)| {
+                    let n = subjects.len() as u32;
+                    StatisticsCell {
+                        neighbourhood_code,
+                        age_band,
+                        organisation_type,
+                        subjects: (n >= threshold).then_some(n),
+                    }
+                },
+            )
+            .collect())
+    }
+
     pub async fn record_information_duty(
         &self,
         ctx: &CallContext,

@@ -4,3 +4,4 @@ mod identity;
 mod lifecycle;
 mod referrals;
 mod signalling;
+mod statistics;

