@@ -4,8 +4,8 @@
 //! different organisations converge, those organisations see each other. Only the pseudonymous
 //! `subject_id` from intake is stored here, never a BSN.
 //!
-//! Not yet built: target-group statistics (GetSignalStatistics answers UNIMPLEMENTED) and the
-//! retention job.
+//! Background work (idempotency purge, overdue referrals, retention) runs on every replica;
+//! the jobs claim rows with `FOR UPDATE SKIP LOCKED`.
 
 pub mod config;
 pub mod domain;
@@ -14,6 +14,7 @@ pub mod identity;
 pub mod policy;
 pub mod referral_service;
 pub mod referrals;
+pub mod retention;
 pub mod service;
 pub mod store;
 
@@ -107,6 +108,20 @@ pub async fn serve(
         deps.clock.clone(),
         deps.referral_deadline_working_days,
     ));
+    let retention_job = {
+        let (pool, clock) = (deps.pool.clone(), deps.clock.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+            loop {
+                tick.tick().await;
+                match retention::run(&pool, clock.today(), clock.now()).await {
+                    Ok(r) if r == retention::RetentionReport::default() => {}
+                    Ok(r) => tracing::info!(report = ?r, "retention run"),
+                    Err(e) => tracing::warn!(error = %e, "retention run failed"),
+                }
+            }
+        })
+    };
     let monitor = {
         let referrals = referrals.clone();
         tokio::spawn(async move {
@@ -151,6 +166,7 @@ pub async fn serve(
     .await;
     purger.abort();
     monitor.abort();
+    retention_job.abort();
     served
 }
 

@@ -158,6 +158,7 @@ impl<S: SignalStore + ReferralStore, I: Identity> ReferralLogic<S, I> {
             instrument_version: version,
             level,
             observed_on,
+            birth_date: facts.birth_date,
             decide_by: level
                 .needs_decision()
                 .then(|| add_working_days(today, self.deadline_working_days)),

@@ -74,6 +74,8 @@ pub struct Referral {
     pub instrument_version: String,
     pub level: Level,
     pub observed_on: NaiveDate,
+    /// From intake, when known; for retention at 23.
+    pub birth_date: Option<NaiveDate>,
     pub decide_by: Option<NaiveDate>,
     pub decision: Option<Decision>,
     pub rationale: Option<String>,

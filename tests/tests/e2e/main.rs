@@ -3,5 +3,6 @@
 mod identity;
 mod lifecycle;
 mod referrals;
+mod retention;
 mod signalling;
 mod statistics;

@@ -12,7 +12,7 @@ use super::{DecideOutcome, PgStore, ReferralStore, SCHEMA};
 use crate::referrals::{Decision, Level, Referral};
 
 const COLUMNS: &str = "referral_id, subject_id, organisation, source_instrument, instrument_version, \
-    level, observed_on, decide_by, decision, rationale, decided_by, decided_at, created_at";
+    level, observed_on, birth_date, decide_by, decision, rationale, decided_by, decided_at, created_at";
 
 fn referral_from_row(row: &PgRow) -> Result<Referral, ApiError> {
     let level: String = row.try_get("level")?;
@@ -26,6 +26,7 @@ fn referral_from_row(row: &PgRow) -> Result<Referral, ApiError> {
         level: Level::parse(&level)
             .ok_or_else(|| ApiError::internal(format!("stored level {level:?}")))?,
         observed_on: row.try_get("observed_on")?,
+        birth_date: row.try_get("birth_date")?,
         decide_by: row.try_get("decide_by")?,
         decision: decision.as_deref().and_then(Decision::parse),
         rationale: row.try_get("rationale")?,
@@ -72,8 +73,8 @@ impl ReferralStore for PgStore {
         }
         sqlx::query(
             "INSERT INTO signalling.referrals (referral_id, subject_id, organisation, source_instrument, \
-             instrument_version, level, observed_on, status, decide_by, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 'AWAITING_TRIAGE', $8, $9)",
+             instrument_version, level, observed_on, status, decide_by, created_at, birth_date) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'AWAITING_TRIAGE', $8, $9, $10)",
         )
         .bind(referral.id)
         .bind(referral.subject_id)
@@ -84,6 +85,7 @@ impl ReferralStore for PgStore {
         .bind(referral.observed_on)
         .bind(referral.decide_by)
         .bind(now)
+        .bind(referral.birth_date)
         .execute(&mut *tx)
         .await?;
         idempotency::store(&mut tx, SCHEMA, &idem, referral.id.as_bytes(), now).await?;
