@@ -1,0 +1,632 @@
+//! The test harness: per test a fresh database, intake and signalling each served on a loopback
+//! port of their own (real gRPC between them), one key pair and one manual clock for both.
+
+use std::{
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
+
+use chrono::{DateTime, NaiveDate, Utc};
+use secrecy::SecretString;
+use sqlx::PgPool;
+use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+use tonic::{
+    Code, Status,
+    service::interceptor::InterceptedService,
+    transport::{Channel, Endpoint},
+};
+use tonic_types::StatusExt;
+use zvv_platform::{
+    auth::{OrgType, Role, TokenRequest},
+    client::{Outgoing, TokenSource},
+    clock::{ManualClock, SharedClock},
+    db::PoolSettings,
+    server::ServerSettings,
+    telemetry::{self, TelemetryGuard},
+    testkit::{TestDb, TestKeys},
+};
+use zvv_proto::{
+    intake::v1::{self as ipb, subject_service_client::SubjectServiceClient},
+    signalling::v1::{
+        self as pb, register_signal_request::Subject, signal_service_client::SignalServiceClient,
+    },
+};
+
+/// A signalling client that sends a bearer token (and the current trace context).
+pub type Client = SignalServiceClient<InterceptedService<Channel, Outgoing>>;
+/// A signalling client that sends no `authorization` metadata at all.
+pub type BareClient = SignalServiceClient<Channel>;
+/// An intake client with a bearer token.
+pub type IntakeClient = SubjectServiceClient<InterceptedService<Channel, Outgoing>>;
+
+/// The instant both services' clock stands at in every test.
+pub const NOW: &str = "2026-06-15T10:00:00Z";
+/// The date of [`NOW`].
+pub const TODAY: &str = "2026-06-15";
+/// The birth date of the children the helpers register (11 years old on [`TODAY`]).
+pub const CHILD_BIRTH_DATE: &str = "2015-03-14";
+
+/// The organisation name of signalling's own SERVICE token towards intake.
+pub const SIGNALLING_ORG: &str = "zvv-signalling";
+
+static TELEMETRY: OnceLock<TelemetryGuard> = OnceLock::new();
+
+fn init_telemetry() {
+    TELEMETRY.get_or_init(|| telemetry::init_for_tests("signalling-test"));
+}
+
+/// A professional (or coordinator) of an organisation, as the tests use them.
+#[derive(Debug, Clone, Copy)]
+pub struct Org {
+    pub name: &'static str,
+    pub org_type: OrgType,
+    pub role: Role,
+}
+
+pub const SCHOOL: Org = Org {
+    name: "school-1",
+    org_type: OrgType::School,
+    role: Role::Professional,
+};
+pub const YOUTH_HEALTH: Org = Org {
+    name: "ggd-jgz",
+    org_type: OrgType::YouthHealth,
+    role: Role::Professional,
+};
+pub const POLICE: Org = Org {
+    name: "politie-amsterdam",
+    org_type: OrgType::Police,
+    role: Role::Professional,
+};
+pub const TEAM: Org = Org {
+    name: "wijkteam-centrum",
+    org_type: OrgType::NeighbourhoodTeam,
+    role: Role::Coordinator,
+};
+pub const PRISON: Org = Org {
+    name: "pi-vught",
+    org_type: OrgType::Prison,
+    role: Role::Professional,
+};
+pub const HOUSING: Org = Org {
+    name: "woonstichting",
+    org_type: OrgType::Housing,
+    role: Role::Professional,
+};
+
+struct Server {
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<Result<(), tonic::transport::Error>>>,
+}
+
+impl Server {
+    fn signal(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+
+    async fn stop(&mut self, name: &str) {
+        self.signal();
+        if let Some(task) = self.task.take() {
+            let done = tokio::time::timeout(Duration::from_secs(10), task)
+                .await
+                .unwrap_or_else(|_| panic!("{name} stops within 10 s"))
+                .unwrap_or_else(|e| panic!("{name} task: {e}"));
+            done.unwrap_or_else(|e| panic!("{name} ends without an error: {e}"));
+        }
+    }
+}
+
+/// Intake and signalling running against one fresh database.
+pub struct TestApp {
+    /// `http://127.0.0.1:<port>` of signalling.
+    pub url: String,
+    /// `http://127.0.0.1:<port>` of intake.
+    pub intake_url: String,
+    /// A pool of the test's own for SQL assertions.
+    pub pool: PgPool,
+    pub keys: TestKeys,
+    pub clock: ManualClock,
+    /// Kept for the whole test: the database is dropped with it.
+    #[allow(dead_code)]
+    pub db: TestDb,
+    signalling: Server,
+    intake: Server,
+}
+
+async fn pool(db: &TestDb, max_connections: u32) -> PgPool {
+    zvv_platform::db::connect(
+        db.options.clone(),
+        &PoolSettings {
+            max_connections,
+            acquire_timeout: Duration::from_secs(10),
+        },
+    )
+    .await
+    .expect("connect pool")
+}
+
+fn spawn_server(
+    fut: impl Future<Output = Result<(), tonic::transport::Error>> + Send + 'static,
+    tx: oneshot::Sender<()>,
+) -> Server {
+    Server {
+        shutdown: Some(tx),
+        task: Some(tokio::spawn(fut)),
+    }
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        init_telemetry();
+        let db = TestDb::create().await.expect("create test database");
+        let test_pool = pool(&db, 4).await;
+        zvv_intake::migrate(&test_pool)
+            .await
+            .expect("migrate intake");
+        zvv_signalling::migrate(&test_pool)
+            .await
+            .expect("migrate signalling");
+
+        let keys = TestKeys::new().expect("test keys");
+        let clock = ManualClock::new(now());
+        let shared: SharedClock = Arc::new(clock.clone());
+
+        // intake
+        let intake_deps = zvv_intake::Deps {
+            pool: pool(&db, 10).await,
+            vault: keys.vault().expect("vault"),
+            verifier: keys.verifier().expect("verifier"),
+            clock: shared.clone(),
+            settings: ServerSettings::default(),
+            idempotency_retention: zvv_intake::DEFAULT_IDEMPOTENCY_RETENTION,
+        };
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let intake_url = format!("http://{}", listener.local_addr().expect("addr"));
+        let (tx, rx) = oneshot::channel::<()>();
+        let intake = spawn_server(
+            zvv_intake::serve(intake_deps, listener, async move {
+                let _ = rx.await;
+            }),
+            tx,
+        );
+
+        // signalling, calling intake with its own SERVICE token
+        let service_token = keys.token(SIGNALLING_ORG, OrgType::Suite, &[Role::Service]);
+        let intake_client = SubjectServiceClient::new(
+            zvv_platform::client::channel(
+                &intake_url,
+                TokenSource::Static(SecretString::from(service_token)),
+            )
+            .expect("intake channel"),
+        );
+        let deps = zvv_signalling::Deps {
+            pool: pool(&db, 10).await,
+            verifier: keys.verifier().expect("verifier"),
+            clock: shared,
+            settings: ServerSettings::default(),
+            intake: intake_client,
+            default_duration_months: 12,
+            idempotency_retention: chrono::Duration::hours(24),
+            referral_deadline_working_days: zvv_signalling::DEFAULT_REFERRAL_DEADLINE_WORKING_DAYS,
+            statistics_threshold: zvv_signalling::DEFAULT_STATISTICS_THRESHOLD,
+        };
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let (tx, rx) = oneshot::channel::<()>();
+        let signalling = spawn_server(
+            zvv_signalling::serve(deps, listener, async move {
+                let _ = rx.await;
+            }),
+            tx,
+        );
+
+        Self {
+            url,
+            intake_url,
+            pool: test_pool,
+            keys,
+            clock,
+            db,
+            signalling,
+            intake,
+        }
+    }
+
+    /// A token of `org`'s professional (or coordinator).
+    pub fn token(&self, org: Org) -> String {
+        self.keys.token(org.name, org.org_type, &[org.role])
+    }
+
+    /// A token of another user (`sub`) of the same organisation.
+    pub fn colleague_token(&self, org: Org, sub: &str) -> String {
+        self.keys
+            .signer()
+            .mint(&TokenRequest {
+                sub: sub.to_owned(),
+                org: org.name.to_owned(),
+                org_type: org.org_type,
+                roles: vec![org.role],
+                ttl: chrono::Duration::hours(1),
+            })
+            .expect("colleague token")
+    }
+
+    /// A signalling client over real TCP sending `token`.
+    pub fn client_with(&self, token: &str) -> Client {
+        let channel = zvv_platform::client::channel(
+            &self.url,
+            TokenSource::Static(SecretString::from(token.to_owned())),
+        )
+        .expect("channel");
+        SignalServiceClient::new(channel)
+    }
+
+    /// A signalling client of `org`.
+    pub fn client(&self, org: Org) -> Client {
+        self.client_with(&self.token(org))
+    }
+
+    /// A plain channel to signalling (no token, no interceptor).
+    pub fn raw_channel(&self) -> Channel {
+        Endpoint::from_shared(self.url.clone())
+            .expect("endpoint")
+            .timeout(Duration::from_secs(10))
+            .connect_lazy()
+    }
+
+    pub fn bare_client(&self) -> BareClient {
+        SignalServiceClient::new(self.raw_channel())
+    }
+
+    /// An intake client sending `token`.
+    pub fn intake_with(&self, token: &str) -> IntakeClient {
+        SubjectServiceClient::new(
+            zvv_platform::client::channel(
+                &self.intake_url,
+                TokenSource::Static(SecretString::from(token.to_owned())),
+            )
+            .expect("intake channel"),
+        )
+    }
+
+    /// Registers a child in intake (as a municipality professional); returns its subject_id.
+    pub async fn child(&self, bsn: &str) -> String {
+        self.child_born(bsn, CHILD_BIRTH_DATE).await
+    }
+
+    /// Registers a person born on `birth_date` in intake; returns the subject_id.
+    pub async fn child_born(&self, bsn: &str, birth_date: &str) -> String {
+        let token = self
+            .keys
+            .token("gm0363", OrgType::Municipality, &[Role::Professional]);
+        self.intake_with(&token)
+            .register_subject(ipb::RegisterSubjectRequest {
+                request_id: request_id(),
+                bsn: bsn.to_owned(),
+                given_name: "Sanne".to_owned(),
+                family_name: "de Vries".to_owned(),
+                birth_date: birth_date.to_owned(),
+                municipality_code: "GM0363".to_owned(),
+                neighbourhood_code: "WK036305".to_owned(),
+            })
+            .await
+            .unwrap_or_else(|s| panic!("register subject born {birth_date}: {s:?}"))
+            .into_inner()
+            .subject
+            .expect("subject in response")
+            .subject_id
+    }
+
+    /// Makes intake know a BSN without a birth date (ResolveSubject with create_if_missing, as a
+    /// suite service other than signalling); returns the subject_id.
+    pub async fn subject_without_birth_date(&self, bsn: &str) -> String {
+        let token = self
+            .keys
+            .token("test-harness", OrgType::Suite, &[Role::Service]);
+        let resolved = self
+            .intake_with(&token)
+            .resolve_subject(ipb::ResolveSubjectRequest {
+                bsn: bsn.to_owned(),
+                create_if_missing: true,
+            })
+            .await
+            .expect("resolve and create")
+            .into_inner();
+        assert!(resolved.created, "a new subject");
+        assert!(resolved.birth_date.is_empty(), "{resolved:?}");
+        resolved.subject_id
+    }
+
+    /// Registers a signal of `org` on a subject id; panics on an error.
+    pub async fn signal(&self, org: Org, subject_id: &str) -> pb::RegisterSignalResponse {
+        self.client(org)
+            .register_signal(by_subject(subject_id, org))
+            .await
+            .unwrap_or_else(|s| panic!("{} signals {subject_id}: {s:?}", org.name))
+            .into_inner()
+    }
+
+    /// Closes a signal as `org`; panics on an error.
+    pub async fn close(&self, org: Org, signal_id: &str) -> pb::Signal {
+        self.client(org)
+            .close_signal(pb::CloseSignalRequest {
+                signal_id: signal_id.to_owned(),
+                reason: pb::CloseReason::RiskGone as i32,
+            })
+            .await
+            .unwrap_or_else(|s| panic!("{} closes {signal_id}: {s:?}", org.name))
+            .into_inner()
+            .signal
+            .expect("signal in response")
+    }
+
+    /// Reads a match as `org`; panics on an error.
+    pub async fn get_match(&self, org: Org, match_id: &str) -> pb::Match {
+        self.client(org)
+            .get_match(pb::GetMatchRequest {
+                match_id: match_id.to_owned(),
+            })
+            .await
+            .unwrap_or_else(|s| panic!("{} gets match {match_id}: {s:?}", org.name))
+            .into_inner()
+            .r#match
+            .expect("match in response")
+    }
+
+    /// Every match `org` is in (following the pages).
+    pub async fn list_matches(&self, org: Org) -> Vec<pb::Match> {
+        let mut client = self.client(org);
+        let mut out = Vec::new();
+        let mut page_token = String::new();
+        loop {
+            let page = client
+                .list_matches(pb::ListMatchesRequest {
+                    page_size: 0,
+                    page_token: page_token.clone(),
+                })
+                .await
+                .unwrap_or_else(|s| panic!("{} lists matches: {s:?}", org.name))
+                .into_inner();
+            out.extend(page.matches);
+            if page.next_page_token.is_empty() {
+                return out;
+            }
+            page_token = page.next_page_token;
+        }
+    }
+
+    /// Every signal `org` has with `status` (following the pages of `page_size`).
+    pub async fn list_signals(
+        &self,
+        org: Org,
+        status: pb::SignalStatus,
+        page_size: i32,
+    ) -> Vec<pb::Signal> {
+        let mut client = self.client(org);
+        let mut out = Vec::new();
+        let mut page_token = String::new();
+        for _ in 0..1000 {
+            let page = client
+                .list_signals(pb::ListSignalsRequest {
+                    page_size,
+                    page_token: page_token.clone(),
+                    status: status as i32,
+                })
+                .await
+                .unwrap_or_else(|s| panic!("{} lists signals: {s:?}", org.name))
+                .into_inner();
+            if page_size > 0 {
+                assert!(page.signals.len() <= page_size as usize, "page too long");
+            }
+            out.extend(page.signals);
+            if page.next_page_token.is_empty() {
+                return out;
+            }
+            page_token = page.next_page_token;
+        }
+        panic!("paging does not end");
+    }
+
+    /// The rows of a SQL count.
+    pub async fn count(&self, sql: &'static str) -> i64 {
+        sqlx::query_scalar(sql)
+            .fetch_one(&self.pool)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    /// signalling's audit records as (action, result, actor_org, trace_id) in order.
+    pub async fn audit_rows(&self) -> Vec<AuditRow> {
+        self.audit_rows_of("signalling").await
+    }
+
+    /// intake's audit records in order.
+    pub async fn intake_audit_rows(&self) -> Vec<AuditRow> {
+        self.audit_rows_of("intake").await
+    }
+
+    async fn audit_rows_of(&self, schema: &str) -> Vec<AuditRow> {
+        sqlx::query_as::<_, AuditRow>(sqlx::AssertSqlSafe(format!(
+            "SELECT seq, action, result, actor_org, object_ids, trace_id \
+             FROM {schema}.audit_log ORDER BY seq"
+        )))
+        .fetch_all(&self.pool)
+        .await
+        .expect("read audit log")
+    }
+
+    /// Stops signalling, then intake, and waits until both have drained.
+    pub async fn stop(mut self) {
+        self.signalling.stop("signalling").await;
+        self.intake.stop("intake").await;
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.signalling.signal();
+        self.intake.signal();
+    }
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AuditRow {
+    pub seq: i64,
+    pub action: String,
+    pub result: String,
+    pub actor_org: String,
+    pub object_ids: Vec<uuid::Uuid>,
+    pub trace_id: String,
+}
+
+pub fn now() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(NOW)
+        .expect("NOW is RFC 3339")
+        .with_timezone(&Utc)
+}
+
+pub fn date(s: &str) -> NaiveDate {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap_or_else(|e| panic!("{s}: {e}"))
+}
+
+/// The full RPC name as audited.
+pub fn action(method: &str) -> String {
+    format!("zvv.signalling.v1.SignalService/{method}")
+}
+
+/// The elfproef, written out independently of the platform's implementation.
+pub fn passes_elfproef(bsn: &str) -> bool {
+    let digits: Vec<i64> = bsn
+        .bytes()
+        .map(|b| i64::from(b) - i64::from(b'0'))
+        .collect();
+    if digits.len() != 9 || digits.iter().any(|d| !(0..=9).contains(d)) {
+        return false;
+    }
+    let sum: i64 = digits
+        .iter()
+        .zip([9, 8, 7, 6, 5, 4, 3, 2, -1])
+        .map(|(d, w)| d * w)
+        .sum();
+    sum != 0 && sum % 11 == 0
+}
+
+/// The `n`th valid BSN from 100000000 upwards (distinct `n` give distinct BSNs).
+pub fn valid_bsn(n: usize) -> String {
+    (100_000_000u32..)
+        .map(|v| v.to_string())
+        .filter(|s| passes_elfproef(s))
+        .nth(n)
+        .expect("enough valid BSNs")
+}
+
+pub fn request_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// A valid contact of a professional of `org`.
+pub fn contact(org: Org) -> pb::Contact {
+    pb::Contact {
+        name: format!("J. Jansen ({})", org.name),
+        phone: "+31 20 123 4567".to_owned(),
+        email: format!("j.jansen@{}.nl", org.name),
+    }
+}
+
+/// A valid RegisterSignal request of `org` on a subject id, with the default duration.
+pub fn by_subject(subject_id: &str, org: Org) -> pb::RegisterSignalRequest {
+    pb::RegisterSignalRequest {
+        request_id: request_id(),
+        subject: Some(Subject::SubjectId(subject_id.to_owned())),
+        contact: Some(contact(org)),
+        duration_months: 0,
+    }
+}
+
+/// A valid RegisterSignal request of `org` on a BSN.
+pub fn by_bsn(bsn: &str, org: Org) -> pb::RegisterSignalRequest {
+    pb::RegisterSignalRequest {
+        subject: Some(Subject::Bsn(bsn.to_owned())),
+        ..by_subject("", org)
+    }
+}
+
+/// The fields named in the `google.rpc.BadRequest` detail of a status.
+pub fn violation_fields(status: &Status) -> Vec<String> {
+    status
+        .get_error_details()
+        .bad_request()
+        .map(|b| b.field_violations.iter().map(|v| v.field.clone()).collect())
+        .unwrap_or_default()
+}
+
+/// Asserts INVALID_ARGUMENT whose BadRequest violations name exactly `field` (once or more).
+#[track_caller]
+pub fn assert_invalid(status: &Status, field: &str, case: &str) {
+    assert_eq!(
+        status.code(),
+        Code::InvalidArgument,
+        "{case}: expected INVALID_ARGUMENT, got {status:?}"
+    );
+    let fields = violation_fields(status);
+    assert!(
+        !fields.is_empty() && fields.iter().all(|f| f == field),
+        "{case}: expected violations naming only {field:?}, got {fields:?} ({})",
+        status.message()
+    );
+}
+
+/// Unwraps a unary call's error.
+#[track_caller]
+pub fn expect_err<T: std::fmt::Debug>(
+    result: Result<tonic::Response<T>, Status>,
+    case: &str,
+) -> Status {
+    match result {
+        Ok(r) => panic!("{case}: expected an error, got {:?}", r.into_inner()),
+        Err(s) => s,
+    }
+}
+
+/// Asserts the code of an error.
+#[track_caller]
+pub fn assert_code<T: std::fmt::Debug>(
+    result: Result<tonic::Response<T>, Status>,
+    code: Code,
+    case: &str,
+) -> Status {
+    let status = expect_err(result, case);
+    assert_eq!(status.code(), code, "{case}: {status:?}");
+    status
+}
+
+/// The participants' organisations of a match, sorted.
+pub fn organisations(m: &pb::Match) -> Vec<String> {
+    let mut orgs: Vec<String> = m
+        .participants
+        .iter()
+        .map(|p| p.organisation.clone())
+        .collect();
+    orgs.sort();
+    orgs
+}
+
+/// Every signal id in a match, sorted.
+pub fn signal_ids(m: &pb::Match) -> Vec<String> {
+    let mut ids: Vec<String> = m
+        .participants
+        .iter()
+        .flat_map(|p| p.signal_ids.iter().cloned())
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// Sorted owned strings.
+pub fn sorted<const N: usize>(items: [&str; N]) -> Vec<String> {
+    let mut v: Vec<String> = items.iter().map(|s| (*s).to_owned()).collect();
+    v.sort();
+    v
+}
