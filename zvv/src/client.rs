@@ -5,9 +5,16 @@ use secrecy::SecretString;
 use tonic::{Code, Status, service::interceptor::InterceptedService, transport::Channel};
 use tonic_types::StatusExt;
 use zvv_platform::client::{Outgoing, TokenSource, channel};
-use zvv_proto::intake::v1::subject_service_client::SubjectServiceClient;
+use zvv_proto::{
+    intake::v1::subject_service_client::SubjectServiceClient,
+    signalling::v1::{
+        referral_service_client::ReferralServiceClient, signal_service_client::SignalServiceClient,
+    },
+};
 
 pub type Intake = SubjectServiceClient<InterceptedService<Channel, Outgoing>>;
+pub type Signalling = SignalServiceClient<InterceptedService<Channel, Outgoing>>;
+pub type Referrals = ReferralServiceClient<InterceptedService<Channel, Outgoing>>;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ConnArgs {
@@ -18,6 +25,13 @@ pub struct ConnArgs {
         default_value = "http://127.0.0.1:50051"
     )]
     pub intake_addr: String,
+    /// Address of the signalling service.
+    #[arg(
+        long,
+        env = "ZVV_SIGNALLING_ADDR",
+        default_value = "http://127.0.0.1:50052"
+    )]
+    pub signalling_addr: String,
     /// Bearer token (see `zvv token`).
     #[arg(long, env = "ZVV_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
@@ -34,6 +48,18 @@ impl ConnArgs {
                  export ZVV_TOKEN=$(zvv token --org gm0363 --org-type MUNICIPALITY --role PROFESSIONAL | tail -n1)"
             ),
         }
+    }
+
+    pub fn signalling(&self) -> anyhow::Result<Signalling> {
+        let channel = channel(&self.signalling_addr, self.token()?)
+            .with_context(|| format!("invalid signalling address {}", self.signalling_addr))?;
+        Ok(SignalServiceClient::new(channel))
+    }
+
+    pub fn referrals(&self) -> anyhow::Result<Referrals> {
+        let channel = channel(&self.signalling_addr, self.token()?)
+            .with_context(|| format!("invalid signalling address {}", self.signalling_addr))?;
+        Ok(ReferralServiceClient::new(channel))
     }
 
     pub fn intake(&self) -> anyhow::Result<Intake> {

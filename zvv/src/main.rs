@@ -4,6 +4,9 @@ mod audit;
 mod bench;
 mod client;
 mod datadir;
+mod matches;
+mod referral;
+mod signal;
 mod subject;
 mod token;
 mod up;
@@ -30,6 +33,15 @@ enum Command {
     /// Identity registry: register, resolve, get, update, link, relations, family.
     #[command(subcommand)]
     Subject(subject::SubjectCommand),
+    /// Signals of your organisation: register, close, list, show, inform.
+    #[command(subcommand)]
+    Signal(signal::SignalCommand),
+    /// Matches your organisation is in: list, show, assign a coordinator, mark coordinated.
+    #[command(subcommand)]
+    Match(matches::MatchCommand),
+    /// Referrals into triage: submit (police), list and decide (triage officers).
+    #[command(subcommand)]
+    Referral(referral::ReferralCommand),
     /// Audit log tools.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
@@ -45,6 +57,9 @@ async fn main() -> std::process::ExitCode {
         Command::Up(args) => up::run(args).await,
         Command::Token(args) => token::run(args),
         Command::Subject(cmd) => subject::run(cmd).await,
+        Command::Signal(cmd) => signal::run(cmd).await,
+        Command::Match(cmd) => matches::run(cmd).await,
+        Command::Referral(cmd) => referral::run(cmd).await,
         Command::Audit(cmd) => audit::run(cmd).await,
         Command::Bench(cmd) => bench::run(cmd).await,
     };
