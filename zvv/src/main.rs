@@ -5,6 +5,7 @@ mod bench;
 mod client;
 mod datadir;
 mod matches;
+mod output;
 mod referral;
 mod signal;
 mod subject;

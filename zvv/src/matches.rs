@@ -6,9 +6,8 @@ use zvv_proto::signalling::v1::{
 
 use crate::{
     client::{ConnArgs, check},
-    signal::{
-        ContactArgs, match_kind, match_status, print_match, print_next_page, print_table, yes_no,
-    },
+    output::{print_next_page, print_table, yes_no},
+    signal::{ContactArgs, match_kind, match_status, print_match},
 };
 
 /// The `zvv match` subcommands.

@@ -8,10 +8,11 @@ use zvv_proto::signalling::v1::{
 
 use crate::{
     client::{ConnArgs, check},
-    signal::{
-        SubjectArgs, SubjectChoice, date_arg, fresh_request_id, or_dash, print_fields,
-        print_next_page, print_table, timestamp, yes_no,
+    output::{
+        date_arg, fresh_request_id, or_dash, print_fields, print_next_page, print_table, timestamp,
+        yes_no,
     },
+    signal::{SubjectArgs, SubjectChoice},
 };
 
 /// The `zvv referral` subcommands.

@@ -1,6 +1,5 @@
 //! `zvv subject …`: the identity registry (intake's SubjectService) for people at a terminal.
 
-use anyhow::Context;
 use zvv_proto::intake::v1::{
     GetSubjectRequest, LinkRelationRequest, ListFamilyRequest, ListRelationsRequest,
     RegisterSubjectRequest, Relation, RelationKind, ResolveSubjectRequest, Subject,
@@ -8,6 +7,7 @@ use zvv_proto::intake::v1::{
 };
 
 use crate::client::{ConnArgs, check};
+use crate::output::{bsn_arg, fresh_request_id, or_dash, print_fields, timestamp, yes_no};
 
 /// The `zvv subject` subcommands.
 #[derive(Debug, clap::Subcommand)]
@@ -142,19 +142,6 @@ pub struct FamilyArgs {
     #[command(flatten)]
     conn: ConnArgs,
     subject_id: String,
-}
-
-/// Runs one subcommand and prints its result.
-/// The BSN as given, or read from standard input for `-`.
-fn bsn_arg(value: String) -> anyhow::Result<String> {
-    if value != "-" {
-        return Ok(value);
-    }
-    let mut line = String::new();
-    std::io::stdin()
-        .read_line(&mut line)
-        .context("reading the BSN from standard input")?;
-    Ok(line.trim().to_owned())
 }
 
 pub async fn run(cmd: SubjectCommand) -> anyhow::Result<()> {
@@ -328,18 +315,6 @@ async fn update(a: UpdateArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn fresh_request_id() -> String {
-    uuid::Uuid::new_v4().to_string()
-}
-
-/// Prints `key: value` lines with the values lined up.
-fn print_fields(fields: &[(&str, String)]) {
-    let width = fields.iter().map(|(k, _)| k.len() + 1).max().unwrap_or(0);
-    for (key, value) in fields {
-        println!("{:<width$} {value}", format!("{key}:"));
-    }
-}
-
 fn print_subject(subject: Option<&Subject>) {
     let Some(s) = subject else {
         println!("(no subject in the response)");
@@ -396,28 +371,6 @@ fn or_unknown(value: String) -> String {
     } else {
         value
     }
-}
-
-fn or_dash(value: String) -> String {
-    if value.is_empty() {
-        "-".to_owned()
-    } else {
-        value
-    }
-}
-
-fn yes_no(value: bool) -> String {
-    if value { "yes" } else { "no" }.to_owned()
-}
-
-/// A protobuf timestamp as RFC 3339 UTC, or `-`.
-fn timestamp(ts: Option<&prost_types::Timestamp>) -> String {
-    ts.and_then(|t| {
-        let nanos = u32::try_from(t.nanos).ok()?;
-        chrono::DateTime::from_timestamp(t.seconds, nanos)
-    })
-    .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-    .unwrap_or_else(|| "-".to_owned())
 }
 
 #[cfg(test)]
