@@ -1,9 +1,8 @@
 //! The thin gRPC adapter: takes the call context, turns the request into domain input, calls
 //! the logic and maps the result. No SQL and no business rule here.
 
-use chrono::{DateTime, NaiveDate, Utc};
 use tonic::{Request, Response, Status};
-use zvv_platform::{audit::CallContext, error::ApiError};
+use zvv_platform::adapter::{call_context, date_text, timestamp};
 use zvv_proto::intake::v1::{self as pb, subject_service_server::SubjectService};
 
 use crate::{
@@ -22,38 +21,16 @@ impl<S> SubjectApi<S> {
     }
 }
 
-fn context<T>(req: &Request<T>) -> Result<CallContext, Status> {
-    req.extensions()
-        .get::<CallContext>()
-        .cloned()
-        .ok_or_else(|| {
-            ApiError::internal("call context missing: the call layer is not installed")
-                .into_status()
-        })
-}
-
-fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: t.timestamp(),
-        nanos: t.timestamp_subsec_nanos() as i32,
-    }
-}
-
-fn date(d: Option<NaiveDate>) -> String {
-    d.map(|d| d.format("%Y-%m-%d").to_string())
-        .unwrap_or_default()
-}
-
 fn subject_pb(s: Subject) -> pb::Subject {
     pb::Subject {
         subject_id: s.id.to_string(),
         bsn_masked: s.bsn_masked,
         given_name: s.given_name.unwrap_or_default(),
         family_name: s.family_name.unwrap_or_default(),
-        birth_date: date(s.birth_date),
+        birth_date: date_text(s.birth_date),
         municipality_code: s.municipality_code.unwrap_or_default(),
         neighbourhood_code: s.neighbourhood_code.unwrap_or_default(),
-        date_of_death: date(s.date_of_death),
+        date_of_death: date_text(s.date_of_death),
         create_time: Some(timestamp(s.created_at)),
         update_time: Some(timestamp(s.updated_at)),
     }
@@ -81,7 +58,7 @@ impl<S: SubjectStore> SubjectService for SubjectApi<S> {
         &self,
         request: Request<pb::RegisterSubjectRequest>,
     ) -> Result<Response<pb::RegisterSubjectResponse>, Status> {
-        let ctx = context(&request)?;
+        let ctx = call_context(&request)?;
         let r = request.into_inner();
         let input = RegisterInput {
             request_id: r.request_id,
@@ -102,7 +79,7 @@ impl<S: SubjectStore> SubjectService for SubjectApi<S> {
         &self,
         request: Request<pb::ResolveSubjectRequest>,
     ) -> Result<Response<pb::ResolveSubjectResponse>, Status> {
-        let ctx = context(&request)?;
+        let ctx = call_context(&request)?;
         let r = request.into_inner();
         let resolved = self
             .logic
@@ -110,9 +87,9 @@ impl<S: SubjectStore> SubjectService for SubjectApi<S> {
             .await?;
         Ok(Response::new(pb::ResolveSubjectResponse {
             subject_id: resolved.subject.id.to_string(),
-            birth_date: date(resolved.subject.birth_date),
+            birth_date: date_text(resolved.subject.birth_date),
             created: resolved.created,
-            date_of_death: date(resolved.subject.date_of_death),
+            date_of_death: date_text(resolved.subject.date_of_death),
         }))
     }
 
@@ -120,7 +97,7 @@ impl<S: SubjectStore> SubjectService for SubjectApi<S> {
         &self,
         request: Request<pb::GetSubjectRequest>,
     ) -> Result<Response<pb::GetSubjectResponse>, Status> {
-        let ctx = context(&request)?;
+        let ctx = call_context(&request)?;
         let subject = self
             .logic
             .get(&ctx, &request.into_inner().subject_id)
@@ -134,7 +111,7 @@ impl<S: SubjectStore> SubjectService for SubjectApi<S> {
         &self,
         request: Request<pb::UpdateSubjectRequest>,
     ) -> Result<Response<pb::UpdateSubjectResponse>, Status> {
-        let ctx = context(&request)?;
+        let ctx = call_context(&request)?;
         let r = request.into_inner();
         let paths = r.update_mask.map(|m| m.paths).unwrap_or_default();
         let s = r.subject.unwrap_or_default();
@@ -159,7 +136,7 @@ impl<S: SubjectStore> SubjectService for SubjectApi<S> {
         &self,
         request: Request<pb::LinkRelationRequest>,
     ) -> Result<Response<pb::LinkRelationResponse>, Status> {
-        let ctx = context(&request)?;
+        let ctx = call_context(&request)?;
         let r = request.into_inner();
         let kind = match pb::RelationKind::try_from(r.kind) {
             Ok(pb::RelationKind::Parent) => Some(RelationKind::Parent),
@@ -185,7 +162,7 @@ impl<S: SubjectStore> SubjectService for SubjectApi<S> {
         &self,
         request: Request<pb::ListRelationsRequest>,
     ) -> Result<Response<pb::ListRelationsResponse>, Status> {
-        let ctx = context(&request)?;
+        let ctx = call_context(&request)?;
         let r = request.into_inner();
         let page = self
             .logic
@@ -204,7 +181,7 @@ impl<S: SubjectStore> SubjectService for SubjectApi<S> {
         &self,
         request: Request<pb::ListFamilyRequest>,
     ) -> Result<Response<pb::ListFamilyResponse>, Status> {
-        let ctx = context(&request)?;
+        let ctx = call_context(&request)?;
         let family = self
             .logic
             .family(&ctx, &request.into_inner().subject_id)

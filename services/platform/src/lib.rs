@@ -5,6 +5,7 @@
 //!
 //! Each module does one job; services compose them, they never fork them.
 
+pub mod adapter;
 pub mod audit;
 pub mod auth;
 pub mod bsn;

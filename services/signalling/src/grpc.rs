@@ -2,9 +2,13 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::NaiveDate;
 use tonic::{Request, Response, Status};
-use zvv_platform::{audit::CallContext, error::ApiError, paging};
+use zvv_platform::{
+    adapter::{call_context, date_text, timestamp},
+    error::ApiError,
+    paging,
+};
 use zvv_proto::signalling::v1::{
     self as pb, referral_service_server::ReferralService, register_signal_request,
     signal_service_server::SignalService,
@@ -44,28 +48,6 @@ impl<S, I> ReferralApi<S, I> {
     }
 }
 
-fn context<T>(req: &Request<T>) -> Result<CallContext, Status> {
-    req.extensions()
-        .get::<CallContext>()
-        .cloned()
-        .ok_or_else(|| {
-            ApiError::internal("call context missing: the call layer is not installed")
-                .into_status()
-        })
-}
-
-fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: t.timestamp(),
-        nanos: t.timestamp_subsec_nanos() as i32,
-    }
-}
-
-fn date(d: Option<NaiveDate>) -> String {
-    d.map(|d| d.format("%Y-%m-%d").to_string())
-        .unwrap_or_default()
-}
-
 fn contact_pb(c: Contact) -> pb::Contact {
     pb::Contact {
         name: c.name,
@@ -90,9 +72,9 @@ fn signal_pb(s: Signal) -> pb::Signal {
         organisation: s.organisation,
         organisation_type: s.organisation_type,
         contact: Some(contact_pb(s.contact)),
-        registered_on: date(Some(s.registered_on)),
+        registered_on: date_text(Some(s.registered_on)),
         duration_months: s.duration_months as i32,
-        expires_on: date(Some(s.expires_on)),
+        expires_on: date_text(Some(s.expires_on)),
         status: status_pb(s.status) as i32,
         close_reason: match s.close_reason {
             Some(CloseReason::Unjustified) => pb::CloseReason::Unjustified,
@@ -101,8 +83,8 @@ fn signal_pb(s: Signal) -> pb::Signal {
         } as i32,
         close_time: s.closed_at.map(timestamp),
         information_duty: Some(pb::InformationDuty {
-            parents_informed_on: date(s.parents_informed_on),
-            child_informed_on: date(s.child_informed_on),
+            parents_informed_on: date_text(s.parents_informed_on),
+            child_informed_on: date_text(s.child_informed_on),
             postponement_reason: s.postponement_reason.unwrap_or_default(),
             met,
         }),
@@ -165,7 +147,7 @@ impl<S: SignalStore, I: Identity> SignalService for SignalApi<S, I> {
         &self,
         request: Request<pb::RegisterSignalRequest>,
     ) -> Result<Response<pb::RegisterSignalResponse>, Status> {
-        let ctx = context(&request)?;
+        let ctx = call_context(&request)?;
         let r = request.into_inner();
         let input = RegisterInput {
             request_id: r.request_id,
@@ -194,7 +176,7 @@ impl<S: SignalStore, I: Identity> SignalService for SignalApi<S, I> {
         &self,
         request: Request<pb::CloseSignalRequest>,
     ) -> Result<Response<pb::CloseSignalResponse>, Status> {
-        let ctx = context(&request)?;
+        let ctx = call_context(&request)?;
         let r = request.into_inner();
         let reason = match pb::CloseReason::try_from(r.reason) {
             Ok(pb::CloseReason::Unjustified) => Some(CloseReason::Unjustified),
@@ -211,7 +193,7 @@ impl<S: SignalStore, I: Identity> SignalService for SignalApi<S, I> {
         &self,
         request: Request<pb::GetSignalRequest>,
     ) -> Result<Response<pb::GetSignalResponse>, Status> {
-        let ctx = context(&request)?;
+        let ctx = call_context(&request)?;
         let signal = self
             .logic
             .get(&ctx, &request.into_inner().signal_id)
@@ -225,7 +207,7 @@ impl<S: SignalStore, I: Identity> SignalService for SignalApi<S, I> {
         &self,
         request: Request<pb::ListSignalsRequest>,
     ) -> Result<Response<pb::ListSignalsResponse>, Status> {
-        let ctx = context(&request)?;
+        let ctx = call_context(&request)?;
         let r = request.into_inner();
         let status = match pb::SignalStatus::try_from(r.status) {
             Ok(pb::SignalStatus::Active) => Some(SignalStatus::Active),
@@ -251,7 +233,7 @@ impl<S: SignalStore, I: Identity> SignalService for SignalApi<S, I> {
         &self,
         request: Request<pb::RecordInformationDutyRequest>,
     ) -> Result<Response<pb::RecordInformationDutyResponse>, Status> {
-        let ctx = context(&request)?;
+        let ctx = call_context(&request)?;
         let r = request.into_inner();
         let signal = self
             .logic
@@ -272,7 +254,7 @@ impl<S: SignalStore, I: Identity> SignalService for SignalApi<S, I> {
         &self,
         request: Request<pb::ListMatchesRequest>,
     ) -> Result<Response<pb::ListMatchesResponse>, Status> {
-        let ctx = context(&request)?;
+        let ctx = call_context(&request)?;
         let r = request.into_inner();
         let page = self
             .logic
@@ -289,7 +271,7 @@ impl<S: SignalStore, I: Identity> SignalService for SignalApi<S, I> {
         &self,
         request: Request<pb::GetMatchRequest>,
     ) -> Result<Response<pb::GetMatchResponse>, Status> {
-        let ctx = context(&request)?;
+        let ctx = call_context(&request)?;
         let m = self
             .logic
             .get_match(&ctx, &request.into_inner().match_id)
@@ -303,7 +285,7 @@ impl<S: SignalStore, I: Identity> SignalService for SignalApi<S, I> {
         &self,
         request: Request<pb::AssignCoordinatorRequest>,
     ) -> Result<Response<pb::AssignCoordinatorResponse>, Status> {
-        let ctx = context(&request)?;
+        let ctx = call_context(&request)?;
         let r = request.into_inner();
         let contact = r.contact.map(|c| Contact {
             name: c.name,
@@ -323,7 +305,7 @@ impl<S: SignalStore, I: Identity> SignalService for SignalApi<S, I> {
         &self,
         request: Request<pb::MarkCoordinatedRequest>,
     ) -> Result<Response<pb::MarkCoordinatedResponse>, Status> {
-        let ctx = context(&request)?;
+        let ctx = call_context(&request)?;
         let m = self
             .logic
             .mark_coordinated(&ctx, &request.into_inner().match_id)
@@ -338,7 +320,7 @@ impl<S: SignalStore, I: Identity> SignalService for SignalApi<S, I> {
         request: Request<pb::GetSignalStatisticsRequest>,
     ) -> Result<Response<pb::GetSignalStatisticsResponse>, Status> {
         use crate::domain::AgeBand;
-        let ctx = context(&request)?;
+        let ctx = call_context(&request)?;
         let r = request.into_inner();
         let cells = self
             .logic
@@ -390,13 +372,13 @@ fn referral_pb(r: Referral, today: NaiveDate) -> pb::Referral {
         source_instrument: r.source_instrument,
         instrument_version: r.instrument_version,
         level: level_pb(r.level) as i32,
-        observed_on: date(Some(r.observed_on)),
+        observed_on: date_text(Some(r.observed_on)),
         status: if r.decision.is_some() {
             pb::ReferralStatus::Decided
         } else {
             pb::ReferralStatus::AwaitingTriage
         } as i32,
-        decide_by: date(r.decide_by),
+        decide_by: date_text(r.decide_by),
         overdue,
         decision: match r.decision {
             Some(Decision::OpenFamilyApproach) => pb::ReferralDecision::OpenFamilyApproach,
@@ -417,7 +399,7 @@ impl<S: SignalStore + ReferralStore, I: Identity> ReferralService for ReferralAp
         &self,
         request: Request<pb::SubmitReferralRequest>,
     ) -> Result<Response<pb::SubmitReferralResponse>, Status> {
-        let ctx = context(&request)?;
+        let ctx = call_context(&request)?;
         let r = request.into_inner();
         let input = SubmitInput {
             request_id: r.request_id,
@@ -450,7 +432,7 @@ impl<S: SignalStore + ReferralStore, I: Identity> ReferralService for ReferralAp
         &self,
         request: Request<pb::ListReferralsRequest>,
     ) -> Result<Response<pb::ListReferralsResponse>, Status> {
-        let ctx = context(&request)?;
+        let ctx = call_context(&request)?;
         let r = request.into_inner();
         let decided = match pb::ReferralStatus::try_from(r.status) {
             Ok(pb::ReferralStatus::AwaitingTriage) => Some(false),
@@ -480,7 +462,7 @@ impl<S: SignalStore + ReferralStore, I: Identity> ReferralService for ReferralAp
         &self,
         request: Request<pb::DecideReferralRequest>,
     ) -> Result<Response<pb::DecideReferralResponse>, Status> {
-        let ctx = context(&request)?;
+        let ctx = call_context(&request)?;
         let r = request.into_inner();
         let decision = match pb::ReferralDecision::try_from(r.decision) {
             Ok(pb::ReferralDecision::OpenFamilyApproach) => Some(Decision::OpenFamilyApproach),
