@@ -211,9 +211,74 @@ impl TestKeys {
     }
 }
 
+/// The elfproef written out independently of [`crate::bsn::Bsn::parse`], so that tests do not
+/// check the code with itself.
+pub fn passes_elfproef(bsn: &str) -> bool {
+    let digits: Vec<i64> = bsn
+        .bytes()
+        .map(|b| i64::from(b) - i64::from(b'0'))
+        .collect();
+    if digits.len() != 9 || digits.iter().any(|d| !(0..=9).contains(d)) {
+        return false;
+    }
+    let sum: i64 = digits
+        .iter()
+        .zip([9, 8, 7, 6, 5, 4, 3, 2, -1])
+        .map(|(d, w)| d * w)
+        .sum();
+    sum != 0 && sum % 11 == 0
+}
+
+/// The `n`th valid BSN from 100000000 upwards (distinct `n` give distinct BSNs).
+pub fn valid_bsn(n: usize) -> String {
+    (100_000_000u32..)
+        .map(|v| v.to_string())
+        .filter(|s| passes_elfproef(s))
+        .nth(n)
+        .unwrap_or_else(|| unreachable!("there are millions of valid BSNs"))
+}
+
+/// The fields named in the `google.rpc.BadRequest` detail of a status.
+pub fn violation_fields(status: &tonic::Status) -> Vec<String> {
+    use tonic_types::StatusExt;
+    status
+        .get_error_details()
+        .bad_request()
+        .map(|b| b.field_violations.iter().map(|v| v.field.clone()).collect())
+        .unwrap_or_default()
+}
+
+/// Asserts INVALID_ARGUMENT whose BadRequest violations name exactly `field` (once or more).
+#[track_caller]
+pub fn assert_invalid(status: &tonic::Status, field: &str, case: &str) {
+    assert_eq!(
+        status.code(),
+        tonic::Code::InvalidArgument,
+        "{case}: expected INVALID_ARGUMENT, got {status:?}"
+    );
+    let fields = violation_fields(status);
+    assert!(
+        !fields.is_empty() && fields.iter().all(|f| f == field),
+        "{case}: expected violations naming only {field:?}, got {fields:?} ({})",
+        status.message()
+    );
+}
+
+/// The error of a unary call that must fail.
+#[track_caller]
+pub fn expect_err<T: std::fmt::Debug>(
+    result: Result<tonic::Response<T>, tonic::Status>,
+    case: &str,
+) -> tonic::Status {
+    match result {
+        Ok(r) => panic!("{case}: expected an error, got {:?}", r.into_inner()),
+        Err(s) => s,
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::with_database;
+    use super::{passes_elfproef, valid_bsn, with_database};
 
     #[test]
     fn database_urls() {
@@ -222,5 +287,15 @@ mod tests {
             "postgres://u:p@h:5432/t1?sslmode=disable"
         );
         assert_eq!(with_database("postgres://h", "t1"), "postgres://h/t1");
+    }
+
+    #[test]
+    fn test_bsns_agree_with_the_parser() {
+        for n in 0..200 {
+            let bsn = valid_bsn(n);
+            assert!(crate::bsn::Bsn::parse(&bsn).is_ok(), "{bsn}");
+        }
+        assert!(!passes_elfproef("123456789"));
+        assert!(!passes_elfproef("000000000"));
     }
 }

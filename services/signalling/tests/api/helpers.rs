@@ -15,7 +15,7 @@ use tonic::{
     service::interceptor::InterceptedService,
     transport::{Channel, Endpoint},
 };
-use tonic_types::StatusExt;
+pub use zvv_platform::testkit::{assert_invalid, expect_err, valid_bsn, violation_fields};
 use zvv_platform::{
     auth::{OrgType, Role, TokenRequest},
     client::{Outgoing, TokenSource},
@@ -496,32 +496,6 @@ pub fn action(method: &str) -> String {
     format!("zvv.signalling.v1.SignalService/{method}")
 }
 
-/// The elfproef, written out independently of the platform's implementation.
-pub fn passes_elfproef(bsn: &str) -> bool {
-    let digits: Vec<i64> = bsn
-        .bytes()
-        .map(|b| i64::from(b) - i64::from(b'0'))
-        .collect();
-    if digits.len() != 9 || digits.iter().any(|d| !(0..=9).contains(d)) {
-        return false;
-    }
-    let sum: i64 = digits
-        .iter()
-        .zip([9, 8, 7, 6, 5, 4, 3, 2, -1])
-        .map(|(d, w)| d * w)
-        .sum();
-    sum != 0 && sum % 11 == 0
-}
-
-/// The `n`th valid BSN from 100000000 upwards (distinct `n` give distinct BSNs).
-pub fn valid_bsn(n: usize) -> String {
-    (100_000_000u32..)
-        .map(|v| v.to_string())
-        .filter(|s| passes_elfproef(s))
-        .nth(n)
-        .expect("enough valid BSNs")
-}
-
 pub fn request_id() -> String {
     uuid::Uuid::new_v4().to_string()
 }
@@ -550,43 +524,6 @@ pub fn by_bsn(bsn: &str, org: Org) -> pb::RegisterSignalRequest {
     pb::RegisterSignalRequest {
         subject: Some(Subject::Bsn(bsn.to_owned())),
         ..by_subject("", org)
-    }
-}
-
-/// The fields named in the `google.rpc.BadRequest` detail of a status.
-pub fn violation_fields(status: &Status) -> Vec<String> {
-    status
-        .get_error_details()
-        .bad_request()
-        .map(|b| b.field_violations.iter().map(|v| v.field.clone()).collect())
-        .unwrap_or_default()
-}
-
-/// Asserts INVALID_ARGUMENT whose BadRequest violations name exactly `field` (once or more).
-#[track_caller]
-pub fn assert_invalid(status: &Status, field: &str, case: &str) {
-    assert_eq!(
-        status.code(),
-        Code::InvalidArgument,
-        "{case}: expected INVALID_ARGUMENT, got {status:?}"
-    );
-    let fields = violation_fields(status);
-    assert!(
-        !fields.is_empty() && fields.iter().all(|f| f == field),
-        "{case}: expected violations naming only {field:?}, got {fields:?} ({})",
-        status.message()
-    );
-}
-
-/// Unwraps a unary call's error.
-#[track_caller]
-pub fn expect_err<T: std::fmt::Debug>(
-    result: Result<tonic::Response<T>, Status>,
-    case: &str,
-) -> Status {
-    match result {
-        Ok(r) => panic!("{case}: expected an error, got {:?}", r.into_inner()),
-        Err(s) => s,
     }
 }
 
