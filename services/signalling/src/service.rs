@@ -192,6 +192,21 @@ impl<S: SignalStore, I: Identity> SignalLogic<S, I> {
             }
             Err(e) => return Err(self.failed(ctx, vec![], e).await),
         };
+        let principal = ctx.principal();
+        let key = Key {
+            scope: format!("{}/RegisterSignal", principal.org),
+            request_id: input.request_id,
+            fingerprint: idempotency::plain_fingerprint(&format!(
+                "{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}",
+                facts.subject_id, contact.name, contact.phone, contact.email, months
+            )),
+        };
+        // a retry gets its first answer, even if the child has since turned 23
+        match self.store.replay(ctx, &key, self.now()).await {
+            Ok(Some(first)) => return Ok(first),
+            Ok(None) => {}
+            Err(e) => return Err(self.failed(ctx, vec![facts.subject_id], e).await),
+        }
         let now = self.now();
         let today = now.date_naive();
         let precondition = |why: &str| ApiError::FailedPrecondition(why.to_owned());
@@ -214,7 +229,6 @@ impl<S: SignalStore, I: Identity> SignalLogic<S, I> {
             );
             return Err(self.failed(ctx, vec![facts.subject_id], e).await);
         }
-        let principal = ctx.principal();
         let signal = Signal {
             id: new_id(),
             subject_id: facts.subject_id,
@@ -234,19 +248,6 @@ impl<S: SignalStore, I: Identity> SignalLogic<S, I> {
             municipality_code: facts.municipality_code,
             neighbourhood_code: facts.neighbourhood_code,
             created_at: now,
-        };
-        let fingerprint = zvv_platform::idempotency::plain_fingerprint(&format!(
-            "{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}",
-            facts.subject_id,
-            signal.contact.name,
-            signal.contact.phone,
-            signal.contact.email,
-            months
-        ));
-        let key = Key {
-            scope: format!("{}/RegisterSignal", principal.org),
-            request_id: input.request_id,
-            fingerprint,
         };
         let families = match self.identity.families(facts.subject_id).await {
             Ok(f) => f,

@@ -73,6 +73,15 @@ pub trait SignalStore: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<MatchOutcome, ApiError>> + Send;
 
+    /// The first answer to an idempotent RegisterSignal already made under `key`, if any
+    /// (audited as the call's record when found).
+    fn replay(
+        &self,
+        ctx: &CallContext,
+        key: &Key,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Option<(Signal, Vec<Match>)>, ApiError>> + Send;
+
     /// Stores a signal and brings the matches it touches up to date: the subject's CLIENT match
     /// and a FAMILY match per parent in `families`.
     fn register(

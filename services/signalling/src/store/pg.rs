@@ -511,6 +511,32 @@ impl SignalStore for PgStore {
         Ok(MatchOutcome::Changed(Box::new(changed)))
     }
 
+    async fn replay(
+        &self,
+        ctx: &CallContext,
+        key: &Key,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(Signal, Vec<Match>)>, ApiError> {
+        let mut tx = self.pool.begin().await?;
+        let Some(stored) = idempotency::lookup(&mut tx, SCHEMA, key).await? else {
+            tx.rollback().await?;
+            return Ok(None);
+        };
+        let id = Uuid::from_slice(&stored)
+            .map_err(|_| ApiError::internal("stored response is not an id"))?;
+        let organisation = ctx.principal().org;
+        let first = fetch_signal(&mut tx, &organisation, id, false)
+            .await?
+            .ok_or_else(|| {
+                ApiError::NotFound("the signal this request registered no longer exists".into())
+            })?;
+        let matches = matches_of_signal(&mut tx, id).await?;
+        let mut ids = vec![first.id, first.subject_id];
+        ids.extend(match_ids(&matches));
+        finish(tx, ctx, ids, "OK", now).await?;
+        Ok(Some((first, matches)))
+    }
+
     async fn register(
         &self,
         ctx: &CallContext,

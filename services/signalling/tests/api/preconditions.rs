@@ -4,7 +4,7 @@
 use tonic::Code;
 use zvv_proto::signalling::v1 as pb;
 
-use crate::helpers::{SCHOOL, TestApp, assert_code, by_bsn, by_subject, valid_bsn};
+use crate::helpers::{SCHOOL, TestApp, YOUTH_HEALTH, assert_code, by_bsn, by_subject, valid_bsn};
 
 /// Asserts FAILED_PRECONDITION whose message points at intake.
 #[track_caller]
@@ -104,4 +104,42 @@ async fn the_subject_must_be_under_23_on_the_registration_date() {
         pb::SignalStatus::Active as i32
     );
     assert_eq!(count_signals(&app).await, 1);
+}
+
+/// A retry of a registration gets its first answer even after the child turned 23 in between;
+/// a new registration is refused.
+#[tokio::test]
+async fn a_retry_after_the_23rd_birthday_gets_its_first_answer() {
+    let app = TestApp::spawn().await;
+    // 22 until tomorrow (the clock stands at 2026-06-15)
+    let subject = app.child_born(&valid_bsn(8), "2003-06-16").await;
+    let request = by_subject(&subject, SCHOOL);
+    let first = app
+        .client(SCHOOL)
+        .register_signal(request.clone())
+        .await
+        .expect("registered at 22")
+        .into_inner()
+        .signal
+        .expect("signal");
+
+    app.clock.advance(chrono::Duration::days(2));
+    let replayed = app
+        .client(SCHOOL)
+        .register_signal(request)
+        .await
+        .expect("the retry is answered")
+        .into_inner()
+        .signal
+        .expect("signal");
+    assert_eq!(replayed.signal_id, first.signal_id);
+    assert_eq!(count_signals(&app).await, 1);
+
+    assert_code(
+        app.client(YOUTH_HEALTH)
+            .register_signal(by_subject(&subject, YOUTH_HEALTH))
+            .await,
+        Code::FailedPrecondition,
+        "a new signal at 23",
+    );
 }
