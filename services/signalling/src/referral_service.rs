@@ -6,7 +6,6 @@ use chrono::{DateTime, NaiveDate, Utc};
 use uuid::Uuid;
 use zvv_platform::{
     audit::CallContext,
-    bsn::Bsn,
     clock::SharedClock,
     error::ApiError,
     idempotency::{self, Key},
@@ -17,7 +16,7 @@ use zvv_platform::{
 use crate::{
     identity::{Identity, SubjectRef},
     referrals::{Decision, Level, Referral, add_working_days, parse_instrument, parse_rationale},
-    service::{Page, SubjectInput, cursor, page},
+    service::{Page, SubjectInput, audit_failed, cursor, optional_past_date, page},
     store::{DecideOutcome, ReferralStore, SignalStore},
 };
 
@@ -59,14 +58,7 @@ impl<S: SignalStore + ReferralStore, I: Identity> ReferralLogic<S, I> {
     }
 
     async fn failed(&self, ctx: &CallContext, ids: Vec<Uuid>, err: ApiError) -> ApiError {
-        if let Err(e) = self
-            .store
-            .audit_failure(ctx, ids, err.code_name(), self.now())
-            .await
-        {
-            tracing::error!(error = %e, "cannot audit a failed call");
-        }
-        err
+        audit_failed(&self.store, ctx, ids, err, self.now()).await
     }
 
     fn parse_submit(
@@ -78,20 +70,7 @@ impl<S: SignalStore + ReferralStore, I: Identity> ReferralLogic<S, I> {
         if let Err(e) = idempotency::check_request_id("request_id", &input.request_id) {
             v.extend(e.violations().iter().cloned());
         }
-        let subject = match &input.subject {
-            SubjectInput::Bsn(b) => Bsn::parse(b)
-                .map(SubjectRef::Bsn)
-                .map_err(|e| v.push(("bsn".into(), e.to_string())))
-                .ok(),
-            SubjectInput::SubjectId(id) => parse_id("subject_id", id)
-                .map(SubjectRef::Id)
-                .map_err(|e| v.extend(e.violations().iter().cloned()))
-                .ok(),
-            SubjectInput::Missing => {
-                v.push(("subject".into(), "a bsn or a subject_id is required".into()));
-                None
-            }
-        };
+        let subject = input.subject.parse(&mut v);
         let instrument = parse_instrument(&input.source_instrument)
             .map_err(|e| v.push(("source_instrument".into(), e.into())))
             .ok();
@@ -104,19 +83,11 @@ impl<S: SignalStore + ReferralStore, I: Identity> ReferralLogic<S, I> {
                 "must be WHITE, YELLOW, ORANGE or RED".into(),
             ));
         }
-        let observed = match NaiveDate::parse_from_str(&input.observed_on, "%Y-%m-%d") {
-            Ok(d) if input.observed_on.len() == 10 && d <= today => Some(d),
-            Ok(d) if d > today => {
-                v.push(("observed_on".into(), "must not be in the future".into()));
-                None
-            }
-            _ => {
-                v.push((
-                    "observed_on".into(),
-                    "must be a real date as YYYY-MM-DD".into(),
-                ));
-                None
-            }
+        let observed = if input.observed_on.is_empty() {
+            v.push(("observed_on".into(), "is required".into()));
+            None
+        } else {
+            optional_past_date("observed_on", &input.observed_on, today, &mut v)
         };
         if !v.is_empty() {
             return Err(ApiError::InvalidArgument(v));

@@ -45,6 +45,40 @@ impl std::fmt::Debug for SubjectInput {
     }
 }
 
+impl SubjectInput {
+    /// The subject, or a violation naming `bsn`, `subject_id` or `subject`.
+    pub(crate) fn parse(&self, v: &mut Vec<(String, String)>) -> Option<SubjectRef> {
+        match self {
+            Self::Bsn(b) => Bsn::parse(b)
+                .map(SubjectRef::Bsn)
+                .map_err(|e| v.push(("bsn".into(), e.to_string())))
+                .ok(),
+            Self::SubjectId(id) => parse_id("subject_id", id)
+                .map(SubjectRef::Id)
+                .map_err(|e| v.extend(e.violations().iter().cloned()))
+                .ok(),
+            Self::Missing => {
+                v.push(("subject".into(), "a bsn or a subject_id is required".into()));
+                None
+            }
+        }
+    }
+}
+
+/// Audits a failure the store did not record, and hands the error back.
+pub(crate) async fn audit_failed<S: SignalStore>(
+    store: &S,
+    ctx: &CallContext,
+    ids: Vec<Uuid>,
+    err: ApiError,
+    now: DateTime<Utc>,
+) -> ApiError {
+    if let Err(e) = store.audit_failure(ctx, ids, err.code_name(), now).await {
+        tracing::error!(error = %e, "cannot audit a failed call");
+    }
+    err
+}
+
 /// What a RegisterSignal request carries, unchecked.
 #[derive(Debug, Clone)]
 pub struct RegisterInput {
@@ -102,14 +136,7 @@ impl<S: SignalStore, I: Identity> SignalLogic<S, I> {
     }
 
     async fn failed(&self, ctx: &CallContext, ids: Vec<Uuid>, err: ApiError) -> ApiError {
-        if let Err(e) = self
-            .store
-            .audit_failure(ctx, ids, err.code_name(), self.now())
-            .await
-        {
-            tracing::error!(error = %e, "cannot audit a failed call");
-        }
-        err
+        audit_failed(&self.store, ctx, ids, err, self.now()).await
     }
 
     fn parse_register(
@@ -120,20 +147,7 @@ impl<S: SignalStore, I: Identity> SignalLogic<S, I> {
         if let Err(e) = idempotency::check_request_id("request_id", &input.request_id) {
             v.extend(e.violations().iter().cloned());
         }
-        let subject = match &input.subject {
-            SubjectInput::Bsn(b) => Bsn::parse(b)
-                .map(SubjectRef::Bsn)
-                .map_err(|e| v.push(("bsn".into(), e.to_string())))
-                .ok(),
-            SubjectInput::SubjectId(id) => parse_id("subject_id", id)
-                .map(SubjectRef::Id)
-                .map_err(|e| v.extend(e.violations().iter().cloned()))
-                .ok(),
-            SubjectInput::Missing => {
-                v.push(("subject".into(), "a bsn or a subject_id is required".into()));
-                None
-            }
-        };
+        let subject = input.subject.parse(&mut v);
         let contact = match &input.contact {
             None => {
                 v.push(("contact".into(), "is required".into()));
@@ -397,8 +411,9 @@ fn parse_contact(
     }
 }
 
-/// An optional date: empty is none; otherwise a real date not after `today`.
-fn optional_past_date(
+/// An optional date: empty is none; otherwise a real date not after `today` (else a violation
+/// naming `field`).
+pub(crate) fn optional_past_date(
     field: &str,
     value: &str,
     today: chrono::NaiveDate,
