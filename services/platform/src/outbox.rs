@@ -29,6 +29,15 @@ pub enum OutboxError {
     Db(#[from] sqlx::Error),
 }
 
+impl From<OutboxError> for crate::error::ApiError {
+    fn from(err: OutboxError) -> Self {
+        match err {
+            OutboxError::Db(e) => e.into(),
+            other => Self::internal(other),
+        }
+    }
+}
+
 impl Event {
     pub fn new(event_type: &'static str) -> Self {
         Self {

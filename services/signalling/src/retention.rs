@@ -44,9 +44,8 @@ fn job(action: &str) -> CallContext {
 }
 
 async fn emit(conn: &mut PgConnection, event: Event, now: DateTime<Utc>) -> Result<(), ApiError> {
-    outbox::append(conn, SCHEMA, &event, now)
-        .await
-        .map_err(ApiError::internal)
+    outbox::append(conn, SCHEMA, &event, now).await?;
+    Ok(())
 }
 
 /// Runs every retention rule once for `today`.

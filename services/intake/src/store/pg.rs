@@ -124,9 +124,8 @@ async fn subject_exists(conn: &mut PgConnection, id: Uuid) -> Result<bool, sqlx:
 }
 
 async fn emit(tx: &mut PgConnection, event: Event, at: DateTime<Utc>) -> Result<(), ApiError> {
-    outbox::append(tx, SCHEMA, &event, at)
-        .await
-        .map_err(ApiError::internal)
+    outbox::append(tx, SCHEMA, &event, at).await?;
+    Ok(())
 }
 
 /// Appends the audit record and commits.

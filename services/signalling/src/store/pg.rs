@@ -164,9 +164,8 @@ async fn matches_of_signal(conn: &mut PgConnection, signal: Uuid) -> Result<Vec<
 }
 
 async fn emit(tx: &mut PgConnection, event: Event, at: DateTime<Utc>) -> Result<(), ApiError> {
-    outbox::append(tx, SCHEMA, &event, at)
-        .await
-        .map_err(ApiError::internal)
+    outbox::append(tx, SCHEMA, &event, at).await?;
+    Ok(())
 }
 
 async fn finish(

@@ -98,8 +98,7 @@ impl ReferralStore for PgStore {
                 .code("level", referral.level.as_str()),
             now,
         )
-        .await
-        .map_err(ApiError::internal)?;
+        .await?;
         audit::commit(
             tx,
             SCHEMA,
@@ -193,8 +192,7 @@ impl ReferralStore for PgStore {
                 .code("decision", decision.as_str()),
             now,
         )
-        .await
-        .map_err(ApiError::internal)?;
+        .await?;
         referral.decision = Some(decision);
         referral.rationale = Some(rationale);
         referral.decided_by = Some(officer);
@@ -233,8 +231,7 @@ impl ReferralStore for PgStore {
                         .code("level", level.clone()),
                     now,
                 )
-                .await
-                .map_err(ApiError::internal)?;
+                .await?;
             }
             tx.commit().await?;
             reported += due.len() as u64;
