@@ -3,41 +3,20 @@
 
 use std::{
     fs,
-    io::Read,
-    net::{SocketAddr, TcpListener, TcpStream},
+    net::SocketAddr,
     os::unix::fs::PermissionsExt,
     path::{Path, PathBuf},
-    process::{Child, Command, Output, Stdio},
-    time::{Duration, Instant},
+    process::{Command, Output},
+    time::Duration,
 };
 
+mod common;
+
+use common::{Up, free_port, text, zvv};
 use zvv_platform::auth::{OrgType, Role, TokenVerifier, generate_ed25519_pem};
-
-const BIN: &str = env!("CARGO_BIN_EXE_zvv");
-
-/// `zvv` with an environment that cannot redirect it elsewhere.
-fn zvv() -> Command {
-    let mut cmd = Command::new(BIN);
-    for var in [
-        "DATABASE_URL",
-        "ZVV_DATA_DIR",
-        "ZVV_TOKEN",
-        "ZVV_INTAKE_ADDR",
-        "ZVV_INTAKE_LISTEN",
-        "ZVV_LOG_FORMAT",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd.stdin(Stdio::null());
-    cmd
-}
 
 fn run(cmd: &mut Command) -> Output {
     cmd.output().expect("zvv runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 /// A data folder with only a development signing key; returns the public key's path.
@@ -231,72 +210,6 @@ fn update_without_fields_is_refused_before_calling() {
     );
 }
 
-/// A running `zvv up`; sent SIGTERM (and, if that does not help, SIGKILL) when dropped.
-struct Up {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Up {
-    fn log(&self) -> String {
-        let mut text = String::new();
-        if let Ok(mut file) = fs::File::open(&self.log) {
-            let _ = file.read_to_string(&mut text);
-        }
-        text
-    }
-
-    fn terminate(&mut self) -> Option<std::process::ExitStatus> {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Some(status);
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        None
-    }
-}
-
-impl Drop for Up {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait()
-            && self.terminate().is_none()
-        {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
-fn wait_for_port(up: &mut Up, addr: SocketAddr, timeout: Duration) {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_ok() {
-            return;
-        }
-        if let Ok(Some(status)) = up.child.try_wait() {
-            panic!("zvv up exited early ({status}):\n{}", up.log());
-        }
-        assert!(
-            Instant::now() < deadline,
-            "zvv up did not listen on {addr} in time:\n{}",
-            up.log()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
 fn subject_id_of(stdout: &str) -> String {
     stdout
         .lines()
@@ -313,8 +226,8 @@ fn up_serves_intake_until_sigterm() {
     let data = tmp.path().join("data");
     let port = free_port();
     let listen: SocketAddr = format!("127.0.0.1:{port}").parse().expect("address");
-    let mut up = start_up(&data, listen, &tmp.path().join("up.log"));
-    wait_for_port(&mut up, listen, Duration::from_secs(90));
+    let mut up = Up::start(&data, listen, any_port(), &tmp.path().join("up.log"));
+    up.wait_for_port(listen, Duration::from_secs(90));
     assert!(
         data.join("tokens/intake.token").is_file(),
         "service token written"
@@ -444,8 +357,8 @@ fn up_serves_intake_until_sigterm() {
     stop_up(&mut up, &data);
 
     // A second run reuses the cluster, the database and the keys (the same token still works).
-    let mut up = start_up(&data, listen, &tmp.path().join("up-2.log"));
-    wait_for_port(&mut up, listen, Duration::from_secs(90));
+    let mut up = Up::start(&data, listen, any_port(), &tmp.path().join("up-2.log"));
+    up.wait_for_port(listen, Duration::from_secs(90));
     let out = client(&["subject", "get", &subject_id]);
     assert!(
         out.status.success(),
@@ -459,26 +372,6 @@ fn up_serves_intake_until_sigterm() {
         text(&out.stdout)
     );
     stop_up(&mut up, &data);
-}
-
-/// Starts `zvv up` on `data` and `listen`, its output going to `log`.
-fn start_up(data: &Path, listen: SocketAddr, log: &Path) -> Up {
-    let log_file = fs::File::create(log).expect("log file");
-    let child = zvv()
-        .arg("up")
-        .arg("--data-dir")
-        .arg(data)
-        .arg("--intake-listen")
-        .arg(listen.to_string())
-        .args(["--signalling-listen", "127.0.0.1:0"])
-        .stdout(log_file.try_clone().expect("log file"))
-        .stderr(log_file)
-        .spawn()
-        .expect("zvv up starts");
-    Up {
-        child,
-        log: log.to_path_buf(),
-    }
 }
 
 /// Sends SIGTERM and checks that `zvv up` exits cleanly within 30 s and stops its cluster.
@@ -495,4 +388,9 @@ fn stop_up(up: &mut Up, data: &Path) {
         !data.join("pg/postmaster.pid").exists(),
         "cluster still running:\n{log}"
     );
+}
+
+/// Lets the system pick signalling's port (these tests only call intake).
+fn any_port() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 0))
 }

@@ -1,129 +1,21 @@
 //! The signalling commands as a person uses them: `zvv signal`, `zvv match` and `zvv referral`
 //! against a `zvv up` with a private PostgreSQL cluster, one organisation after another.
 
+mod common;
+
+use common::{Up, free_port, text, zvv};
 use std::{
     fs,
-    io::{Read, Write},
-    net::{SocketAddr, TcpListener, TcpStream},
+    io::Write,
+    net::SocketAddr,
     os::unix::fs::PermissionsExt,
-    path::{Path, PathBuf},
-    process::{Child, Command, Output, Stdio},
-    time::{Duration, Instant},
+    path::PathBuf,
+    process::{Output, Stdio},
+    time::Duration,
 };
-
-const BIN: &str = env!("CARGO_BIN_EXE_zvv");
 
 /// A valid (11-proof) BSN; it must never show up in any output.
 const BSN: &str = "123456782";
-
-/// `zvv` with an environment that cannot redirect it elsewhere.
-fn zvv() -> Command {
-    let mut cmd = Command::new(BIN);
-    for var in [
-        "DATABASE_URL",
-        "ZVV_DATA_DIR",
-        "ZVV_TOKEN",
-        "ZVV_INTAKE_ADDR",
-        "ZVV_INTAKE_LISTEN",
-        "ZVV_SIGNALLING_ADDR",
-        "ZVV_SIGNALLING_LISTEN",
-        "ZVV_LOG_FORMAT",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd.stdin(Stdio::null());
-    cmd
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// A running `zvv up`; sent SIGTERM (and, if that does not help, SIGKILL) when dropped.
-struct Up {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Up {
-    fn start(data: &Path, intake: SocketAddr, signalling: SocketAddr, log: &Path) -> Self {
-        let log_file = fs::File::create(log).expect("log file");
-        let child = zvv()
-            .arg("up")
-            .arg("--data-dir")
-            .arg(data)
-            .arg("--intake-listen")
-            .arg(intake.to_string())
-            .arg("--signalling-listen")
-            .arg(signalling.to_string())
-            .stdout(log_file.try_clone().expect("log file"))
-            .stderr(log_file)
-            .spawn()
-            .expect("zvv up starts");
-        Up {
-            child,
-            log: log.to_path_buf(),
-        }
-    }
-
-    fn log(&self) -> String {
-        let mut text = String::new();
-        if let Ok(mut file) = fs::File::open(&self.log) {
-            let _ = file.read_to_string(&mut text);
-        }
-        text
-    }
-
-    fn wait_for_port(&mut self, addr: SocketAddr, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_ok() {
-                return;
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("zvv up exited early ({status}):\n{}", self.log());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "zvv up did not listen on {addr} in time:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-
-    fn terminate(&mut self) -> Option<std::process::ExitStatus> {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Some(status);
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        None
-    }
-}
-
-impl Drop for Up {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait()
-            && self.terminate().is_none()
-        {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
 
 /// The value of the first `key: value` line of `stdout`.
 fn field(stdout: &str, key: &str) -> String {

@@ -1,0 +1,123 @@
+//! What the `zvv` command tests share: the binary with a clean environment, and a `zvv up`
+//! child process that is stopped when dropped.
+#![allow(dead_code)]
+
+use std::{
+    fs,
+    io::Read,
+    net::{SocketAddr, TcpListener, TcpStream},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_zvv");
+
+/// `zvv` with an environment that cannot redirect it elsewhere.
+pub fn zvv() -> Command {
+    let mut cmd = Command::new(BIN);
+    for var in [
+        "DATABASE_URL",
+        "ZVV_DATA_DIR",
+        "ZVV_TOKEN",
+        "ZVV_INTAKE_ADDR",
+        "ZVV_INTAKE_LISTEN",
+        "ZVV_SIGNALLING_ADDR",
+        "ZVV_SIGNALLING_LISTEN",
+        "ZVV_LOG_FORMAT",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.stdin(Stdio::null());
+    cmd
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A running `zvv up`; sent SIGTERM (and, if that does not help, SIGKILL) when dropped.
+pub struct Up {
+    pub child: Child,
+    pub log: PathBuf,
+}
+
+impl Up {
+    pub fn start(data: &Path, intake: SocketAddr, signalling: SocketAddr, log: &Path) -> Self {
+        let log_file = fs::File::create(log).expect("log file");
+        let child = zvv()
+            .arg("up")
+            .arg("--data-dir")
+            .arg(data)
+            .arg("--intake-listen")
+            .arg(intake.to_string())
+            .arg("--signalling-listen")
+            .arg(signalling.to_string())
+            .stdout(log_file.try_clone().expect("log file"))
+            .stderr(log_file)
+            .spawn()
+            .expect("zvv up starts");
+        Up {
+            child,
+            log: log.to_path_buf(),
+        }
+    }
+
+    pub fn log(&self) -> String {
+        let mut text = String::new();
+        if let Ok(mut file) = fs::File::open(&self.log) {
+            let _ = file.read_to_string(&mut text);
+        }
+        text
+    }
+
+    pub fn wait_for_port(&mut self, addr: SocketAddr, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_ok() {
+                return;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("zvv up exited early ({status}):\n{}", self.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "zvv up did not listen on {addr} in time:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        None
+    }
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait()
+            && self.terminate().is_none()
+        {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
