@@ -73,6 +73,8 @@ mod redacted {
                 .field("instrument_version", &self.instrument_version)
                 .field("level", &self.level)
                 .field("observed_on", &self.observed_on)
+                .field("municipality_code", &self.municipality_code)
+                .field("birth_date", &HIDDEN)
                 .finish()
         }
     }
@@ -96,6 +98,8 @@ mod redacted {
             f.debug_struct("ResolveSubjectRequest")
                 .field("bsn", &HIDDEN)
                 .field("create_if_missing", &self.create_if_missing)
+                .field("municipality_code", &self.municipality_code)
+                .field("birth_date", &HIDDEN)
                 .finish()
         }
     }
@@ -119,8 +123,14 @@ mod redacted {
             let r = ResolveSubjectRequest {
                 bsn: "123456782".into(),
                 create_if_missing: true,
+                municipality_code: "GM0363".into(),
+                birth_date: "2016-05-04".into(),
             };
-            assert!(!format!("{r:?}").contains("123456782"));
+            let text = format!("{r:?}");
+            assert!(
+                !text.contains("123456782") && !text.contains("2016-05-04"),
+                "{text}"
+            );
             let r = RegisterSignalRequest {
                 subject: Some(register_signal_request::Subject::Bsn("123456782".into())),
                 ..Default::default()

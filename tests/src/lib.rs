@@ -110,6 +110,8 @@ impl Harness {
             idempotency_retention: zvv_intake::DEFAULT_IDEMPOTENCY_RETENTION,
             referral_deadline_working_days: zvv_signalling::DEFAULT_REFERRAL_DEADLINE_WORKING_DAYS,
             statistics_threshold: zvv_signalling::DEFAULT_STATISTICS_THRESHOLD,
+            fingerprints: keys.fingerprints()?,
+            retention: zvv_signalling::retention::RetentionRules::default(),
         };
         let mut rx = stop_rx.clone();
         let signalling = tokio::spawn(async move {

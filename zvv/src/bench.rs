@@ -329,6 +329,7 @@ async fn resolve(args: ResolveArgs) -> anyhow::Result<()> {
                     .resolve_subject(ResolveSubjectRequest {
                         bsn,
                         create_if_missing: true,
+                        ..Default::default()
                     })
                     .await
             }
@@ -367,6 +368,7 @@ async fn resolve(args: ResolveArgs) -> anyhow::Result<()> {
                     .resolve_subject(ResolveSubjectRequest {
                         bsn: bsns[i].clone(),
                         create_if_missing: false,
+                        ..Default::default()
                     })
                     .await;
                 if t0.duration_since(start) >= warmup {

@@ -5,6 +5,7 @@
 //! <data-dir>/keys/jwt-signing.pem   Ed25519 private key that signs development tokens
 //! <data-dir>/keys/jwt-public.pem    its public key, pinned by the services
 //! <data-dir>/keys/bsn-keys.json     BSN encryption and lookup keys
+//! <data-dir>/keys/<service>-fingerprint.key  request fingerprint key of a service
 //! <data-dir>/tokens/<service>.token SERVICE tokens the services call each other with
 //! ```
 
@@ -73,6 +74,13 @@ impl DataDir {
         self.root.join("keys").join("bsn-keys.json")
     }
 
+    /// The request fingerprint key of a service without a BSN vault (base64, 32 bytes).
+    pub fn fingerprint_key(&self, service: &str) -> PathBuf {
+        self.root
+            .join("keys")
+            .join(format!("{service}-fingerprint.key"))
+    }
+
     pub fn token_file(&self, service: &str) -> PathBuf {
         self.root.join("tokens").join(format!("{service}.token"))
     }
@@ -96,6 +104,15 @@ impl DataDir {
             )?;
             restrict(&self.bsn_keys(), 0o600)?;
             println!("created development BSN keys in {}", keys.display());
+        }
+        let fingerprint = self.fingerprint_key("signalling");
+        if !fingerprint.exists() {
+            std::fs::write(
+                &fingerprint,
+                zvv_platform::idempotency::FingerprintKey::generate_base64(),
+            )?;
+            restrict(&fingerprint, 0o600)?;
+            println!("created the signalling fingerprint key in {}", keys.display());
         }
         std::fs::create_dir_all(self.root.join("tokens"))?;
         restrict(&self.root.join("tokens"), 0o700)?;

@@ -128,6 +128,7 @@ pub async fn run(cmd: ReferralCommand) -> anyhow::Result<()> {
                         instrument_version: a.instrument_version,
                         level: level.into(),
                         observed_on: a.observed_on,
+                        ..Default::default()
                     })
                     .await,
             )?;

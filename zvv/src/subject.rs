@@ -170,6 +170,7 @@ pub async fn run(cmd: SubjectCommand) -> anyhow::Result<()> {
                     .resolve_subject(ResolveSubjectRequest {
                         bsn: bsn_arg(a.bsn)?,
                         create_if_missing: a.create,
+                        ..Default::default()
                     })
                     .await,
             )?;
@@ -205,6 +206,7 @@ pub async fn run(cmd: SubjectCommand) -> anyhow::Result<()> {
                         parent_subject_id: a.parent,
                         child_subject_id: a.child,
                         kind: kind.into(),
+                        ..Default::default()
                     })
                     .await,
             )?;

@@ -57,6 +57,7 @@ pub fn run(args: TokenArgs) -> anyhow::Result<()> {
         org: org.to_owned(),
         org_type: args.org_type,
         roles,
+        municipalities: Vec::new(),
         ttl: args.ttl,
     };
     let token = signer.mint(&request).context("signing the token")?;

@@ -181,6 +181,11 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         idempotency_retention: zvv_intake::DEFAULT_IDEMPOTENCY_RETENTION,
         referral_deadline_working_days: zvv_signalling::DEFAULT_REFERRAL_DEADLINE_WORKING_DAYS,
         statistics_threshold: zvv_signalling::DEFAULT_STATISTICS_THRESHOLD,
+        fingerprints: Arc::new(
+            zvv_platform::idempotency::FingerprintKey::load(&data.fingerprint_key("signalling"))
+                .map_err(anyhow::Error::msg)?,
+        ),
+        retention: zvv_signalling::retention::RetentionRules::default(),
     };
     let signalling_listener = bind_signalling(args.signalling_listen).await?;
     let signalling_addr = signalling_listener
@@ -392,6 +397,7 @@ fn write_service_token(signer: &TokenSigner, data: &DataDir, service: &str) -> a
             org: format!("zvv-{service}"),
             org_type: OrgType::Suite,
             roles: vec![Role::Service],
+            municipalities: Vec::new(),
             ttl: SERVICE_TOKEN_TTL,
         })
         .with_context(|| format!("minting the {service} service token"))?;

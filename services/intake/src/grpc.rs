@@ -6,8 +6,8 @@ use zvv_platform::adapter::{call_context, date_text, timestamp};
 use zvv_proto::intake::v1::{self as pb, subject_service_server::SubjectService};
 
 use crate::{
-    domain::{Relation, RelationKind, Subject},
-    service::{RegisterInput, SubjectLogic, UpdateValues},
+    domain::{Relation, RelationKind, RelationSource, Subject, UnlinkReason},
+    service::{CreateFacts, RegisterInput, SubjectLogic, UpdateValues},
     store::SubjectStore,
 };
 
@@ -43,12 +43,22 @@ fn kind_pb(k: RelationKind) -> pb::RelationKind {
     }
 }
 
+fn source_pb(s: Option<RelationSource>) -> pb::RelationSource {
+    match s {
+        Some(RelationSource::Brp) => pb::RelationSource::Brp,
+        Some(RelationSource::CourtOrder) => pb::RelationSource::CourtOrder,
+        Some(RelationSource::Declaration) => pb::RelationSource::Declaration,
+        None => pb::RelationSource::Unspecified,
+    }
+}
+
 fn relation_pb(r: Relation) -> pb::Relation {
     pb::Relation {
         parent_subject_id: r.parent.to_string(),
         child_subject_id: r.child.to_string(),
         kind: kind_pb(r.kind) as i32,
         create_time: Some(timestamp(r.created_at)),
+        source: source_pb(r.source) as i32,
     }
 }
 
@@ -81,15 +91,20 @@ impl<S: SubjectStore> SubjectService for SubjectApi<S> {
     ) -> Result<Response<pb::ResolveSubjectResponse>, Status> {
         let ctx = call_context(&request)?;
         let r = request.into_inner();
+        let facts = CreateFacts {
+            municipality_code: r.municipality_code,
+            birth_date: r.birth_date,
+        };
         let resolved = self
             .logic
-            .resolve(&ctx, &r.bsn, r.create_if_missing)
+            .resolve(&ctx, &r.bsn, r.create_if_missing, &facts)
             .await?;
         Ok(Response::new(pb::ResolveSubjectResponse {
             subject_id: resolved.subject.id.to_string(),
             birth_date: date_text(resolved.subject.birth_date),
             created: resolved.created,
             date_of_death: date_text(resolved.subject.date_of_death),
+            lookup_ref: resolved.lookup_ref.to_string(),
         }))
     }
 
@@ -143,6 +158,12 @@ impl<S: SubjectStore> SubjectService for SubjectApi<S> {
             Ok(pb::RelationKind::Guardian) => Some(RelationKind::Guardian),
             _ => None,
         };
+        let source = match pb::RelationSource::try_from(r.source) {
+            Ok(pb::RelationSource::Brp) => Some(RelationSource::Brp),
+            Ok(pb::RelationSource::CourtOrder) => Some(RelationSource::CourtOrder),
+            Ok(pb::RelationSource::Declaration) => Some(RelationSource::Declaration),
+            _ => None,
+        };
         let relation = self
             .logic
             .link(
@@ -151,9 +172,38 @@ impl<S: SubjectStore> SubjectService for SubjectApi<S> {
                 &r.parent_subject_id,
                 &r.child_subject_id,
                 kind,
+                source,
             )
             .await?;
         Ok(Response::new(pb::LinkRelationResponse {
+            relation: Some(relation_pb(relation)),
+        }))
+    }
+
+    async fn unlink_relation(
+        &self,
+        request: Request<pb::UnlinkRelationRequest>,
+    ) -> Result<Response<pb::UnlinkRelationResponse>, Status> {
+        let ctx = call_context(&request)?;
+        let r = request.into_inner();
+        let reason = match pb::UnlinkReason::try_from(r.reason) {
+            Ok(pb::UnlinkReason::RecordedInError) => Some(UnlinkReason::RecordedInError),
+            Ok(pb::UnlinkReason::WrongPerson) => Some(UnlinkReason::WrongPerson),
+            Ok(pb::UnlinkReason::SourceCorrected) => Some(UnlinkReason::SourceCorrected),
+            Ok(pb::UnlinkReason::CustodyEnded) => Some(UnlinkReason::CustodyEnded),
+            _ => None,
+        };
+        let relation = self
+            .logic
+            .unlink(
+                &ctx,
+                &r.request_id,
+                &r.parent_subject_id,
+                &r.child_subject_id,
+                reason,
+            )
+            .await?;
+        Ok(Response::new(pb::UnlinkRelationResponse {
             relation: Some(relation_pb(relation)),
         }))
     }

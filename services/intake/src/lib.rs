@@ -94,7 +94,7 @@ pub async fn serve(
         deps.pool,
         SCHEMA,
         deps.clock,
-        deps.settings.request_timeout,
+        &deps.settings,
     );
     let served = server::serve(
         listener,

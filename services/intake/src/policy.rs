@@ -1,5 +1,9 @@
 //! Who may call which RPC of SubjectService. Deny by default; the tests fail when an RPC of the
 //! service has no entry here.
+//!
+//! On top of this table, every RPC about a subject is limited to the caller's jurisdiction
+//! (enforced in the logic and the queries): the subject's current municipality must be in the
+//! token's `municipalities`; suite SERVICE tokens are not limited.
 
 use zvv_platform::{
     auth::{OrgType, Role},
@@ -8,6 +12,12 @@ use zvv_platform::{
 
 const REGISTRARS: Grant = Grant {
     roles: &[Role::Professional, Role::Coordinator],
+    org_types: Some(&[OrgType::Municipality, OrgType::NeighbourhoodTeam]),
+};
+
+/// Family relations are recorded and corrected by coordinators only.
+const COORDINATORS: Grant = Grant {
+    roles: &[Role::Coordinator],
     org_types: Some(&[OrgType::Municipality, OrgType::NeighbourhoodTeam]),
 };
 
@@ -26,12 +36,17 @@ pub static SUBJECT_SERVICE: Policy = Policy {
         },
         Rule {
             method: "UpdateSubject",
-            grants: &[REGISTRARS],
+            grants: &[REGISTRARS, Grant::SERVICE],
             legal_basis: BASIS_REGISTER,
         },
         Rule {
             method: "LinkRelation",
-            grants: &[REGISTRARS],
+            grants: &[COORDINATORS],
+            legal_basis: BASIS_REGISTER,
+        },
+        Rule {
+            method: "UnlinkRelation",
+            grants: &[COORDINATORS],
             legal_basis: BASIS_REGISTER,
         },
         Rule {

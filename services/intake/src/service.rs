@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 use zvv_platform::{
     audit::CallContext,
+    auth::Role,
     bsn::{Bsn, BsnVault},
     clock::SharedClock,
     error::ApiError,
@@ -16,10 +17,11 @@ use zvv_platform::{
 
 use crate::{
     domain::{
-        Family, MunicipalityCode, NeighbourhoodCode, NewSubject, Relation, RelationKind, Subject,
-        SubjectChange, Violations, parse_birth_date, parse_date_of_death, parse_name,
+        Family, MunicipalityCode, NeighbourhoodCode, NewSubject, Relation, RelationKind,
+        RelationSource, Subject, SubjectChange, UnlinkReason, Violations, parse_birth_date,
+        parse_date_of_death, parse_name,
     },
-    store::{LinkOutcome, RegisterOutcome, ResolveOutcome, SubjectRow, SubjectStore},
+    store::{LinkOutcome, RegisterOutcome, ResolveOutcome, SubjectRow, SubjectStore, UnlinkOutcome},
 };
 
 /// What a RegisterSubject request carries, unchecked. Its `Debug` hides the personal data.
@@ -49,6 +51,15 @@ impl std::fmt::Debug for RegisterInput {
 pub struct Resolved {
     pub subject: Subject,
     pub created: bool,
+    /// The BSN's lookup reference ([`BsnVault::lookup_ref`]).
+    pub lookup_ref: Uuid,
+}
+
+/// What ResolveSubject records when it creates a subject, unchecked; both optional.
+#[derive(Debug, Clone, Default)]
+pub struct CreateFacts {
+    pub municipality_code: String,
+    pub birth_date: String,
 }
 
 /// One page of relations.
@@ -185,6 +196,15 @@ impl<S: SubjectStore> SubjectLogic<S> {
             Ok(n) => n,
             Err(e) => return Err(self.failed(ctx, vec![], e).await),
         };
+        let jurisdiction = ctx.principal().jurisdiction();
+        if !jurisdiction.covers(new.municipality.as_str()) {
+            let e = ApiError::PermissionDenied(format!(
+                "municipality_code {} is not in your organisation's jurisdiction (the municipalities \
+                 claim of your token): register people only in a municipality you work for",
+                new.municipality
+            ));
+            return Err(self.failed(ctx, vec![], e).await);
+        }
         let now = self.now();
         let fingerprint = self.vault.fingerprint(
             "RegisterSubject",
@@ -221,13 +241,62 @@ impl<S: SubjectStore> SubjectLogic<S> {
             Ok(RegisterOutcome::Created(row) | RegisterOutcome::Replayed(row)) => {
                 self.to_subject(row)
             }
-            Ok(RegisterOutcome::BsnTaken(existing)) => Err(ApiError::AlreadyExists {
-                message: format!("a subject with this BSN is already registered as {existing}"),
-                reason: "SUBJECT_ALREADY_REGISTERED",
-                metadata: HashMap::from([("subject_id".to_owned(), existing.to_string())]),
+            Ok(RegisterOutcome::BsnTaken(existing, municipality))
+                if jurisdiction.covers_opt(municipality.as_deref()) =>
+            {
+                Err(ApiError::AlreadyExists {
+                    message: format!(
+                        "a subject with this BSN is already registered as {existing}"
+                    ),
+                    reason: "SUBJECT_ALREADY_REGISTERED",
+                    metadata: HashMap::from([("subject_id".to_owned(), existing.to_string())]),
+                })
+            }
+            // neither the id nor the municipality: the caller may not see that subject
+            Ok(RegisterOutcome::BsnTaken(..)) => Err(ApiError::AlreadyExists {
+                message: "a subject with this BSN is already registered with another municipality"
+                    .into(),
+                reason: "SUBJECT_REGISTERED_ELSEWHERE",
+                metadata: HashMap::new(),
             }),
             Err(e) => Err(self.failed(ctx, vec![], e).await),
         }
+    }
+
+    fn parse_resolve(
+        &self,
+        bsn_text: &str,
+        facts: &CreateFacts,
+    ) -> Result<(Bsn, Option<MunicipalityCode>, Option<chrono::NaiveDate>), ApiError> {
+        let mut v = Violations::default();
+        let bsn = match bsn("bsn", bsn_text) {
+            Ok(b) => Some(b),
+            Err(e) => {
+                for (f, why) in e.violations() {
+                    v.add(f, why.clone());
+                }
+                None
+            }
+        };
+        let municipality = if facts.municipality_code.is_empty() {
+            None
+        } else {
+            v.check(
+                "municipality_code",
+                MunicipalityCode::parse(&facts.municipality_code),
+            )
+        };
+        let birth = if facts.birth_date.is_empty() {
+            None
+        } else {
+            v.check(
+                "birth_date",
+                parse_birth_date(&facts.birth_date, self.clock.today()),
+            )
+        };
+        v.into_result()?;
+        let bsn = bsn.ok_or_else(|| ApiError::internal("validation passed without a bsn"))?;
+        Ok((bsn, municipality, birth))
     }
 
     pub async fn resolve(
@@ -235,9 +304,10 @@ impl<S: SubjectStore> SubjectLogic<S> {
         ctx: &CallContext,
         bsn_text: &str,
         create_if_missing: bool,
+        facts: &CreateFacts,
     ) -> Result<Resolved, ApiError> {
-        let bsn = match bsn("bsn", bsn_text) {
-            Ok(b) => b,
+        let (bsn, municipality, birth_date) = match self.parse_resolve(bsn_text, facts) {
+            Ok(p) => p,
             Err(e) => return Err(self.failed(ctx, vec![], e).await),
         };
         let now = self.now();
@@ -246,31 +316,37 @@ impl<S: SubjectStore> SubjectLogic<S> {
             bsn: self.vault.seal(&bsn),
             given_name: None,
             family_name: None,
-            birth_date: None,
-            municipality_code: None,
+            birth_date,
+            municipality_code: municipality.map(MunicipalityCode::into_string),
             neighbourhood_code: None,
             date_of_death: None,
             created_at: now,
             updated_at: now,
         });
+        let lookup_ref = self.vault.lookup_ref(&bsn);
         match self
             .store
-            .resolve(ctx, self.vault.lookup_key(&bsn), create, now)
+            .resolve(ctx, self.vault.lookup_key(&bsn), lookup_ref, create, now)
             .await
         {
             Ok(ResolveOutcome::Found(row)) => Ok(Resolved {
                 subject: self.to_subject(row)?,
                 created: false,
+                lookup_ref,
             }),
             Ok(ResolveOutcome::Created(row)) => Ok(Resolved {
                 subject: self.to_subject(row)?,
                 created: true,
+                lookup_ref,
             }),
-            Ok(ResolveOutcome::NotFound) => Err(ApiError::NotFound(
-                "no subject with this BSN is registered (set create_if_missing to register one)"
-                    .into(),
-            )),
-            Err(e) => Err(self.failed(ctx, vec![], e).await),
+            Ok(ResolveOutcome::NotFound) => Err(ApiError::NotFoundWithInfo {
+                message:
+                    "no subject with this BSN is registered (set create_if_missing to register one)"
+                        .into(),
+                reason: "SUBJECT_NOT_REGISTERED",
+                metadata: HashMap::from([("lookup_ref".to_owned(), lookup_ref.to_string())]),
+            }),
+            Err(e) => Err(self.failed(ctx, vec![lookup_ref], e).await),
         }
     }
 
@@ -279,7 +355,8 @@ impl<S: SubjectStore> SubjectLogic<S> {
             Ok(id) => id,
             Err(e) => return Err(self.failed(ctx, vec![], e).await),
         };
-        match self.store.get(ctx, id, self.now()).await {
+        let jurisdiction = ctx.principal().jurisdiction();
+        match self.store.get(ctx, &jurisdiction, id, self.now()).await {
             Ok(Some(row)) => self.to_subject(row),
             Ok(None) => Err(not_found(id)),
             Err(e) => Err(self.failed(ctx, vec![id], e).await),
@@ -300,6 +377,19 @@ impl<S: SubjectStore> SubjectLogic<S> {
             Ok(p) => p,
             Err(e) => return Err(self.failed(ctx, vec![], e).await),
         };
+        // depends on the caller and the mask only, so it tells nothing about the subject
+        let principal = ctx.principal();
+        if fields.contains(&"date_of_death")
+            && !(principal.is_suite_service() || principal.has_role(Role::Coordinator))
+        {
+            let e = ApiError::PermissionDenied(
+                "only a COORDINATOR of the subject's municipality or a suite service may record or \
+                 clear a date of death"
+                    .into(),
+            );
+            return Err(self.failed(ctx, vec![id], e).await);
+        }
+        let jurisdiction = principal.jurisdiction();
         let key = (!request_id.is_empty()).then(|| Key {
             scope: scope(ctx, "UpdateSubject"),
             request_id: request_id.to_owned(),
@@ -310,7 +400,7 @@ impl<S: SubjectStore> SubjectLogic<S> {
         let apply = Box::new(move |row: &mut SubjectRow| apply_changes(row, changes));
         match self
             .store
-            .update(ctx, id, key, fields, apply, self.now())
+            .update(ctx, &jurisdiction, id, key, fields, apply, self.now())
             .await
         {
             Ok(Some(row)) => self.to_subject(row),
@@ -405,6 +495,44 @@ impl<S: SubjectStore> SubjectLogic<S> {
         Ok((id, changes, fields))
     }
 
+    /// The request id and the two subjects of a LinkRelation or UnlinkRelation request, with
+    /// every violation (also those `more` adds) reported at once.
+    fn parse_pair<T>(
+        request_id: &str,
+        parent: &str,
+        child: &str,
+        more: impl FnOnce(&mut Violations) -> Option<T>,
+    ) -> Result<(Uuid, Uuid, T), ApiError> {
+        let mut v = Violations::default();
+        if let Err(e) = idempotency::check_request_id("request_id", request_id) {
+            for (f, why) in e.violations() {
+                v.add(f, why.clone());
+            }
+        }
+        let p = v.check(
+            "parent_subject_id",
+            parse_id("parent_subject_id", parent).map_err(first_violation),
+        );
+        let c = v.check(
+            "child_subject_id",
+            parse_id("child_subject_id", child).map_err(first_violation),
+        );
+        let extra = more(&mut v);
+        if let (Some(p), Some(c)) = (p, c)
+            && p == c
+        {
+            v.add(
+                "child_subject_id",
+                "must differ from parent_subject_id: a subject cannot be its own parent",
+            );
+        }
+        v.into_result()?;
+        match (p, c, extra) {
+            (Some(p), Some(c), Some(x)) => Ok((p, c, x)),
+            _ => Err(ApiError::internal("validation passed with a missing field")),
+        }
+    }
+
     pub async fn link(
         &self,
         ctx: &CallContext,
@@ -412,38 +540,17 @@ impl<S: SubjectStore> SubjectLogic<S> {
         parent: &str,
         child: &str,
         kind: Option<RelationKind>,
+        source: Option<RelationSource>,
     ) -> Result<Relation, ApiError> {
-        let parsed = (|| {
-            let mut v = Violations::default();
-            if let Err(e) = idempotency::check_request_id("request_id", request_id) {
-                for (f, why) in e.violations() {
-                    v.add(f, why.clone());
-                }
-            }
-            let p = v.check(
-                "parent_subject_id",
-                parse_id("parent_subject_id", parent).map_err(first_violation),
-            );
-            let c = v.check(
-                "child_subject_id",
-                parse_id("child_subject_id", child).map_err(first_violation),
-            );
+        let parsed = Self::parse_pair(request_id, parent, child, |v| {
             let k = v.check("kind", kind.ok_or("must be PARENT or GUARDIAN"));
-            if let (Some(p), Some(c)) = (p, c)
-                && p == c
-            {
-                v.add(
-                    "child_subject_id",
-                    "must differ from parent_subject_id: a subject cannot be its own parent",
-                );
-            }
-            v.into_result()?;
-            match (p, c, k) {
-                (Some(p), Some(c), Some(k)) => Ok((p, c, k)),
-                _ => Err(ApiError::internal("validation passed with a missing field")),
-            }
-        })();
-        let (parent, child, kind) = match parsed {
+            let s = v.check(
+                "source",
+                source.ok_or("is required: BRP, COURT_ORDER or DECLARATION"),
+            );
+            k.zip(s)
+        });
+        let (parent, child, (kind, source)) = match parsed {
             Ok(p) => p,
             Err(e) => return Err(self.failed(ctx, vec![], e).await),
         };
@@ -452,20 +559,25 @@ impl<S: SubjectStore> SubjectLogic<S> {
             request_id: request_id.to_owned(),
             fingerprint: self.vault.fingerprint(
                 "LinkRelation",
-                format!("{parent}\u{1f}{child}\u{1f}{}", kind.as_str()).as_bytes(),
+                format!(
+                    "{parent}\u{1f}{child}\u{1f}{}\u{1f}{}",
+                    kind.as_str(),
+                    source.as_str()
+                )
+                .as_bytes(),
             ),
         };
         let relation = Relation {
             parent,
             child,
             kind,
+            source: Some(source),
             created_at: self.now(),
         };
-        match self.store.link(ctx, relation, key).await {
+        let jurisdiction = ctx.principal().jurisdiction();
+        match self.store.link(ctx, &jurisdiction, relation, key).await {
             Ok(LinkOutcome::Linked(r) | LinkOutcome::Replayed(r)) => Ok(r),
-            Ok(LinkOutcome::Missing(field)) => Err(ApiError::NotFound(format!(
-                "no subject with the given {field}"
-            ))),
+            Ok(LinkOutcome::Missing(field)) => Err(missing(field)),
             Ok(LinkOutcome::Exists) => Err(ApiError::AlreadyExists {
                 message: "this relation is already recorded".into(),
                 reason: "RELATION_ALREADY_LINKED",
@@ -474,6 +586,49 @@ impl<S: SubjectStore> SubjectLogic<S> {
             Ok(LinkOutcome::Cycle) => Err(ApiError::FailedPrecondition(
                 "the child is already an ancestor of the parent: the relation would make a cycle"
                     .into(),
+            )),
+            Err(e) => Err(self.failed(ctx, vec![parent, child], e).await),
+        }
+    }
+
+    pub async fn unlink(
+        &self,
+        ctx: &CallContext,
+        request_id: &str,
+        parent: &str,
+        child: &str,
+        reason: Option<UnlinkReason>,
+    ) -> Result<Relation, ApiError> {
+        let parsed = Self::parse_pair(request_id, parent, child, |v| {
+            v.check(
+                "reason",
+                reason.ok_or(
+                    "is required: RECORDED_IN_ERROR, WRONG_PERSON, SOURCE_CORRECTED or CUSTODY_ENDED",
+                ),
+            )
+        });
+        let (parent, child, reason) = match parsed {
+            Ok(p) => p,
+            Err(e) => return Err(self.failed(ctx, vec![], e).await),
+        };
+        let key = Key {
+            scope: scope(ctx, "UnlinkRelation"),
+            request_id: request_id.to_owned(),
+            fingerprint: self.vault.fingerprint(
+                "UnlinkRelation",
+                format!("{parent}\u{1f}{child}\u{1f}{}", reason.as_str()).as_bytes(),
+            ),
+        };
+        let jurisdiction = ctx.principal().jurisdiction();
+        match self
+            .store
+            .unlink(ctx, &jurisdiction, parent, child, reason, key, self.now())
+            .await
+        {
+            Ok(UnlinkOutcome::Unlinked(r) | UnlinkOutcome::Replayed(r)) => Ok(r),
+            Ok(UnlinkOutcome::Missing(field)) => Err(missing(field)),
+            Ok(UnlinkOutcome::NoRelation) => Err(ApiError::NotFound(
+                "the parent and child have no such relation".into(),
             )),
             Err(e) => Err(self.failed(ctx, vec![parent, child], e).await),
         }
@@ -507,9 +662,10 @@ impl<S: SubjectStore> SubjectLogic<S> {
             Ok(p) => p,
             Err(e) => return Err(self.failed(ctx, vec![], e).await),
         };
+        let jurisdiction = ctx.principal().jurisdiction();
         match self
             .store
-            .list_relations(ctx, id, after, size + 1, self.now())
+            .list_relations(ctx, &jurisdiction, id, after, size + 1, self.now())
             .await
         {
             Ok(Some(mut relations)) => {
@@ -531,7 +687,8 @@ impl<S: SubjectStore> SubjectLogic<S> {
             Ok(id) => id,
             Err(e) => return Err(self.failed(ctx, vec![], e).await),
         };
-        match self.store.family(ctx, id, self.now()).await {
+        let jurisdiction = ctx.principal().jurisdiction();
+        match self.store.family(ctx, &jurisdiction, id, self.now()).await {
             Ok(Some(f)) => Ok(f),
             Ok(None) => Err(not_found(id)),
             Err(e) => Err(self.failed(ctx, vec![id], e).await),
@@ -557,8 +714,14 @@ fn first_violation(e: ApiError) -> String {
         .unwrap_or_default()
 }
 
+/// The same answer for an unknown subject and one outside the caller's jurisdiction.
 fn not_found(id: Uuid) -> ApiError {
     ApiError::NotFound(format!("subject {id} not found"))
+}
+
+/// A subject of a relation request that is unknown or outside the caller's jurisdiction.
+fn missing(field: &str) -> ApiError {
+    ApiError::NotFound(format!("no subject with the given {field}"))
 }
 
 /// The rules an update must keep, checked against the stored subject.

@@ -30,6 +30,9 @@ pub struct CallContext {
     pub peer: String,
     pub legal_basis: String,
     pub trace_id: String,
+    /// The end user a suite service calls on behalf of (from [`crate::auth::END_USER_METADATA`],
+    /// trusted only on a suite SERVICE token).
+    pub end_user: Option<Principal>,
     pub audited: Arc<AtomicBool>,
 }
 
@@ -42,8 +45,15 @@ impl CallContext {
             peer,
             legal_basis: String::new(),
             trace_id,
+            end_user: None,
             audited: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    /// Who this call really is for: the end user a suite service named, else the caller. A
+    /// service forwards this when it calls another service in turn.
+    pub fn end_user_or_caller(&self) -> Principal {
+        self.end_user.clone().unwrap_or_else(|| self.principal())
     }
 
     /// True once this call's audit record is committed.
@@ -63,6 +73,7 @@ impl CallContext {
             org: String::new(),
             org_type: crate::auth::OrgType::Suite,
             roles: Vec::new(),
+            municipalities: Vec::new(),
         })
     }
 
@@ -74,6 +85,16 @@ impl CallContext {
                 p.org.clone(),
                 p.org_type.as_str().to_owned(),
                 p.roles_text(),
+            ),
+            None => Default::default(),
+        };
+        let (end_user_sub, end_user_org, end_user_org_type, end_user_roles) = match &self.end_user
+        {
+            Some(u) => (
+                u.sub.clone(),
+                u.org.clone(),
+                u.org_type.as_str().to_owned(),
+                u.roles_text(),
             ),
             None => Default::default(),
         };
@@ -89,6 +110,10 @@ impl CallContext {
             peer: self.peer.clone(),
             legal_basis: self.legal_basis.clone(),
             trace_id: self.trace_id.clone(),
+            end_user_sub,
+            end_user_org,
+            end_user_org_type,
+            end_user_roles,
         }
     }
 }
@@ -107,10 +132,17 @@ pub struct AuditRecord {
     pub peer: String,
     pub legal_basis: String,
     pub trace_id: String,
+    /// The end user a suite service called on behalf of; empty when the caller is the end user.
+    pub end_user_sub: String,
+    pub end_user_org: String,
+    pub end_user_org_type: String,
+    pub end_user_roles: String,
 }
 
 impl AuditRecord {
-    /// sha256(prev_hash ‖ seq ‖ every field), each field prefixed with its length.
+    /// sha256(prev_hash ‖ seq ‖ every field), each field prefixed with its length. The end-user
+    /// fields are hashed only when one is set, so that records written before they existed keep
+    /// their hashes; filling them in or blanking them later still changes the hash.
     fn chain_hash(&self, seq: i64, prev_hash: &[u8]) -> Vec<u8> {
         let ids = self
             .object_ids
@@ -140,9 +172,26 @@ impl AuditRecord {
             h.update((part.len() as u64).to_be_bytes());
             h.update(part.as_bytes());
         }
+        let end_user = [
+            &self.end_user_sub,
+            &self.end_user_org,
+            &self.end_user_org_type,
+            &self.end_user_roles,
+        ];
+        if end_user.iter().any(|p| !p.is_empty()) {
+            for part in end_user {
+                h.update((part.len() as u64).to_be_bytes());
+                h.update(part.as_bytes());
+            }
+        }
         h.finalize().to_vec()
     }
 }
+
+/// The audit result of a call about an object outside the caller's jurisdiction. The caller gets
+/// the same NOT_FOUND as for an unknown id; the record tells auditors which of the two it was, so
+/// that probing across jurisdictions shows up.
+pub const NOT_FOUND_OUTSIDE_JURISDICTION: &str = "NOT_FOUND:OUTSIDE_JURISDICTION";
 
 /// The hash before the first record.
 pub const GENESIS: [u8; 32] = [0; 32];
@@ -171,8 +220,9 @@ pub async fn append(
     let hash = record.chain_hash(seq, &prev_hash);
     sqlx::query(schema.sql(
         "INSERT INTO {schema}.audit_log (seq, occurred_at, action, object_ids, result, actor_sub, \
-         actor_org, actor_org_type, actor_roles, peer, legal_basis, trace_id, prev_hash, hash) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+         actor_org, actor_org_type, actor_roles, peer, legal_basis, trace_id, prev_hash, hash, \
+         end_user_sub, end_user_org, end_user_org_type, end_user_roles) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
     ))
     .bind(seq)
     .bind(record.occurred_at)
@@ -188,6 +238,10 @@ pub async fn append(
     .bind(&record.trace_id)
     .bind(&prev_hash)
     .bind(&hash)
+    .bind(&record.end_user_sub)
+    .bind(&record.end_user_org)
+    .bind(&record.end_user_org_type)
+    .bind(&record.end_user_roles)
     .execute(&mut *conn)
     .await?;
     Ok(seq)
@@ -239,7 +293,8 @@ pub struct BrokenLink {
 pub async fn verify(pool: &PgPool, schema: Schema) -> Result<VerifyReport, sqlx::Error> {
     let sql = schema.sql(
         "SELECT seq, occurred_at, action, object_ids, result, actor_sub, actor_org, actor_org_type, \
-         actor_roles, peer, legal_basis, trace_id, prev_hash, hash FROM {schema}.audit_log \
+         actor_roles, peer, legal_basis, trace_id, prev_hash, hash, end_user_sub, end_user_org, \
+         end_user_org_type, end_user_roles FROM {schema}.audit_log \
          WHERE seq > $1 ORDER BY seq LIMIT 1000",
     );
     let mut expected_seq = 1i64;
@@ -283,6 +338,10 @@ pub async fn verify(pool: &PgPool, schema: Schema) -> Result<VerifyReport, sqlx:
                 peer: row.try_get("peer")?,
                 legal_basis: row.try_get("legal_basis")?,
                 trace_id: row.try_get("trace_id")?,
+                end_user_sub: row.try_get("end_user_sub")?,
+                end_user_org: row.try_get("end_user_org")?,
+                end_user_org_type: row.try_get("end_user_org_type")?,
+                end_user_roles: row.try_get("end_user_roles")?,
             };
             let stored_prev: Vec<u8> = row.try_get("prev_hash")?;
             let stored_hash: Vec<u8> = row.try_get("hash")?;
@@ -315,6 +374,10 @@ mod tests {
             peer: String::new(),
             legal_basis: String::new(),
             trace_id: String::new(),
+            end_user_sub: String::new(),
+            end_user_org: String::new(),
+            end_user_org_type: String::new(),
+            end_user_roles: String::new(),
         }
     }
 
@@ -330,5 +393,22 @@ mod tests {
         assert_ne!(a.chain_hash(1, &GENESIS), b.chain_hash(1, &GENESIS));
         assert_eq!(a.chain_hash(1, &GENESIS), a.clone().chain_hash(1, &GENESIS));
         assert_ne!(a.chain_hash(1, &GENESIS), a.chain_hash(2, &GENESIS));
+    }
+
+    #[test]
+    fn the_end_user_is_part_of_the_hash() {
+        let plain = record("svc", "zvv-signalling");
+        let mut on_behalf = plain.clone();
+        on_behalf.end_user_org = "school-1".into();
+        assert_ne!(
+            plain.chain_hash(1, &GENESIS),
+            on_behalf.chain_hash(1, &GENESIS)
+        );
+        let mut other = on_behalf.clone();
+        other.end_user_org = "school-2".into();
+        assert_ne!(
+            on_behalf.chain_hash(1, &GENESIS),
+            other.chain_hash(1, &GENESIS)
+        );
     }
 }

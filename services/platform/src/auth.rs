@@ -3,6 +3,11 @@
 //!
 //! `alg: none` and symmetric algorithms are refused because no pinned key can have them; `exp`,
 //! `nbf`, `iss` and `aud` are always checked, with a leeway of at most 30 seconds.
+//!
+//! The `municipalities` claim is the caller's jurisdiction: the CBS codes of the municipalities
+//! its organisation works for. A MUNICIPALITY token whose `org` is itself a CBS code has that code
+//! when the claim is absent. Suite SERVICE tokens are not limited by jurisdiction; when they call
+//! on behalf of an end user, that user travels in the [`END_USER_METADATA`] entry.
 
 use std::{collections::HashSet, fmt, path::Path, str::FromStr};
 
@@ -13,8 +18,18 @@ use jsonwebtoken::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::codes::MunicipalityCode;
+
 /// The largest clock skew accepted on `exp` and `nbf`.
 pub const MAX_LEEWAY_SECS: u64 = 30;
+
+/// The most municipalities one token may name (the Netherlands has about 340).
+pub const MAX_MUNICIPALITIES: usize = 400;
+
+/// Request metadata in which a suite service names the end user it calls on behalf of
+/// (base64url of a JSON object with `sub`, `org`, `org_type`, `roles`, `municipalities`). Trusted
+/// only on a suite SERVICE token.
+pub const END_USER_METADATA: &str = "zvv-end-user";
 
 macro_rules! claim_enum {
     ($(#[$doc:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
@@ -109,6 +124,9 @@ pub struct Claims {
     pub nbf: i64,
     #[serde(default)]
     pub iat: i64,
+    /// The CBS codes (`GM` + 4 digits) of the municipalities the organisation works for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub municipalities: Option<Vec<String>>,
 }
 
 /// An authenticated caller.
@@ -118,11 +136,120 @@ pub struct Principal {
     pub org: String,
     pub org_type: OrgType,
     pub roles: Vec<Role>,
+    /// The caller's jurisdiction: sorted, without duplicates.
+    pub municipalities: Vec<MunicipalityCode>,
+}
+
+/// Which municipalities' people a caller may see (need-to-know).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Jurisdiction {
+    /// Suite services: they enforce the rules of their own callers.
+    Unlimited,
+    /// These municipalities only (possibly none).
+    Municipalities(Vec<MunicipalityCode>),
+}
+
+impl Jurisdiction {
+    /// True when the municipality with this code is in the jurisdiction.
+    pub fn covers(&self, code: &str) -> bool {
+        match self {
+            Self::Unlimited => true,
+            Self::Municipalities(codes) => codes.iter().any(|c| c.as_str() == code),
+        }
+    }
+
+    /// Like [`Jurisdiction::covers`] for a possibly unknown municipality: a record without one is
+    /// in no municipality's jurisdiction.
+    pub fn covers_opt(&self, code: Option<&str>) -> bool {
+        match (self, code) {
+            (Self::Unlimited, _) => true,
+            (_, Some(code)) => self.covers(code),
+            (_, None) => false,
+        }
+    }
+
+    /// The codes for a SQL filter (`municipality_code = ANY($n)`), or `None` for no filter.
+    pub fn sql_filter(&self) -> Option<Vec<String>> {
+        match self {
+            Self::Unlimited => None,
+            Self::Municipalities(codes) => {
+                Some(codes.iter().map(|c| c.as_str().to_owned()).collect())
+            }
+        }
+    }
 }
 
 impl Principal {
     pub fn has_role(&self, role: Role) -> bool {
         self.roles.contains(&role)
+    }
+
+    /// A suite service calling with its SERVICE token.
+    pub fn is_suite_service(&self) -> bool {
+        self.org_type == OrgType::Suite && self.has_role(Role::Service)
+    }
+
+    /// What this caller may see: everything for a suite service, else its municipalities.
+    pub fn jurisdiction(&self) -> Jurisdiction {
+        if self.is_suite_service() {
+            Jurisdiction::Unlimited
+        } else {
+            Jurisdiction::Municipalities(self.municipalities.clone())
+        }
+    }
+
+    /// The municipalities as one comma-separated string, for logs and audit records.
+    pub fn municipalities_text(&self) -> String {
+        self.municipalities
+            .iter()
+            .map(MunicipalityCode::as_str)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// This caller as the [`END_USER_METADATA`] value a suite service forwards.
+    pub fn to_end_user_metadata(&self) -> String {
+        use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+        let wire = EndUserWire {
+            sub: self.sub.clone(),
+            org: self.org.clone(),
+            org_type: self.org_type.as_str().to_owned(),
+            roles: self.roles.iter().map(|r| r.as_str().to_owned()).collect(),
+            municipalities: self
+                .municipalities
+                .iter()
+                .map(|m| m.as_str().to_owned())
+                .collect(),
+        };
+        let json = serde_json::to_vec(&wire).unwrap_or_default();
+        URL_SAFE_NO_PAD.encode(json)
+    }
+
+    /// Reads an [`END_USER_METADATA`] value; any flaw is refused, never guessed around.
+    pub fn from_end_user_metadata(value: &str) -> Result<Self, AuthError> {
+        use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+        let bad = || AuthError::EndUser;
+        if value.len() > 16 * 1024 {
+            return Err(bad());
+        }
+        let json = URL_SAFE_NO_PAD.decode(value.trim()).map_err(|_| bad())?;
+        let wire: EndUserWire = serde_json::from_slice(&json).map_err(|_| bad())?;
+        if wire.sub.is_empty() || wire.org.is_empty() {
+            return Err(bad());
+        }
+        let org_type: OrgType = wire.org_type.parse().map_err(|_| bad())?;
+        let mut roles: Vec<Role> = wire.roles.iter().filter_map(|r| r.parse().ok()).collect();
+        roles.sort();
+        roles.dedup();
+        let municipalities = jurisdiction_of(Some(wire.municipalities), &wire.org, org_type)
+            .map_err(|_| bad())?;
+        Ok(Self {
+            sub: wire.sub,
+            org: wire.org,
+            org_type,
+            roles,
+            municipalities,
+        })
     }
 
     /// The roles as one comma-separated string, for audit records.
@@ -133,6 +260,51 @@ impl Principal {
             .collect::<Vec<_>>()
             .join(",")
     }
+}
+
+/// The end user as a suite service forwards it.
+#[derive(Serialize, Deserialize)]
+struct EndUserWire {
+    sub: String,
+    org: String,
+    org_type: String,
+    roles: Vec<String>,
+    municipalities: Vec<String>,
+}
+
+/// The jurisdiction named by a `municipalities` claim, or (when the claim is absent) the
+/// municipality that a MUNICIPALITY organisation whose `org` is a CBS code is itself.
+fn jurisdiction_of(
+    claim: Option<Vec<String>>,
+    org: &str,
+    org_type: OrgType,
+) -> Result<Vec<MunicipalityCode>, AuthError> {
+    let mut codes = match claim {
+        Some(list) => {
+            if list.len() > MAX_MUNICIPALITIES {
+                return Err(AuthError::Claims(format!(
+                    "municipalities names more than {MAX_MUNICIPALITIES} municipalities"
+                )));
+            }
+            list.iter()
+                .map(|c| MunicipalityCode::parse(c))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|_| {
+                    AuthError::Claims(
+                        "municipalities must be CBS codes: GM followed by 4 digits".to_owned(),
+                    )
+                })?
+        }
+        None if org_type == OrgType::Municipality => MunicipalityCode::parse(
+            &org.to_ascii_uppercase(),
+        )
+        .map(|c| vec![c])
+        .unwrap_or_default(),
+        None => Vec::new(),
+    };
+    codes.sort();
+    codes.dedup();
+    Ok(codes)
 }
 
 /// Why a token was refused. Messages are safe to return to the caller.
@@ -154,6 +326,8 @@ pub enum AuthError {
     Claims(String),
     #[error("malformed token")]
     Malformed,
+    #[error("the end-user metadata ({END_USER_METADATA}) is malformed")]
+    EndUser,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -304,7 +478,8 @@ impl TokenVerifier {
                         ErrorKind::Json(e) => {
                             // serde names the claim, never its value, for missing/typed fields
                             let what = if e.is_data() {
-                                "org, org_type (string) and roles (list of strings) are required"
+                                "org, org_type (string) and roles (list of strings) are required; \
+                                 municipalities, when present, is a list of strings"
                             } else {
                                 "the claims are not a JSON object"
                             };
@@ -331,11 +506,13 @@ fn principal(claims: Claims) -> Result<Principal, AuthError> {
     let roles: HashSet<Role> = claims.roles.iter().filter_map(|r| r.parse().ok()).collect();
     let mut roles: Vec<Role> = roles.into_iter().collect();
     roles.sort();
+    let municipalities = jurisdiction_of(claims.municipalities, &claims.org, org_type)?;
     Ok(Principal {
         sub: claims.sub,
         org: claims.org,
         org_type,
         roles,
+        municipalities,
     })
 }
 
@@ -361,6 +538,8 @@ pub struct TokenRequest {
     pub org: String,
     pub org_type: OrgType,
     pub roles: Vec<Role>,
+    /// The `municipalities` claim; empty leaves it out (see [`Claims::municipalities`]).
+    pub municipalities: Vec<String>,
     pub ttl: chrono::Duration,
 }
 
@@ -390,6 +569,7 @@ impl TokenSigner {
             exp: now + req.ttl.num_seconds(),
             nbf: now,
             iat: now,
+            municipalities: (!req.municipalities.is_empty()).then(|| req.municipalities.clone()),
         };
         self.mint_claims(&claims)
     }
@@ -445,6 +625,7 @@ mod tests {
             org: "gm0363".into(),
             org_type: OrgType::Municipality,
             roles: vec![Role::Professional, Role::Coordinator],
+            municipalities: Vec::new(),
             ttl: chrono::Duration::hours(1),
         }
     }
@@ -461,6 +642,7 @@ mod tests {
             exp: now + 60,
             nbf: now,
             iat: now,
+            municipalities: None,
         }
     }
 
@@ -629,6 +811,105 @@ mod tests {
         )
         .unwrap();
         assert_eq!(verifier.verify(&hs), Err(AuthError::Signature));
+    }
+
+    #[test]
+    fn jurisdiction_comes_from_the_municipalities_claim() {
+        let k = keys();
+        let verify = |c: &Claims| k.verifier.verify(&k.signer.mint_claims(c).unwrap());
+        let codes = |p: &Principal| p.municipalities_text();
+
+        // a municipality whose org is a CBS code has that code when the claim is absent
+        let p = verify(&claims()).unwrap();
+        assert_eq!(codes(&p), "GM0363");
+        assert!(p.jurisdiction().covers("GM0363"));
+        assert!(!p.jurisdiction().covers("GM0034"));
+
+        let mut c = claims();
+        c.municipalities = Some(vec!["GM0758".into(), "GM0034".into(), "GM0758".into()]);
+        let p = verify(&c).unwrap();
+        assert_eq!(codes(&p), "GM0034,GM0758", "sorted, without duplicates");
+        assert!(!p.jurisdiction().covers("GM0363"), "the claim replaces the default");
+
+        // an explicit empty list is no jurisdiction, even for a municipality
+        c.municipalities = Some(vec![]);
+        assert_eq!(codes(&verify(&c).unwrap()), "");
+
+        // other organisation types have none without the claim
+        let mut c = claims();
+        c.org = "school-1".into();
+        c.org_type = "SCHOOL".into();
+        assert!(verify(&c).unwrap().municipalities.is_empty());
+        c.org_type = "MUNICIPALITY".into();
+        assert!(
+            verify(&c).unwrap().municipalities.is_empty(),
+            "org is no CBS code"
+        );
+
+        // malformed claims are refused
+        for bad in [vec!["gm0363"], vec!["GM363"], vec!["GM0363", "Breda"], vec![""]] {
+            let mut c = claims();
+            c.municipalities = Some(bad.iter().map(|s| (*s).to_owned()).collect());
+            assert!(
+                matches!(verify(&c), Err(AuthError::Claims(_))),
+                "{bad:?} must be refused"
+            );
+        }
+        let mut c = claims();
+        c.municipalities = Some(vec!["GM0363".into(); MAX_MUNICIPALITIES + 1]);
+        assert!(matches!(verify(&c), Err(AuthError::Claims(_))));
+        // not a list of strings
+        let header = Header::new(Algorithm::EdDSA);
+        let mut body = serde_json::to_value(claims()).unwrap();
+        body["municipalities"] = serde_json::json!("GM0363");
+        let token = jsonwebtoken::encode(&header, &body, &k.signer.key).unwrap();
+        assert!(matches!(k.verifier.verify(&token), Err(AuthError::Claims(_))));
+    }
+
+    #[test]
+    fn suite_services_are_not_limited() {
+        let k = keys();
+        let mut c = claims();
+        c.org = "zvv-signalling".into();
+        c.org_type = "SUITE".into();
+        c.roles = vec!["SERVICE".into()];
+        let p = k.verifier.verify(&k.signer.mint_claims(&c).unwrap()).unwrap();
+        assert_eq!(p.jurisdiction(), Jurisdiction::Unlimited);
+        assert!(p.jurisdiction().covers_opt(None));
+        // a SERVICE role of another organisation type is an ordinary caller
+        c.org_type = "SCHOOL".into();
+        let p = k.verifier.verify(&k.signer.mint_claims(&c).unwrap()).unwrap();
+        assert_eq!(p.jurisdiction(), Jurisdiction::Municipalities(vec![]));
+        assert!(!p.jurisdiction().covers_opt(None));
+    }
+
+    #[test]
+    fn end_users_round_trip_and_flaws_are_refused() {
+        let user = Principal {
+            sub: "p-1 \"é\"".into(),
+            org: "school-1".into(),
+            org_type: OrgType::School,
+            roles: vec![Role::Professional],
+            municipalities: vec![MunicipalityCode::parse("GM0034").unwrap()],
+        };
+        let text = user.to_end_user_metadata();
+        assert!(text.bytes().all(|b| b.is_ascii_graphic()), "a valid header value");
+        assert_eq!(Principal::from_end_user_metadata(&text), Ok(user));
+        use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD as B64};
+        for bad in [
+            "not base64 !".to_owned(),
+            B64.encode("{}"),
+            B64.encode(r#"{"sub":"a","org":"b","org_type":"ALIENS","roles":[],"municipalities":[]}"#),
+            B64.encode(r#"{"sub":"a","org":"b","org_type":"SCHOOL","roles":[],"municipalities":["x"]}"#),
+            B64.encode(r#"{"sub":"","org":"b","org_type":"SCHOOL","roles":[],"municipalities":[]}"#),
+            "A".repeat(20_000),
+        ] {
+            assert_eq!(
+                Principal::from_end_user_metadata(&bad),
+                Err(AuthError::EndUser),
+                "{bad:.40}"
+            );
+        }
     }
 
     #[test]

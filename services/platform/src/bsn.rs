@@ -138,6 +138,16 @@ impl fmt::Debug for BsnVault {
 
 const AAD: &[u8] = b"zvv.bsn.v1";
 
+/// HMAC-SHA256 under `key` of `context`, a zero byte and `bytes`.
+pub(crate) fn keyed_hmac(key: &[u8], context: &str, bytes: &[u8]) -> Vec<u8> {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key)
+        .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"));
+    mac.update(context.as_bytes());
+    mac.update(&[0]);
+    mac.update(bytes);
+    mac.finalize().into_bytes().to_vec()
+}
+
 fn decode_key(name: &str, b64: &str) -> Result<[u8; 32], VaultError> {
     let bytes = STANDARD
         .decode(b64.trim())
@@ -187,15 +197,20 @@ impl BsnVault {
         self.fingerprint("bsn-lookup", bsn.expose().as_bytes())
     }
 
+    /// The BSN's lookup reference: a UUID (version 8) made from a keyed HMAC of the BSN. Other
+    /// services may keep it in audit records (of lookups of unknown BSNs too): equal BSNs give equal
+    /// references, and only the holder of the lookup key can compute one.
+    pub fn lookup_ref(&self, bsn: &Bsn) -> uuid::Uuid {
+        let mac = self.fingerprint("bsn-lookup-ref", bsn.expose().as_bytes());
+        let mut bytes = [0u8; 16];
+        bytes.copy_from_slice(&mac[..16]);
+        uuid::Builder::from_custom_bytes(bytes).into_uuid()
+    }
+
     /// A keyed HMAC of `bytes` in the given context; for comparing requests that contain a BSN
     /// (idempotency) without storing an unkeyed hash of them.
     pub fn fingerprint(&self, context: &str, bytes: &[u8]) -> Vec<u8> {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.hmac_key.expose_secret())
-            .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"));
-        mac.update(context.as_bytes());
-        mac.update(&[0]);
-        mac.update(bytes);
-        mac.finalize().into_bytes().to_vec()
+        keyed_hmac(self.hmac_key.expose_secret(), context, bytes)
     }
 
     pub fn seal(&self, bsn: &Bsn) -> SealedBsn {
@@ -287,6 +302,12 @@ mod tests {
         );
         assert_eq!(vault.open(&sealed).unwrap(), bsn);
         assert_eq!(vault.lookup_key(&bsn), vault.lookup_key(&bsn.clone()));
+        assert_eq!(vault.lookup_ref(&bsn), vault.lookup_ref(&bsn.clone()));
+        assert_ne!(
+            vault.lookup_ref(&bsn),
+            vault.lookup_ref(&Bsn::parse("111222333").unwrap())
+        );
+        assert_eq!(vault.lookup_ref(&bsn).get_version_num(), 8);
         assert_ne!(
             vault.lookup_key(&bsn),
             vault.lookup_key(&Bsn::parse("111222333").unwrap())

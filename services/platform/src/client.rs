@@ -73,6 +73,24 @@ impl TokenSource {
     }
 }
 
+/// A request on behalf of `end_user`: the callee's audit names both this service (its SERVICE
+/// token) and the user (the [`crate::auth::END_USER_METADATA`] entry). Forward
+/// [`crate::audit::CallContext::end_user_or_caller`], so that a chain of services keeps naming
+/// the person who started it.
+pub fn on_behalf_of<T>(message: T, end_user: &crate::auth::Principal) -> Request<T> {
+    let mut request = Request::new(message);
+    match MetadataValue::try_from(end_user.to_end_user_metadata()) {
+        Ok(value) => {
+            request
+                .metadata_mut()
+                .insert(crate::auth::END_USER_METADATA, value);
+        }
+        // base64url is always a valid header value; keep the call rather than lose it
+        Err(_) => tracing::error!("cannot encode the end user of an outgoing call"),
+    }
+    request
+}
+
 /// Adds the bearer token and trace context to every outgoing request.
 #[derive(Clone, Debug)]
 pub struct Outgoing {
@@ -139,6 +157,29 @@ mod tests {
     fn interceptor_sets_the_bearer_token() {
         let mut out = Outgoing::new(TokenSource::Static(SecretString::from("abc")));
         let req = out.call(Request::new(())).unwrap();
+        assert_eq!(req.metadata().get("authorization").unwrap(), "Bearer abc");
+    }
+
+    #[test]
+    fn requests_on_behalf_of_a_user_carry_it_past_the_interceptor() {
+        use crate::auth::{OrgType, Principal, Role};
+        let user = Principal {
+            sub: "p1".into(),
+            org: "school-1".into(),
+            org_type: OrgType::School,
+            roles: vec![Role::Professional],
+            municipalities: vec![],
+        };
+        let req = on_behalf_of((), &user);
+        let mut out = Outgoing::new(TokenSource::Static(SecretString::from("abc")));
+        let req = out.call(req).unwrap();
+        let value = req
+            .metadata()
+            .get(crate::auth::END_USER_METADATA)
+            .unwrap()
+            .to_str()
+            .unwrap();
+        assert_eq!(Principal::from_end_user_metadata(value).unwrap(), user);
         assert_eq!(req.metadata().get("authorization").unwrap(), "Bearer abc");
     }
 }

@@ -95,6 +95,13 @@ pub struct ServerArgs {
     /// Log output: plain or json.
     #[arg(long, env = "ZVV_LOG_FORMAT", default_value = "plain")]
     pub log_format: LogFormat,
+    /// Calls with a missing or invalid token that one peer address may cause at once before
+    /// further ones are refused without an audit record (RESOURCE_EXHAUSTED).
+    #[arg(long, env = "ZVV_AUTH_FAILURE_BURST", default_value_t = 30)]
+    pub auth_failure_burst: u32,
+    /// How many of those audited refusals a peer address regains per minute.
+    #[arg(long, env = "ZVV_AUTH_FAILURE_PER_MINUTE", default_value_t = 60)]
+    pub auth_failure_per_minute: u32,
 }
 
 impl ServerArgs {
@@ -104,6 +111,10 @@ impl ServerArgs {
             max_message_bytes: self.max_message_bytes,
             concurrency_limit: self.concurrency_limit.max(1),
             shutdown_delay: Duration::from_secs(self.shutdown_delay_secs),
+            auth_failure_budget: crate::budget::BudgetSettings {
+                burst: self.auth_failure_burst,
+                per_minute: self.auth_failure_per_minute,
+            },
         }
     }
 }

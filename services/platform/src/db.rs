@@ -122,15 +122,33 @@ CREATE TABLE {schema}.idempotency (
 );
 "#;
 
+/// Audit records name the end user a suite service called on behalf of (NEN 7513).
+const AUDIT_END_USER: &str = r#"
+ALTER TABLE {schema}.audit_log
+    ADD COLUMN end_user_sub      text NOT NULL DEFAULT '',
+    ADD COLUMN end_user_org      text NOT NULL DEFAULT '',
+    ADD COLUMN end_user_org_type text NOT NULL DEFAULT '',
+    ADD COLUMN end_user_roles    text NOT NULL DEFAULT '';
+"#;
+
 fn platform_migrator(schema: Schema) -> Migrator {
-    let sql = schema.sql(PLATFORM_TABLES);
-    let mut migrator = Migrator::with_migrations(vec![Migration::new(
-        1,
-        Cow::Borrowed("platform tables: audit log, outbox, idempotency"),
-        MigrationType::Simple,
-        sqlx::SqlSafeStr::into_sql_str(sql),
-        false,
-    )]);
+    let migration = |version, description: &'static str, sql: &str| {
+        Migration::new(
+            version,
+            Cow::Borrowed(description),
+            MigrationType::Simple,
+            sqlx::SqlSafeStr::into_sql_str(schema.sql(sql)),
+            false,
+        )
+    };
+    let mut migrator = Migrator::with_migrations(vec![
+        migration(
+            1,
+            "platform tables: audit log, outbox, idempotency",
+            PLATFORM_TABLES,
+        ),
+        migration(2, "audit records name the end user", AUDIT_END_USER),
+    ]);
     migrator.dangerous_set_table_name(format!("{}._platform_migrations", schema.name()));
     migrator.create_schema(schema.name());
     migrator

@@ -20,6 +20,13 @@ pub enum ApiError {
     InvalidArgument(Vec<(String, String)>),
     #[error("{0}")]
     NotFound(String),
+    /// Not found, with an `ErrorInfo` detail (e.g. the lookup reference of an unknown BSN).
+    #[error("{message}")]
+    NotFoundWithInfo {
+        message: String,
+        reason: &'static str,
+        metadata: HashMap<String, String>,
+    },
     /// The entity exists already; `metadata` goes into an `ErrorInfo` detail.
     #[error("{message}")]
     AlreadyExists {
@@ -77,7 +84,7 @@ impl ApiError {
     pub fn code(&self) -> Code {
         match self {
             Self::InvalidArgument(_) => Code::InvalidArgument,
-            Self::NotFound(_) => Code::NotFound,
+            Self::NotFound(_) | Self::NotFoundWithInfo { .. } => Code::NotFound,
             Self::AlreadyExists { .. } => Code::AlreadyExists,
             Self::FailedPrecondition(_) => Code::FailedPrecondition,
             Self::PermissionDenied(_) => Code::PermissionDenied,
@@ -103,6 +110,11 @@ impl ApiError {
                 Status::with_error_details(code, message, details)
             }
             Self::AlreadyExists {
+                message,
+                reason,
+                metadata,
+            }
+            | Self::NotFoundWithInfo {
                 message,
                 reason,
                 metadata,
@@ -147,6 +159,14 @@ impl From<sqlx::Error> for ApiError {
     }
 }
 
+/// The `key` entry of the `google.rpc.ErrorInfo` detail of a status another suite service sent.
+pub fn error_info_entry(status: &Status, key: &str) -> Option<String> {
+    status
+        .get_error_details()
+        .error_info()
+        .and_then(|info| info.metadata.get(key).cloned())
+}
+
 /// True when a database error is a unique violation (SQLSTATE 23505).
 pub fn is_unique_violation(err: &sqlx::Error) -> bool {
     err.as_database_error()
@@ -175,6 +195,14 @@ mod tests {
         let table = [
             (ApiError::invalid("bsn", "bad"), Code::InvalidArgument),
             (ApiError::NotFound("x".into()), Code::NotFound),
+            (
+                ApiError::NotFoundWithInfo {
+                    message: "x".into(),
+                    reason: "X",
+                    metadata: HashMap::new(),
+                },
+                Code::NotFound,
+            ),
             (
                 ApiError::AlreadyExists {
                     message: "x".into(),
@@ -232,5 +260,10 @@ mod tests {
         let info = details.error_info().expect("error info");
         assert_eq!(info.metadata["subject_id"], "abc");
         assert_eq!(info.domain, ERROR_DOMAIN);
+        assert_eq!(
+            error_info_entry(&status, "subject_id").as_deref(),
+            Some("abc")
+        );
+        assert_eq!(error_info_entry(&status, "other"), None);
     }
 }

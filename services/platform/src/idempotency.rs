@@ -32,10 +32,85 @@ pub struct Key {
 }
 
 /// A fingerprint of a request that carries no BSN (ids, contacts, codes): a plain SHA-256.
-/// Requests with a BSN use the vault's keyed fingerprint instead.
+/// Requests with a BSN use a keyed fingerprint instead ([`FingerprintKey`], the vault's).
 pub fn plain_fingerprint(canonical: &str) -> Vec<u8> {
     use sha2::{Digest, Sha256};
     Sha256::digest(canonical.as_bytes()).to_vec()
+}
+
+/// The secret key of a service's request fingerprints, for services that receive BSNs in their
+/// requests but hold no BSN vault: a retry can then be compared with its first request before
+/// anything else is asked, without storing an unkeyed (reversible) hash of a BSN.
+///
+/// The key file holds 32 random bytes in base64; `zvv up` creates one per service.
+pub struct FingerprintKey(secrecy::SecretBox<[u8; 32]>);
+
+impl std::fmt::Debug for FingerprintKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FingerprintKey(..)")
+    }
+}
+
+impl FingerprintKey {
+    /// A new random key, base64 (the key file's content).
+    pub fn generate_base64() -> String {
+        use base64::{Engine, engine::general_purpose::STANDARD};
+        use rand::RngCore;
+        let mut key = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut key);
+        STANDARD.encode(key)
+    }
+
+    /// Reads a key from its base64 text. The error never quotes the text.
+    pub fn from_base64(text: &str) -> Result<Self, String> {
+        use base64::{Engine, engine::general_purpose::STANDARD};
+        let bytes = STANDARD
+            .decode(text.trim())
+            .map_err(|_| "the fingerprint key is not base64".to_owned())?;
+        let key: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| "the fingerprint key must be 32 bytes".to_owned())?;
+        Ok(Self(secrecy::SecretBox::new(Box::new(key))))
+    }
+
+    /// Reads the key file.
+    pub fn load(path: &std::path::Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read fingerprint key file {}: {e}", path.display()))?;
+        Self::from_base64(&text)
+    }
+
+    /// A keyed fingerprint of the canonical form of a request to `rpc`.
+    pub fn fingerprint(&self, rpc: &str, canonical: &str) -> Vec<u8> {
+        use secrecy::ExposeSecret;
+        crate::bsn::keyed_hmac(self.0.expose_secret(), rpc, canonical.as_bytes())
+    }
+}
+
+/// The stored fingerprint of an earlier call under `key`'s scope and request id, checked against
+/// `key` without locking or storing anything: `Ok(true)` when that call was the same request,
+/// `Ok(false)` when the id is new, INVALID_ARGUMENT when it was used for a different request.
+pub async fn precheck(
+    pool: &sqlx::PgPool,
+    schema: Schema,
+    key: &Key,
+) -> Result<bool, ApiError> {
+    let stored: Option<Vec<u8>> = sqlx::query_scalar(schema.sql(
+        "SELECT fingerprint FROM {schema}.idempotency WHERE scope = $1 AND request_id = $2",
+    ))
+    .bind(&key.scope)
+    .bind(&key.request_id)
+    .fetch_optional(pool)
+    .await?;
+    match stored {
+        None => Ok(false),
+        Some(f) if f == key.fingerprint => Ok(true),
+        Some(_) => Err(reused()),
+    }
+}
+
+fn reused() -> ApiError {
+    ApiError::invalid("request_id", "was already used for a different request")
 }
 
 /// Locks the key for the rest of the transaction and returns the stored response of an earlier
@@ -66,10 +141,7 @@ pub async fn lookup(
         Some(row) => {
             let fingerprint: Vec<u8> = row.try_get(0)?;
             if fingerprint != key.fingerprint {
-                return Err(ApiError::invalid(
-                    "request_id",
-                    "was already used for a different request",
-                ));
+                return Err(reused());
             }
             Ok(Some(row.try_get(1)?))
         }
@@ -127,6 +199,19 @@ pub async fn purge(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fingerprint_keys_are_keyed() {
+        let a = FingerprintKey::from_base64(&FingerprintKey::generate_base64()).unwrap();
+        let b = FingerprintKey::from_base64(&FingerprintKey::generate_base64()).unwrap();
+        assert_eq!(a.fingerprint("R", "x"), a.fingerprint("R", "x"));
+        assert_ne!(a.fingerprint("R", "x"), b.fingerprint("R", "x"));
+        assert_ne!(a.fingerprint("R", "x"), a.fingerprint("S", "x"));
+        assert_ne!(a.fingerprint("R", "x"), plain_fingerprint("x"));
+        let err = FingerprintKey::from_base64("c2VjcmV0").unwrap_err();
+        assert!(!err.contains("c2VjcmV0"), "{err}");
+        assert!(FingerprintKey::from_base64("not base64!").is_err());
+    }
 
     #[test]
     fn request_ids() {

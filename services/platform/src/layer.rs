@@ -1,6 +1,10 @@
 //! The call layer in front of every suite RPC: continues the caller's trace, authenticates the
-//! bearer token, checks the service's policy table (deny by default), audits refusals, and hands
-//! the handler a [`CallContext`] in the request extensions. Health and reflection pass through.
+//! bearer token, takes the end user a suite service calls on behalf of, checks the service's
+//! policy table (deny by default), audits refusals, and hands the handler a [`CallContext`] in the
+//! request extensions. Health and reflection pass through.
+//!
+//! Calls that fail authentication are audited within a per-peer budget ([`crate::budget`]); past
+//! it they are answered RESOURCE_EXHAUSTED without a database write, logged and counted.
 
 use std::{
     sync::Arc,
@@ -17,10 +21,12 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::{
     audit::{self, CallContext},
-    auth::{AuthError, TokenVerifier},
+    auth::{AuthError, END_USER_METADATA, Principal, TokenVerifier},
+    budget::{PeerBudget, Take},
     clock::SharedClock,
     db::Schema,
     policy::{Decision, PolicySet},
+    server::ServerSettings,
     telemetry,
 };
 
@@ -31,6 +37,7 @@ struct Shared {
     schema: Schema,
     clock: SharedClock,
     request_timeout: Duration,
+    refusals: PeerBudget,
 }
 
 #[derive(Clone)]
@@ -40,15 +47,15 @@ pub struct CallLayer {
 
 impl CallLayer {
     /// `pool` and `schema` are where refused and timed-out calls are audited. A call still
-    /// running after `request_timeout` is abandoned (its transaction rolls back), audited as
-    /// DEADLINE_EXCEEDED and answered so.
+    /// running after the settings' request timeout is abandoned (its transaction rolls back),
+    /// audited as DEADLINE_EXCEEDED and answered so.
     pub fn new(
         verifier: Arc<TokenVerifier>,
         policies: PolicySet,
         pool: PgPool,
         schema: Schema,
         clock: SharedClock,
-        request_timeout: Duration,
+        settings: &ServerSettings,
     ) -> Self {
         Self {
             shared: Arc::new(Shared {
@@ -57,7 +64,8 @@ impl CallLayer {
                 pool,
                 schema,
                 clock,
-                request_timeout,
+                request_timeout: settings.request_timeout,
+                refusals: PeerBudget::new(settings.auth_failure_budget),
             }),
         }
     }
@@ -77,6 +85,25 @@ impl<S> Layer<S> for CallLayer {
 pub struct CallService<S> {
     inner: S,
     shared: Arc<Shared>,
+}
+
+/// The end user a suite service names in [`END_USER_METADATA`]: `Ok(None)` when there is none,
+/// an error status when a caller that is not a suite service sends one or it is malformed.
+fn end_user(headers: &http::HeaderMap, caller: &Principal) -> Result<Option<Principal>, Status> {
+    let Some(value) = headers.get(END_USER_METADATA) else {
+        return Ok(None);
+    };
+    if !caller.is_suite_service() {
+        return Err(Status::permission_denied(format!(
+            "{END_USER_METADATA} metadata is accepted only from suite services"
+        )));
+    }
+    let text = value
+        .to_str()
+        .map_err(|_| Status::unauthenticated(AuthError::EndUser.to_string()))?;
+    Principal::from_end_user_metadata(text)
+        .map(Some)
+        .map_err(|e| Status::unauthenticated(e.to_string()))
 }
 
 fn bearer(headers: &http::HeaderMap) -> Result<&str, AuthError> {
@@ -135,21 +162,27 @@ where
 
         Box::pin(
             async move {
-                let peer = req
+                let peer_addr = req
                     .extensions()
                     .get::<TcpConnectInfo>()
-                    .and_then(|i| i.remote_addr())
-                    .map(|a| a.to_string())
-                    .unwrap_or_default();
+                    .and_then(|i| i.remote_addr());
+                let peer = peer_addr.map(|a| a.to_string()).unwrap_or_default();
                 let mut ctx = CallContext::new(path.trim_start_matches('/').to_owned(), peer, trace_id);
                 let principal = match bearer(req.headers()).and_then(|t| shared.verifier.verify(t)) {
                     Ok(p) => p,
                     Err(err) => {
-                        tracing::info!(reason = %err, "call refused: not authenticated");
-                        return Ok(refuse(&shared, &ctx, Status::unauthenticated(err.to_string())).await);
+                        let status = Status::unauthenticated(err.to_string());
+                        return Ok(refuse_unauthenticated(&shared, &ctx, peer_addr, &err, status).await);
                     }
                 };
                 ctx.principal = Some(principal.clone());
+                match end_user(req.headers(), &principal) {
+                    Ok(user) => ctx.end_user = user,
+                    Err(status) => {
+                        tracing::info!(org = %principal.org, reason = status.message(), "call refused: end-user metadata");
+                        return Ok(refuse(&shared, &ctx, status).await);
+                    }
+                }
                 match shared.policies.decide(&path, &principal) {
                     Decision::Allowed(rule) => {
                         ctx.legal_basis = rule.legal_basis.to_owned();
@@ -217,6 +250,46 @@ where
             }
             .instrument(span),
         )
+    }
+}
+
+/// Refuses a call that failed authentication: audited while the peer's budget lasts, otherwise
+/// answered RESOURCE_EXHAUSTED (with a retry hint) without a database write, logged and counted.
+async fn refuse_unauthenticated<B: Default>(
+    shared: &Shared,
+    ctx: &CallContext,
+    peer: Option<std::net::SocketAddr>,
+    err: &AuthError,
+    status: Status,
+) -> http::Response<B> {
+    let ip = peer.map(|a| a.ip());
+    match shared.refusals.take(ip, std::time::Instant::now()) {
+        Take::Allowed => {
+            tracing::info!(reason = %err, "call refused: not authenticated");
+            refuse(shared, ctx, status).await
+        }
+        Take::Shed { first } => {
+            let total = crate::budget::shed_total();
+            if first {
+                tracing::warn!(peer = ?ip, reason = %err, shed_total = total,
+                    "unauthenticated calls from this peer are over budget: refused without audit");
+            } else {
+                tracing::debug!(peer = ?ip, reason = %err, shed_total = total,
+                    "call refused without audit: unauthenticated, over budget");
+            }
+            tracing::Span::current().record("grpc.status", code_name(Code::ResourceExhausted));
+            use tonic_types::{ErrorDetails, StatusExt};
+            let retry = shared.refusals.retry_after();
+            Status::with_error_details(
+                Code::ResourceExhausted,
+                format!(
+                    "too many calls without a valid token from this address; retry in {} s with a valid token",
+                    retry.as_secs().max(1)
+                ),
+                ErrorDetails::with_retry_info(Some(retry)),
+            )
+            .into_http()
+        }
     }
 }
 

@@ -169,6 +169,7 @@ mod tests {
             org: "o".into(),
             org_type,
             roles: roles.to_vec(),
+            municipalities: Vec::new(),
         }
     }
 

@@ -24,6 +24,8 @@ pub struct ServerSettings {
     /// Time between reporting NOT_SERVING and closing the listener, so that load balancers
     /// stop sending new calls first.
     pub shutdown_delay: Duration,
+    /// Audited authentication failures per peer address before they are refused unaudited.
+    pub auth_failure_budget: crate::budget::BudgetSettings,
 }
 
 impl Default for ServerSettings {
@@ -33,6 +35,7 @@ impl Default for ServerSettings {
             max_message_bytes: 256 * 1024,
             concurrency_limit: 256,
             shutdown_delay: Duration::ZERO,
+            auth_failure_budget: crate::budget::BudgetSettings::default(),
         }
     }
 }

@@ -10,7 +10,10 @@ use opentelemetry::{
     propagation::{Extractor, Injector},
     trace::{TraceContextExt, TracerProvider as _},
 };
-use opentelemetry_sdk::{Resource, propagation::TraceContextPropagator, trace::SdkTracerProvider};
+use opentelemetry_sdk::{
+    Resource, metrics::SdkMeterProvider, propagation::TraceContextPropagator,
+    trace::SdkTracerProvider,
+};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::{EnvFilter, layer::SubscriberExt, util::SubscriberInitExt};
 
@@ -32,17 +35,21 @@ impl FromStr for LogFormat {
     }
 }
 
-/// Flushes and shuts down span export when dropped.
+/// Flushes and shuts down span and metric export when dropped.
 #[must_use = "telemetry is flushed when the guard is dropped"]
 pub struct TelemetryGuard {
     provider: Option<SdkTracerProvider>,
+    meters: Option<SdkMeterProvider>,
 }
 
 impl TelemetryGuard {
-    /// Flushes pending spans now.
+    /// Flushes pending spans and metrics now.
     pub fn flush(&self) {
         if let Some(p) = &self.provider {
             let _ = p.force_flush();
+        }
+        if let Some(m) = &self.meters {
+            let _ = m.force_flush();
         }
     }
 }
@@ -52,7 +59,27 @@ impl Drop for TelemetryGuard {
         if let Some(p) = self.provider.take() {
             let _ = p.shutdown();
         }
+        if let Some(m) = self.meters.take() {
+            let _ = m.shutdown();
+        }
     }
+}
+
+/// Counts one unauthenticated call answered without an audit record because its peer used up
+/// its budget (metric `zvv.auth.refusals_not_audited`, exported over OTLP when configured).
+pub fn count_shed_refusal() {
+    static COUNTER: std::sync::OnceLock<opentelemetry::metrics::Counter<u64>> =
+        std::sync::OnceLock::new();
+    COUNTER
+        .get_or_init(|| {
+            global::meter("zvv")
+                .u64_counter("zvv.auth.refusals_not_audited")
+                .with_description(
+                    "unauthenticated calls refused without an audit record (per-peer budget used up)",
+                )
+                .build()
+        })
+        .add(1, &[]);
 }
 
 const DEFAULT_FILTER: &str = "info,h2=warn,tower=warn,hyper=warn,sqlx=warn,opentelemetry=warn";
@@ -82,6 +109,11 @@ fn install(service: &str, sink: Sink) -> TelemetryGuard {
     let mut builder = SdkTracerProvider::builder();
     let endpoint = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").unwrap_or_default();
     let mut export_error = None;
+    let mut meters = None;
+    let name = std::env::var("OTEL_SERVICE_NAME")
+        .ok()
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| service.to_owned());
     if !endpoint.trim().is_empty() {
         match opentelemetry_otlp::SpanExporter::builder()
             .with_tonic()
@@ -90,11 +122,21 @@ fn install(service: &str, sink: Sink) -> TelemetryGuard {
             Ok(exporter) => builder = builder.with_batch_exporter(exporter),
             Err(e) => export_error = Some(e.to_string()),
         }
+        match opentelemetry_otlp::MetricExporter::builder()
+            .with_tonic()
+            .build()
+        {
+            Ok(exporter) => {
+                meters = Some(
+                    SdkMeterProvider::builder()
+                        .with_periodic_exporter(exporter)
+                        .with_resource(Resource::builder().with_service_name(name.clone()).build())
+                        .build(),
+                );
+            }
+            Err(e) => export_error = Some(e.to_string()),
+        }
     }
-    let name = std::env::var("OTEL_SERVICE_NAME")
-        .ok()
-        .filter(|n| !n.is_empty())
-        .unwrap_or_else(|| service.to_owned());
     let provider = builder
         .with_resource(Resource::builder().with_service_name(name).build())
         .build();
@@ -122,14 +164,18 @@ fn install(service: &str, sink: Sink) -> TelemetryGuard {
     };
     if installed.is_ok() {
         global::set_tracer_provider(provider.clone());
+        if let Some(m) = &meters {
+            global::set_meter_provider(m.clone());
+        }
     }
     if let Some(e) = export_error {
-        tracing::warn!(error = %e, "span export disabled: cannot build the OTLP exporter");
+        tracing::warn!(error = %e, "export disabled: cannot build the OTLP exporter");
     } else if !endpoint.trim().is_empty() {
-        tracing::info!(endpoint = %endpoint, "exporting spans over OTLP");
+        tracing::info!(endpoint = %endpoint, "exporting spans and metrics over OTLP");
     }
     TelemetryGuard {
         provider: Some(provider),
+        meters,
     }
 }
 

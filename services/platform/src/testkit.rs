@@ -160,6 +160,8 @@ pub struct TestKeys {
     pub public_key_path: PathBuf,
     pub private_key_pem: String,
     pub bsn_keys: KeyFile,
+    /// The base64 of a request fingerprint key (for services without a BSN vault).
+    pub fingerprint_key: String,
     signer: TokenSigner,
 }
 
@@ -175,8 +177,16 @@ impl TestKeys {
             public_key_path,
             private_key_pem: private,
             bsn_keys: KeyFile::generate(),
+            fingerprint_key: crate::idempotency::FingerprintKey::generate_base64(),
             signer,
         })
+    }
+
+    pub fn fingerprints(&self) -> anyhow::Result<Arc<crate::idempotency::FingerprintKey>> {
+        Ok(Arc::new(
+            crate::idempotency::FingerprintKey::from_base64(&self.fingerprint_key)
+                .map_err(anyhow::Error::msg)?,
+        ))
     }
 
     pub fn verifier(&self) -> anyhow::Result<Arc<TokenVerifier>> {
@@ -197,14 +207,28 @@ impl TestKeys {
         &self.signer
     }
 
-    /// A token valid for an hour.
+    /// A token valid for an hour, without a `municipalities` claim (a MUNICIPALITY whose `org`
+    /// is a CBS code then has that municipality as its jurisdiction).
     pub fn token(&self, org: &str, org_type: OrgType, roles: &[Role]) -> String {
+        self.token_in(org, org_type, roles, &[])
+    }
+
+    /// A token valid for an hour whose `municipalities` claim names `municipalities` (left out
+    /// when empty).
+    pub fn token_in(
+        &self,
+        org: &str,
+        org_type: OrgType,
+        roles: &[Role],
+        municipalities: &[&str],
+    ) -> String {
         self.signer
             .mint(&TokenRequest {
                 sub: format!("{}-user", org),
                 org: org.to_owned(),
                 org_type,
                 roles: roles.to_vec(),
+                municipalities: municipalities.iter().map(|m| (*m).to_owned()).collect(),
                 ttl: chrono::Duration::hours(1),
             })
             .unwrap_or_else(|e| panic!("test token: {e}"))

@@ -1,6 +1,6 @@
 //! Signalling's configuration: environment first, each variable with a matching flag.
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, path::PathBuf};
 
 use zvv_platform::config::{AuthArgs, ClientArgs, DbArgs, ServerArgs};
 
@@ -33,6 +33,13 @@ pub struct Config {
     /// Hours idempotency keys are kept.
     #[arg(long, env = "ZVV_IDEMPOTENCY_RETENTION_HOURS", default_value_t = 24, value_parser = clap::value_parser!(u32).range(1..=720))]
     pub idempotency_retention_hours: u32,
+    /// Months a decided referral is kept after its decision before it is destroyed.
+    #[arg(long, env = "ZVV_DECIDED_REFERRAL_RETENTION_MONTHS", default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..=240))]
+    pub decided_referral_retention_months: u32,
+    /// File with the secret key (32 bytes, base64) of request fingerprints: requests can carry a
+    /// BSN, which must never be hashed without a key.
+    #[arg(long, env = "ZVV_FINGERPRINT_KEY_FILE")]
+    pub fingerprint_key_file: PathBuf,
     #[command(flatten)]
     pub client: ClientArgs,
     #[command(flatten)]

@@ -327,8 +327,8 @@ impl<S: SignalStore, I: Identity> SignalService for SignalApi<S, I> {
             .statistics(
                 &ctx,
                 &r.municipality_code,
-                &r.from,
-                &r.to,
+                &r.from_month,
+                &r.to_month,
                 self.statistics_threshold,
             )
             .await?;
@@ -345,8 +345,7 @@ impl<S: SignalStore, I: Identity> SignalService for SignalApi<S, I> {
                         AgeBand::Age18To22 => pb::AgeBand::AgeBand1822,
                     } as i32,
                     organisation_type: c.organisation_type,
-                    subjects: c.subjects.map_or(0, |n| n as i32),
-                    suppressed: c.subjects.is_none(),
+                    subjects: i32::try_from(c.subjects).unwrap_or(i32::MAX),
                 })
                 .collect(),
             threshold: self.statistics_threshold as i32,
@@ -390,6 +389,7 @@ fn referral_pb(r: Referral, today: NaiveDate) -> pb::Referral {
         decided_by: r.decided_by.unwrap_or_default(),
         decide_time: r.decided_at.map(timestamp),
         create_time: Some(timestamp(r.created_at)),
+        municipality_code: r.municipality_code,
     }
 }
 
@@ -420,11 +420,16 @@ impl<S: SignalStore + ReferralStore, I: Identity> ReferralService for ReferralAp
                 _ => None,
             },
             observed_on: r.observed_on,
+            municipality_code: r.municipality_code,
+            birth_date: r.birth_date,
         };
         let referral = self.logic.submit(&ctx, input).await?;
         let today = self.logic.today();
+        // the routing is not echoed: it would tell the submitter where intake has the child
+        let mut referral = referral_pb(referral, today);
+        referral.municipality_code.clear();
         Ok(Response::new(pb::SubmitReferralResponse {
-            referral: Some(referral_pb(referral, today)),
+            referral: Some(referral),
         }))
     }
 

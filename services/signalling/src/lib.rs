@@ -26,6 +26,7 @@ use tonic::service::Routes;
 use zvv_platform::{
     auth::TokenVerifier,
     clock::SharedClock,
+    idempotency::FingerprintKey,
     layer::CallLayer,
     policy::PolicySet,
     server::{self, ServerSettings},
@@ -58,6 +59,9 @@ pub struct Deps {
     pub referral_deadline_working_days: u32,
     /// Statistics cells below this count are suppressed.
     pub statistics_threshold: u32,
+    /// The key of request fingerprints (requests may carry a BSN).
+    pub fingerprints: Arc<FingerprintKey>,
+    pub retention: retention::RetentionRules,
 }
 
 /// The default of [`Deps::statistics_threshold`].
@@ -101,20 +105,22 @@ pub async fn serve(
         identity.clone(),
         deps.clock.clone(),
         deps.default_duration_months,
+        deps.fingerprints.clone(),
     ));
     let referrals = Arc::new(ReferralLogic::new(
         PgStore::new(deps.pool.clone()),
         identity,
         deps.clock.clone(),
         deps.referral_deadline_working_days,
+        deps.fingerprints.clone(),
     ));
     let retention_job = {
-        let (pool, clock) = (deps.pool.clone(), deps.clock.clone());
+        let (pool, clock, rules) = (deps.pool.clone(), deps.clock.clone(), deps.retention);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
             loop {
                 tick.tick().await;
-                match retention::run(&pool, clock.today(), clock.now()).await {
+                match retention::run(&pool, &rules, clock.today(), clock.now()).await {
                     Ok(r) if r == retention::RetentionReport::default() => {}
                     Ok(r) => tracing::info!(report = ?r, "retention run"),
                     Err(e) => tracing::warn!(error = %e, "retention run failed"),
@@ -150,7 +156,7 @@ pub async fn serve(
         deps.pool,
         SCHEMA,
         deps.clock,
-        deps.settings.request_timeout,
+        &deps.settings,
     );
     let served = server::serve(
         listener,
@@ -173,15 +179,10 @@ pub async fn serve(
 /// Reports referrals past their triage deadline by `clock` (what the monitor does every minute).
 pub async fn report_overdue_referrals(
     pool: &PgPool,
-    intake: IntakeClient,
     clock: SharedClock,
 ) -> Result<u64, zvv_platform::error::ApiError> {
-    ReferralLogic::new(
-        PgStore::new(pool.clone()),
-        IntakeIdentity::new(intake),
-        clock,
-        DEFAULT_REFERRAL_DEADLINE_WORKING_DAYS,
-    )
-    .report_overdue()
-    .await
+    use store::ReferralStore;
+    PgStore::new(pool.clone())
+        .report_overdue(clock.today(), clock.now())
+        .await
 }

@@ -26,6 +26,8 @@ async fn main() -> anyhow::Result<()> {
         .context("applying migrations")?;
     let channel = zvv_platform::client::channel(&config.intake_addr, config.client.token_source())
         .with_context(|| format!("invalid intake address {}", config.intake_addr))?;
+    let fingerprints = zvv_platform::idempotency::FingerprintKey::load(&config.fingerprint_key_file)
+        .map_err(anyhow::Error::msg)?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
@@ -41,6 +43,10 @@ async fn main() -> anyhow::Result<()> {
         )),
         referral_deadline_working_days: config.referral_deadline_working_days,
         statistics_threshold: config.statistics_threshold,
+        fingerprints: Arc::new(fingerprints),
+        retention: zvv_signalling::retention::RetentionRules {
+            decided_referral_months: config.decided_referral_retention_months,
+        },
     };
     zvv_signalling::serve(deps, listener, shutdown).await?;
     Ok(())

@@ -1,5 +1,9 @@
 //! Who may call which RPC of SignalService and ReferralService. Deny by default; a test fails
 //! when an RPC has no entry.
+//!
+//! Jurisdiction on top of this table: the signalling index is national (any organisation that
+//! may signal may signal any child, and sees its own signals and the matches it is in);
+//! referrals and statistics are limited to the municipalities in the caller's token.
 
 use zvv_platform::{
     auth::{OrgType, Role},
@@ -37,9 +41,15 @@ const REFERRERS: Grant = Grant {
     org_types: Some(&[OrgType::Police]),
 };
 
+/// Triage desks work for a municipality: the municipality itself, Veilig Thuis and the
+/// neighbourhood teams. Each sees only the referrals routed to its jurisdiction.
 const TRIAGE: Grant = Grant {
     roles: &[Role::TriageOfficer],
-    org_types: None,
+    org_types: Some(&[
+        OrgType::Municipality,
+        OrgType::VeiligThuis,
+        OrgType::NeighbourhoodTeam,
+    ]),
 };
 
 const BASIS_SIGNAL: &str = "Jeugdwet art. 7.1.2.1-7.1.4.3: registration in the signalling index";

@@ -1,22 +1,29 @@
 //! The logic of ReferralService: checks submissions, makes sure the child exists in intake
-//! (registering an unknown BSN, so that no referral is lost), sets the triage deadline, and
-//! records human decisions. Knows neither tonic nor sqlx.
+//! (registering an unknown BSN with the given municipality and birth date, so that no referral
+//! is lost), routes the referral to the child's municipality, sets the triage deadline, and
+//! records human decisions of triage officers working for that municipality. Knows neither tonic
+//! nor sqlx.
+
+use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use uuid::Uuid;
 use zvv_platform::{
     audit::CallContext,
     clock::SharedClock,
+    codes::MunicipalityCode,
     error::ApiError,
-    idempotency::{self, Key},
+    idempotency::{self, FingerprintKey, Key},
     ids::{new_id, parse_id},
     paging,
 };
 
 use crate::{
-    identity::{Identity, SubjectRef},
+    identity::{Identity, Lookup, NewSubjectFacts, SubjectRef},
     referrals::{Decision, Level, Referral, add_working_days, parse_instrument, parse_rationale},
-    service::{Page, SubjectInput, audit_failed, cursor, optional_past_date, page},
+    service::{
+        Page, SubjectInput, audit_failed, cursor, optional_past_date, page, unknown_subject,
+    },
     store::{DecideOutcome, ReferralStore, SignalStore},
 };
 
@@ -29,6 +36,19 @@ pub struct SubmitInput {
     pub instrument_version: String,
     pub level: Option<Level>,
     pub observed_on: String,
+    pub municipality_code: String,
+    pub birth_date: String,
+}
+
+/// A checked submission.
+struct Submission {
+    subject: SubjectRef,
+    instrument: String,
+    version: String,
+    level: Level,
+    observed_on: NaiveDate,
+    municipality: MunicipalityCode,
+    birth_date: Option<NaiveDate>,
 }
 
 pub struct ReferralLogic<S, I> {
@@ -36,15 +56,23 @@ pub struct ReferralLogic<S, I> {
     identity: I,
     clock: SharedClock,
     deadline_working_days: u32,
+    fingerprints: Arc<FingerprintKey>,
 }
 
 impl<S: SignalStore + ReferralStore, I: Identity> ReferralLogic<S, I> {
-    pub fn new(store: S, identity: I, clock: SharedClock, deadline_working_days: u32) -> Self {
+    pub fn new(
+        store: S,
+        identity: I,
+        clock: SharedClock,
+        deadline_working_days: u32,
+        fingerprints: Arc<FingerprintKey>,
+    ) -> Self {
         Self {
             store,
             identity,
             clock,
             deadline_working_days,
+            fingerprints,
         }
     }
 
@@ -61,10 +89,7 @@ impl<S: SignalStore + ReferralStore, I: Identity> ReferralLogic<S, I> {
         audit_failed(&self.store, ctx, ids, err, self.now()).await
     }
 
-    fn parse_submit(
-        &self,
-        input: &SubmitInput,
-    ) -> Result<(SubjectRef, String, String, Level, NaiveDate), ApiError> {
+    fn parse_submit(&self, input: &SubmitInput) -> Result<Submission, ApiError> {
         let today = self.clock.today();
         let mut v: Vec<(String, String)> = Vec::new();
         if let Err(e) = idempotency::check_request_id("request_id", &input.request_id) {
@@ -89,11 +114,33 @@ impl<S: SignalStore + ReferralStore, I: Identity> ReferralLogic<S, I> {
         } else {
             optional_past_date("observed_on", &input.observed_on, today, &mut v)
         };
+        let municipality = if input.municipality_code.is_empty() {
+            v.push((
+                "municipality_code".into(),
+                "is required: the municipality where the child lives, e.g. GM0363".into(),
+            ));
+            None
+        } else {
+            MunicipalityCode::parse(&input.municipality_code)
+                .map_err(|e| v.push(("municipality_code".into(), e.into())))
+                .ok()
+        };
+        let birth_date = optional_past_date("birth_date", &input.birth_date, today, &mut v);
         if !v.is_empty() {
             return Err(ApiError::InvalidArgument(v));
         }
-        match (subject, instrument, version, input.level, observed) {
-            (Some(s), Some(i), Some(ver), Some(l), Some(o)) => Ok((s, i, ver, l, o)),
+        match (subject, instrument, version, input.level, observed, municipality) {
+            (Some(subject), Some(instrument), Some(version), Some(level), Some(observed_on), Some(municipality)) => {
+                Ok(Submission {
+                    subject,
+                    instrument,
+                    version,
+                    level,
+                    observed_on,
+                    municipality,
+                    birth_date,
+                })
+            }
             _ => Err(ApiError::internal("validation passed with a missing field")),
         }
     }
@@ -103,33 +150,71 @@ impl<S: SignalStore + ReferralStore, I: Identity> ReferralLogic<S, I> {
         ctx: &CallContext,
         input: SubmitInput,
     ) -> Result<Referral, ApiError> {
-        let (subject, instrument, version, level, observed_on) = match self.parse_submit(&input) {
+        let sub = match self.parse_submit(&input) {
             Ok(p) => p,
             Err(e) => return Err(self.failed(ctx, vec![], e).await),
         };
+        let principal = ctx.principal();
+        let key = Key {
+            scope: format!("{}/SubmitReferral", principal.org),
+            request_id: input.request_id,
+            fingerprint: self.fingerprints.fingerprint(
+                "SubmitReferral",
+                &format!(
+                    "{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{:?}",
+                    sub.subject.canonical(),
+                    sub.instrument,
+                    sub.version,
+                    sub.level.as_str(),
+                    sub.observed_on,
+                    sub.municipality,
+                    sub.birth_date
+                ),
+            ),
+        };
+        // retries and reused ids are answered before intake is asked
+        match self.store.seen_request(&key).await {
+            Ok(false) => {}
+            Ok(true) => match self.store.replay_referral(ctx, &key, self.now()).await {
+                Ok(Some(first)) => return Ok(first),
+                Ok(None) => {}
+                Err(e) => return Err(self.failed(ctx, vec![], e).await),
+            },
+            Err(e) => return Err(self.failed(ctx, vec![], e).await),
+        }
         // an unknown BSN is registered: a referral must never be lost because the child is new
-        let facts = match self.identity.lookup(&subject, true).await {
-            Ok(Some(f)) => f,
-            Ok(None) => {
-                let e = ApiError::FailedPrecondition(
-                    "intake does not know this subject_id: register the child with intake, or refer by BSN".into(),
+        let create = NewSubjectFacts {
+            municipality_code: Some(sub.municipality.as_str().to_owned()),
+            birth_date: sub.birth_date,
+        };
+        let user = ctx.end_user_or_caller();
+        let facts = match self.identity.lookup(&user, &sub.subject, Some(&create)).await {
+            Ok(Lookup::Found(f)) => f,
+            Ok(Lookup::Unknown { lookup_ref }) => {
+                let (ids, e) = unknown_subject(
+                    lookup_ref,
+                    "register the child with intake, or refer by BSN",
                 );
-                return Err(self.failed(ctx, vec![], e).await);
+                return Err(self.failed(ctx, ids, e).await);
             }
             Err(e) => return Err(self.failed(ctx, vec![], e).await),
         };
         let now = self.now();
         let today = now.date_naive();
-        let principal = ctx.principal();
+        let level = sub.level;
         let referral = Referral {
             id: new_id(),
             subject_id: facts.subject_id,
             organisation: principal.org.clone(),
-            source_instrument: instrument,
-            instrument_version: version,
+            source_instrument: sub.instrument,
+            instrument_version: sub.version,
             level,
-            observed_on,
-            birth_date: facts.birth_date,
+            observed_on: sub.observed_on,
+            // intake's municipality wins: it is where the child is registered now
+            municipality_code: facts
+                .municipality_code
+                .unwrap_or_else(|| sub.municipality.into_string()),
+            birth_date: facts.birth_date.or(sub.birth_date),
             decide_by: level
                 .needs_decision()
                 .then(|| add_working_days(today, self.deadline_working_days)),
@@ -138,18 +223,6 @@ impl<S: SignalStore + ReferralStore, I: Identity> ReferralLogic<S, I> {
             decided_by: None,
             decided_at: None,
             created_at: now,
-        };
-        let key = Key {
-            scope: format!("{}/SubmitReferral", principal.org),
-            request_id: input.request_id,
-            fingerprint: idempotency::plain_fingerprint(&format!(
-                "{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}",
-                facts.subject_id,
-                referral.source_instrument,
-                referral.instrument_version,
-                level.as_str(),
-                observed_on
-            )),
         };
         match self.store.submit(ctx, referral, key).await {
             Ok(r) => Ok(r),
@@ -171,10 +244,12 @@ impl<S: SignalStore + ReferralStore, I: Identity> ReferralLogic<S, I> {
             Err(e) => return Err(self.failed(ctx, vec![], e).await),
         };
         let today = self.clock.today();
+        let scope = ctx.principal().jurisdiction();
         match self
             .store
             .list_referrals(
                 ctx,
+                &scope,
                 decided,
                 overdue_only.then_some(today),
                 after,
@@ -212,9 +287,10 @@ impl<S: SignalStore + ReferralStore, I: Identity> ReferralLogic<S, I> {
             (Some(id), Some(d), Some(r), true) => (id, d, r),
             _ => return Err(self.failed(ctx, vec![], ApiError::InvalidArgument(v)).await),
         };
+        let scope = ctx.principal().jurisdiction();
         match self
             .store
-            .decide(ctx, id, decision, rationale, self.now())
+            .decide(ctx, &scope, id, decision, rationale, self.now())
             .await
         {
             Ok(DecideOutcome::Decided(r)) => Ok(*r),

@@ -74,7 +74,10 @@ pub struct Referral {
     pub instrument_version: String,
     pub level: Level,
     pub observed_on: NaiveDate,
-    /// From intake, when known; for retention at 23.
+    /// The municipality the referral is routed to: intake's for the child when it knows one,
+    /// else the one the source gave.
+    pub municipality_code: String,
+    /// From intake (or the source) when known; for retention at 23.
     pub birth_date: Option<NaiveDate>,
     pub decide_by: Option<NaiveDate>,
     pub decision: Option<Decision>,

@@ -1,7 +1,9 @@
 //! Retention: signals expire at their end date into the historical archive, archived signals
-//! are destroyed after five years, and everything about a subject is destroyed from their 23rd
-//! birthday. Runs in batches under `FOR UPDATE SKIP LOCKED`, so any number of replicas may run
-//! it; every batch of deletions leaves an audit record with the ids.
+//! are destroyed after five years, everything about a subject is destroyed from their 23rd
+//! birthday (when the birth date is known), and a decided referral is destroyed a retention
+//! period (five years by default) after its decision whether or not a birth date is known. Runs
+//! in batches under `FOR UPDATE SKIP LOCKED`, so any number of replicas may run it; every batch of
+//! deletions leaves an audit record with the ids.
 
 use chrono::{DateTime, Months, NaiveDate, Utc};
 use sqlx::{PgConnection, PgPool};
@@ -19,7 +21,24 @@ use crate::store::SCHEMA;
 pub const ARCHIVE_YEARS: u32 = 5;
 /// Age at which everything about a subject is destroyed.
 pub const DESTROY_AT_AGE: u32 = 23;
+/// Default months a decided referral is kept after its decision.
+pub const DEFAULT_DECIDED_REFERRAL_MONTHS: u32 = 60;
 const BATCH: i64 = 200;
+
+/// The configurable periods.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetentionRules {
+    /// Months a decided referral is kept after its decision.
+    pub decided_referral_months: u32,
+}
+
+impl Default for RetentionRules {
+    fn default() -> Self {
+        Self {
+            decided_referral_months: DEFAULT_DECIDED_REFERRAL_MONTHS,
+        }
+    }
+}
 
 /// What one run did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -28,6 +47,7 @@ pub struct RetentionReport {
     pub archive_destroyed: u64,
     pub signals_destroyed_at_23: u64,
     pub referrals_destroyed_at_23: u64,
+    pub decided_referrals_destroyed: u64,
 }
 
 fn job(action: &str) -> CallContext {
@@ -37,6 +57,7 @@ fn job(action: &str) -> CallContext {
         org: "zvv-signalling".into(),
         org_type: OrgType::Suite,
         roles: vec![Role::Service],
+        municipalities: Vec::new(),
     });
     ctx.legal_basis =
         "Jeugdwet art. 7.1.5.1-7.1.5.2: retention periods of the signalling index".into();
@@ -51,6 +72,7 @@ async fn emit(conn: &mut PgConnection, event: Event, now: DateTime<Utc>) -> Resu
 /// Runs every retention rule once for `today`.
 pub async fn run(
     pool: &PgPool,
+    rules: &RetentionRules,
     today: NaiveDate,
     now: DateTime<Utc>,
 ) -> Result<RetentionReport, ApiError> {
@@ -80,6 +102,16 @@ pub async fn run(
         report.signals_destroyed_at_23 += signals;
         report.referrals_destroyed_at_23 += referrals;
         if signals + referrals == 0 {
+            break;
+        }
+    }
+    let decided_before = now
+        .checked_sub_months(Months::new(rules.decided_referral_months))
+        .unwrap_or(DateTime::<Utc>::MIN_UTC);
+    loop {
+        let n = destroy_decided_referrals_batch(pool, decided_before, now).await?;
+        report.decided_referrals_destroyed += n;
+        if n == 0 {
             break;
         }
     }
@@ -203,6 +235,45 @@ async fn destroy_archived_batch(
         SCHEMA,
         &job("destroy-archived-signals"),
         due.clone(),
+        "OK",
+        now,
+    )
+    .await?;
+    Ok(due.len() as u64)
+}
+
+/// Referrals decided before `decided_before` are destroyed, birth date known or not.
+async fn destroy_decided_referrals_batch(
+    pool: &PgPool,
+    decided_before: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<u64, ApiError> {
+    let mut tx = pool.begin().await?;
+    let due: Vec<(Uuid, Uuid)> = sqlx::query_as(
+        "SELECT referral_id, subject_id FROM signalling.referrals \
+         WHERE status = 'DECIDED' AND decided_at < $1 LIMIT $2 FOR UPDATE SKIP LOCKED",
+    )
+    .bind(decided_before)
+    .bind(BATCH)
+    .fetch_all(&mut *tx)
+    .await?;
+    if due.is_empty() {
+        return Ok(0);
+    }
+    let ids: Vec<Uuid> = due.iter().map(|(r, _)| *r).collect();
+    sqlx::query("DELETE FROM signalling.referrals WHERE referral_id = ANY($1)")
+        .bind(&ids)
+        .execute(&mut *tx)
+        .await?;
+    let mut audited = ids;
+    audited.extend(due.iter().map(|(_, subject)| *subject));
+    audited.sort();
+    audited.dedup();
+    audit::commit(
+        tx,
+        SCHEMA,
+        &job("destroy-decided-referrals"),
+        audited,
         "OK",
         now,
     )

@@ -10,7 +10,7 @@ use zvv_platform::{
     bsn::Bsn,
     clock::SharedClock,
     error::ApiError,
-    idempotency::{self, Key},
+    idempotency::{self, FingerprintKey, Key},
     ids::{new_id, parse_id},
     paging,
 };
@@ -20,7 +20,7 @@ use crate::{
         CloseReason, Contact, Coordinator, InformationDuty, Match, Signal, SignalStatus, age_on,
         expiry, parse_contact_name, parse_email, parse_phone, parse_postponement_reason,
     },
-    identity::{Identity, SubjectRef},
+    identity::{Identity, Lookup, SubjectRef},
     store::{CloseOutcome, MatchChange, MatchOutcome, RegisterOutcome, SignalStore},
 };
 
@@ -41,6 +41,17 @@ impl std::fmt::Debug for SubjectInput {
             Self::Bsn(_) => f.write_str("Bsn(<redacted>)"),
             Self::SubjectId(id) => write!(f, "SubjectId({id})"),
             Self::Missing => f.write_str("Missing"),
+        }
+    }
+}
+
+impl SubjectRef {
+    /// The subject as the request named it, for request fingerprints (which are keyed: a BSN
+    /// never goes into an unkeyed hash).
+    pub(crate) fn canonical(&self) -> String {
+        match self {
+            Self::Bsn(bsn) => format!("bsn:{}", bsn.expose()),
+            Self::Id(id) => format!("id:{id}"),
         }
     }
 }
@@ -93,6 +104,16 @@ pub struct SignalLogic<S, I> {
     identity: I,
     clock: SharedClock,
     default_duration_months: u32,
+    fingerprints: Arc<FingerprintKey>,
+}
+
+/// Why a request about a subject intake does not know cannot proceed; audited with the BSN's
+/// lookup reference when there is one, so that probing is traceable.
+pub(crate) fn unknown_subject(lookup_ref: Option<Uuid>, what: &str) -> (Vec<Uuid>, ApiError) {
+    (
+        lookup_ref.into_iter().collect(),
+        ApiError::FailedPrecondition(format!("intake does not know this subject: {what}")),
+    )
 }
 
 /// A page of results and the cursor of the next one.
@@ -122,12 +143,19 @@ pub(crate) fn page<T>(mut items: Vec<T>, size: u32, id: impl Fn(&T) -> Uuid) -> 
 }
 
 impl<S: SignalStore, I: Identity> SignalLogic<S, I> {
-    pub fn new(store: S, identity: I, clock: SharedClock, default_duration_months: u32) -> Self {
+    pub fn new(
+        store: S,
+        identity: I,
+        clock: SharedClock,
+        default_duration_months: u32,
+        fingerprints: Arc<FingerprintKey>,
+    ) -> Self {
         Self {
             store,
             identity,
             clock,
             default_duration_months,
+            fingerprints,
         }
     }
 
@@ -195,32 +223,45 @@ impl<S: SignalStore, I: Identity> SignalLogic<S, I> {
             Ok(p) => p,
             Err(e) => return Err(self.failed(ctx, vec![], e).await),
         };
-        let facts = match self.identity.lookup(&subject, false).await {
-            Ok(Some(f)) => f,
-            Ok(None) => {
-                let e = ApiError::FailedPrecondition(
-                    "intake does not know this subject: register the child with intake first"
-                        .into(),
-                );
-                return Err(self.failed(ctx, vec![], e).await);
-            }
-            Err(e) => return Err(self.failed(ctx, vec![], e).await),
-        };
         let principal = ctx.principal();
         let key = Key {
             scope: format!("{}/RegisterSignal", principal.org),
             request_id: input.request_id,
-            fingerprint: idempotency::plain_fingerprint(&format!(
-                "{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}",
-                facts.subject_id, contact.name, contact.phone, contact.email, months
-            )),
+            fingerprint: self.fingerprints.fingerprint(
+                "RegisterSignal",
+                &format!(
+                    "{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}",
+                    subject.canonical(),
+                    contact.name,
+                    contact.phone,
+                    contact.email,
+                    months
+                ),
+            ),
         };
-        // a retry gets its first answer, even if the child has since turned 23
-        match self.store.replay(ctx, &key, self.now()).await {
-            Ok(Some(first)) => return Ok(first),
-            Ok(None) => {}
-            Err(e) => return Err(self.failed(ctx, vec![facts.subject_id], e).await),
+        // A retry is answered, and a reused request_id refused, before intake is asked: neither
+        // answer can depend on whether intake knows the subject. A retry gets its first answer
+        // even if the child has since turned 23.
+        match self.store.seen_request(&key).await {
+            Ok(false) => {}
+            Ok(true) => match self.store.replay(ctx, &key, self.now()).await {
+                Ok(Some(first)) => return Ok(first),
+                // purged in between: register anew
+                Ok(None) => {}
+                Err(e) => return Err(self.failed(ctx, vec![], e).await),
+            },
+            Err(e) => return Err(self.failed(ctx, vec![], e).await),
         }
+        let user = ctx.end_user_or_caller();
+        let facts = match self.identity.lookup(&user, &subject, None).await {
+            Ok(Lookup::Found(f)) => f,
+            Ok(Lookup::Unknown { lookup_ref }) => {
+                let (ids, e) =
+                    unknown_subject(lookup_ref, "register the child with intake first");
+                return Err(self.failed(ctx, ids, e).await);
+            }
+            Err(e) => return Err(self.failed(ctx, vec![], e).await),
+        };
         let now = self.now();
         let today = now.date_naive();
         let precondition = |why: &str| ApiError::FailedPrecondition(why.to_owned());
@@ -263,7 +304,7 @@ impl<S: SignalStore, I: Identity> SignalLogic<S, I> {
             neighbourhood_code: facts.neighbourhood_code,
             created_at: now,
         };
-        let families = match self.identity.families(facts.subject_id).await {
+        let families = match self.identity.families(&user, facts.subject_id).await {
             Ok(f) => f,
             Err(e) => return Err(self.failed(ctx, vec![facts.subject_id], e).await),
         };
@@ -436,46 +477,42 @@ pub(crate) fn optional_past_date(
 }
 
 impl<S: SignalStore, I: Identity> SignalLogic<S, I> {
-    /// Target-group statistics: distinct subjects per neighbourhood × age band (on `to`) ×
-    /// organisation type; cells below the threshold are suppressed, never shown.
+    /// Target-group statistics: distinct subjects per neighbourhood × age band (on the last day
+    /// of the period) × organisation type, for a municipality in the analyst's jurisdiction.
+    /// The period is whole calendar months that have begun, so that two periods a day apart
+    /// cannot be subtracted to expose one child; cells below the threshold are left out, exactly
+    /// as empty cells are.
     pub async fn statistics(
         &self,
         ctx: &CallContext,
         municipality_code: &str,
-        from: &str,
-        to: &str,
+        from_month: &str,
+        to_month: &str,
         threshold: u32,
     ) -> Result<Vec<crate::domain::StatisticsCell>, ApiError> {
-        use crate::domain::{AgeBand, StatisticsCell};
+        use crate::domain::{AgeBand, StatisticsCell, parse_period};
         let today = self.clock.today();
         let mut v = Vec::new();
-        let shape = municipality_code.len() == 6
-            && municipality_code.starts_with("GM")
-            && municipality_code[2..].bytes().all(|b| b.is_ascii_digit());
-        if !shape {
-            v.push((
-                "municipality_code".to_owned(),
-                "must be GM followed by 4 digits".to_owned(),
-            ));
-        }
-        let from = optional_past_date("from", from, today, &mut v);
-        let to = optional_past_date("to", to, today, &mut v);
-        let (from, to) = match (from, to, v.is_empty()) {
-            (Some(f), Some(t), true) if f <= t => (f, t),
-            (Some(_), Some(_), true) => {
-                let e = ApiError::invalid("to", "must not be before from");
-                return Err(self.failed(ctx, vec![], e).await);
-            }
-            _ => {
-                if v.is_empty() {
-                    v.push(("from".to_owned(), "from and to are required".to_owned()));
-                }
-                return Err(self.failed(ctx, vec![], ApiError::InvalidArgument(v)).await);
-            }
+        let municipality = zvv_platform::codes::MunicipalityCode::parse(municipality_code)
+            .map_err(|e| v.push(("municipality_code".to_owned(), e.to_owned())))
+            .ok();
+        let period = parse_period(from_month, to_month, today)
+            .map_err(|(field, why)| v.push((field.to_owned(), why)))
+            .ok();
+        let (municipality, (from, to)) = match (municipality, period) {
+            (Some(m), Some(p)) if v.is_empty() => (m, p),
+            _ => return Err(self.failed(ctx, vec![], ApiError::InvalidArgument(v)).await),
         };
+        if !ctx.principal().jurisdiction().covers(municipality.as_str()) {
+            let e = ApiError::PermissionDenied(format!(
+                "municipality {municipality} is not in your organisation's jurisdiction (the \
+                 municipalities claim of your token)"
+            ));
+            return Err(self.failed(ctx, vec![], e).await);
+        }
         let rows = match self
             .store
-            .statistics(ctx, municipality_code, from, to, self.now())
+            .statistics(ctx, municipality.as_str(), from, to, self.now())
             .await
         {
             Ok(r) => r,
@@ -495,15 +532,15 @@ impl<S: SignalStore, I: Identity> SignalLogic<S, I> {
         }
         Ok(counts
             .into_iter()
-            .map(
+            .filter_map(
                 |((neighbourhood_code, age_band, organisation_type), subjects)| {
                     let n = subjects.len() as u32;
-                    StatisticsCell {
+                    (n >= threshold).then_some(StatisticsCell {
                         neighbourhood_code,
                         age_band,
                         organisation_type,
-                        subjects: (n >= threshold).then_some(n),
-                    }
+                        subjects: n,
+                    })
                 },
             )
             .collect())

@@ -1,11 +1,10 @@
 //! Intake's domain: subjects and relations, parsed and checked at the boundary. Knows neither
 //! tonic nor sqlx.
 
-mod codes;
 mod subject;
 
-pub use codes::{MunicipalityCode, NeighbourhoodCode};
+pub use zvv_platform::codes::{MunicipalityCode, NeighbourhoodCode};
 pub use subject::{
-    Family, NewSubject, Relation, RelationKind, Subject, SubjectChange, Violations,
-    parse_birth_date, parse_date_of_death, parse_name,
+    Family, NewSubject, Relation, RelationKind, RelationSource, Subject, SubjectChange,
+    UnlinkReason, Violations, parse_birth_date, parse_date_of_death, parse_name,
 };

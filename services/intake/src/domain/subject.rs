@@ -66,11 +66,61 @@ impl RelationKind {
     }
 }
 
+/// Where a relation comes from (its provenance).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RelationSource {
+    /// The municipal personal records database (Basisregistratie Personen).
+    Brp,
+    CourtOrder,
+    Declaration,
+}
+
+impl RelationSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Brp => "BRP",
+            Self::CourtOrder => "COURT_ORDER",
+            Self::Declaration => "DECLARATION",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "BRP" => Some(Self::Brp),
+            "COURT_ORDER" => Some(Self::CourtOrder),
+            "DECLARATION" => Some(Self::Declaration),
+            _ => None,
+        }
+    }
+}
+
+/// Why a relation is removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnlinkReason {
+    RecordedInError,
+    WrongPerson,
+    SourceCorrected,
+    CustodyEnded,
+}
+
+impl UnlinkReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::RecordedInError => "RECORDED_IN_ERROR",
+            Self::WrongPerson => "WRONG_PERSON",
+            Self::SourceCorrected => "SOURCE_CORRECTED",
+            Self::CustodyEnded => "CUSTODY_ENDED",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Relation {
     pub parent: Uuid,
     pub child: Uuid,
     pub kind: RelationKind,
+    /// `None` for relations recorded before the source was kept.
+    pub source: Option<RelationSource>,
     pub created_at: DateTime<Utc>,
 }
 

@@ -1,6 +1,10 @@
 //! Storage of the registry behind a trait; [`PgStore`] is the PostgreSQL implementation. Every
 //! method is one transaction that also appends the call's audit record (and any outbox event),
 //! so a change and its audit trail commit together or not at all.
+//!
+//! Methods that read or change a subject take the caller's [`Jurisdiction`]: a subject outside it
+//! is answered exactly as a missing one (`None`, `Missing`), and audited as
+//! [`zvv_platform::audit::NOT_FOUND_OUTSIDE_JURISDICTION`].
 
 mod pg;
 
@@ -8,9 +12,11 @@ use std::future::Future;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use uuid::Uuid;
-use zvv_platform::{audit::CallContext, bsn::SealedBsn, error::ApiError, idempotency::Key};
+use zvv_platform::{
+    audit::CallContext, auth::Jurisdiction, bsn::SealedBsn, error::ApiError, idempotency::Key,
+};
 
-use crate::domain::{Family, Relation};
+use crate::domain::{Family, Relation, UnlinkReason};
 
 pub use pg::{PgStore, SCHEMA};
 
@@ -34,8 +40,8 @@ pub enum RegisterOutcome {
     Created(SubjectRow),
     /// The same request_id was seen before: the subject it registered.
     Replayed(SubjectRow),
-    /// Another subject already has this BSN.
-    BsnTaken(Uuid),
+    /// Another subject already has this BSN: its id and current municipality.
+    BsnTaken(Uuid, Option<String>),
 }
 
 #[derive(Debug)]
@@ -49,10 +55,21 @@ pub enum ResolveOutcome {
 pub enum LinkOutcome {
     Linked(Relation),
     Replayed(Relation),
-    /// The named field's subject does not exist.
+    /// The named field's subject does not exist (or is outside the caller's jurisdiction).
     Missing(&'static str),
     Exists,
     Cycle,
+}
+
+#[derive(Debug)]
+pub enum UnlinkOutcome {
+    /// The relation as it was.
+    Unlinked(Relation),
+    Replayed(Relation),
+    /// The named field's subject does not exist (or is outside the caller's jurisdiction).
+    Missing(&'static str),
+    /// The two subjects have no such relation.
+    NoRelation,
 }
 
 /// Applies checked changes to a subject inside the update's transaction.
@@ -67,11 +84,13 @@ pub trait SubjectStore: Send + Sync + 'static {
         idem: Key,
     ) -> impl Future<Output = Result<RegisterOutcome, ApiError>> + Send;
 
-    /// Finds the subject with this lookup value, or creates `create` when given.
+    /// Finds the subject with this lookup value, or creates `create` when given. `lookup_ref`
+    /// names the BSN in the audit record when no subject has it.
     fn resolve(
         &self,
         ctx: &CallContext,
         lookup: Vec<u8>,
+        lookup_ref: Uuid,
         create: Option<SubjectRow>,
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<ResolveOutcome, ApiError>> + Send;
@@ -79,14 +98,17 @@ pub trait SubjectStore: Send + Sync + 'static {
     fn get(
         &self,
         ctx: &CallContext,
+        scope: &Jurisdiction,
         id: Uuid,
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<Option<SubjectRow>, ApiError>> + Send;
 
-    /// `None` when the subject does not exist.
+    /// `None` when the subject does not exist or its current municipality is outside `scope`.
+    #[allow(clippy::too_many_arguments)]
     fn update(
         &self,
         ctx: &CallContext,
+        scope: &Jurisdiction,
         id: Uuid,
         idem: Option<Key>,
         fields: Vec<&'static str>,
@@ -94,18 +116,33 @@ pub trait SubjectStore: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<Option<SubjectRow>, ApiError>> + Send;
 
+    /// Both subjects must be in `scope`.
     fn link(
         &self,
         ctx: &CallContext,
+        scope: &Jurisdiction,
         relation: Relation,
         idem: Key,
     ) -> impl Future<Output = Result<LinkOutcome, ApiError>> + Send;
 
+    /// Removes the relation parent → child; both subjects must be in `scope`.
+    fn unlink(
+        &self,
+        ctx: &CallContext,
+        scope: &Jurisdiction,
+        parent: Uuid,
+        child: Uuid,
+        reason: UnlinkReason,
+        idem: Key,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<UnlinkOutcome, ApiError>> + Send;
+
     /// Relations where the subject is parent or child, ordered by (parent, child), after the
-    /// cursor; `None` when the subject does not exist.
+    /// cursor; `None` when the subject does not exist or is outside `scope`.
     fn list_relations(
         &self,
         ctx: &CallContext,
+        scope: &Jurisdiction,
         id: Uuid,
         after: Option<(Uuid, Uuid)>,
         limit: u32,
@@ -115,6 +152,7 @@ pub trait SubjectStore: Send + Sync + 'static {
     fn family(
         &self,
         ctx: &CallContext,
+        scope: &Jurisdiction,
         id: Uuid,
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<Option<Family>, ApiError>> + Send;

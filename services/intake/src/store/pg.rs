@@ -2,7 +2,8 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool, Postgres, Row, Transaction, postgres::PgRow};
 use uuid::Uuid;
 use zvv_platform::{
-    audit::{self, CallContext},
+    audit::{self, CallContext, NOT_FOUND_OUTSIDE_JURISDICTION},
+    auth::Jurisdiction,
     bsn::SealedBsn,
     db::Schema,
     error::ApiError,
@@ -10,8 +11,10 @@ use zvv_platform::{
     outbox::{self, Event},
 };
 
-use super::{Apply, LinkOutcome, RegisterOutcome, ResolveOutcome, SubjectRow, SubjectStore};
-use crate::domain::{Family, Relation, RelationKind};
+use super::{
+    Apply, LinkOutcome, RegisterOutcome, ResolveOutcome, SubjectRow, SubjectStore, UnlinkOutcome,
+};
+use crate::domain::{Family, Relation, RelationKind, RelationSource, UnlinkReason};
 
 pub const SCHEMA: Schema = Schema::new("intake");
 
@@ -52,14 +55,50 @@ fn subject_from_row(row: &PgRow) -> Result<SubjectRow, sqlx::Error> {
     })
 }
 
+const RELATION_COLUMNS: &str = "parent_subject_id, child_subject_id, kind, source, created_at";
+
 fn relation_from_row(row: &PgRow) -> Result<Relation, ApiError> {
     let kind: String = row.try_get("kind")?;
+    let source: Option<String> = row.try_get("source")?;
     Ok(Relation {
         parent: row.try_get("parent_subject_id")?,
         child: row.try_get("child_subject_id")?,
         kind: RelationKind::parse(&kind)
             .ok_or_else(|| ApiError::internal(format!("stored relation kind {kind:?}")))?,
+        source: source.as_deref().and_then(RelationSource::parse),
         created_at: row.try_get("created_at")?,
+    })
+}
+
+/// A subject as one caller may see it.
+enum Seen {
+    Missing,
+    /// It exists, but its current municipality is outside the caller's jurisdiction.
+    Outside,
+    Visible(SubjectRow),
+}
+
+impl Seen {
+    /// The audit result of a call that stops here because the subject is not visible.
+    fn not_found_result(&self) -> &'static str {
+        match self {
+            Self::Outside => NOT_FOUND_OUTSIDE_JURISDICTION,
+            _ => "NOT_FOUND",
+        }
+    }
+}
+
+/// The subject `id` as seen by a caller with `scope` (locked for update when `lock`).
+async fn seen(
+    conn: &mut PgConnection,
+    scope: &Jurisdiction,
+    id: Uuid,
+    lock: bool,
+) -> Result<Seen, sqlx::Error> {
+    Ok(match fetch_subject(conn, id, lock).await? {
+        None => Seen::Missing,
+        Some(row) if scope.covers_opt(row.municipality_code.as_deref()) => Seen::Visible(row),
+        Some(_) => Seen::Outside,
     })
 }
 
@@ -116,16 +155,48 @@ async fn id_by_lookup(conn: &mut PgConnection, lookup: &[u8]) -> Result<Option<U
         .await
 }
 
-async fn subject_exists(conn: &mut PgConnection, id: Uuid) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM intake.subjects WHERE subject_id = $1)")
-        .bind(id)
-        .fetch_one(conn)
-        .await
-}
-
 async fn emit(tx: &mut PgConnection, event: Event, at: DateTime<Utc>) -> Result<(), ApiError> {
     outbox::append(tx, SCHEMA, &event, at).await?;
     Ok(())
+}
+
+/// Serialises changes to relations (the cycle check must see every committed link).
+async fn lock_relations(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('zvv.intake.relations'))")
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+async fn relation_exists(
+    conn: &mut PgConnection,
+    parent: Uuid,
+    child: Uuid,
+) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM intake.relations WHERE parent_subject_id = $1 AND child_subject_id = $2)",
+    )
+    .bind(parent)
+    .bind(child)
+    .fetch_one(conn)
+    .await
+}
+
+/// The first of the two subjects of a relation that the caller cannot see, as (field, audit
+/// result); `None` when both are visible.
+async fn unseen_pair(
+    conn: &mut PgConnection,
+    scope: &Jurisdiction,
+    parent: Uuid,
+    child: Uuid,
+) -> Result<Option<(&'static str, &'static str)>, sqlx::Error> {
+    for (field, id) in [("parent_subject_id", parent), ("child_subject_id", child)] {
+        let found = seen(conn, scope, id, false).await?;
+        if !matches!(found, Seen::Visible(_)) {
+            return Ok(Some((field, found.not_found_result())));
+        }
+    }
+    Ok(None)
 }
 
 /// Appends the audit record and commits.
@@ -198,6 +269,8 @@ struct RelationSnapshot {
     parent: Uuid,
     child: Uuid,
     kind: String,
+    #[serde(default)]
+    source: Option<String>,
     created_at: DateTime<Utc>,
 }
 
@@ -206,6 +279,7 @@ fn relation_snapshot(r: &Relation) -> Result<Vec<u8>, ApiError> {
         parent: r.parent,
         child: r.child,
         kind: r.kind.as_str().to_owned(),
+        source: r.source.map(|s| s.as_str().to_owned()),
         created_at: r.created_at,
     })
     .map_err(ApiError::internal)
@@ -219,6 +293,7 @@ fn relation_from_snapshot(bytes: &[u8]) -> Result<Relation, ApiError> {
         child: s.child,
         kind: RelationKind::parse(&s.kind)
             .ok_or_else(|| ApiError::internal("stored relation kind"))?,
+        source: s.source.as_deref().and_then(RelationSource::parse),
         created_at: s.created_at,
     })
 }
@@ -254,8 +329,11 @@ impl SubjectStore for PgStore {
                 let existing = id_by_lookup(&mut tx, &lookup)
                     .await?
                     .ok_or_else(|| ApiError::internal("bsn conflict without a row"))?;
+                let municipality = fetch_subject(&mut tx, existing, false)
+                    .await?
+                    .and_then(|r| r.municipality_code);
                 finish(tx, ctx, vec![existing], "ALREADY_EXISTS", now).await?;
-                Ok(RegisterOutcome::BsnTaken(existing))
+                Ok(RegisterOutcome::BsnTaken(existing, municipality))
             }
         }
     }
@@ -264,6 +342,7 @@ impl SubjectStore for PgStore {
         &self,
         ctx: &CallContext,
         lookup: Vec<u8>,
+        lookup_ref: Uuid,
         create: Option<SubjectRow>,
         now: DateTime<Utc>,
     ) -> Result<ResolveOutcome, ApiError> {
@@ -277,9 +356,12 @@ impl SubjectStore for PgStore {
             (None, None) => ResolveOutcome::NotFound,
             (None, Some(new)) => match insert_subject(&mut tx, &new, &lookup).await? {
                 Some(created) => {
-                    let event = Event::new("intake.subject.registered")
+                    let mut event = Event::new("intake.subject.registered")
                         .id("subject_id", created.id)
                         .code("origin", "RESOLVE");
+                    if let Some(code) = &created.municipality_code {
+                        event = event.code("municipality_code", code.clone());
+                    }
                     emit(&mut tx, event, now).await?;
                     ResolveOutcome::Created(created)
                 }
@@ -295,9 +377,10 @@ impl SubjectStore for PgStore {
                 }
             },
         };
+        // the lookup reference names the BSN in the record: probing unknown BSNs is traceable
         let (ids, result) = match &outcome {
-            ResolveOutcome::Found(r) | ResolveOutcome::Created(r) => (vec![r.id], "OK"),
-            ResolveOutcome::NotFound => (vec![], "NOT_FOUND"),
+            ResolveOutcome::Found(r) | ResolveOutcome::Created(r) => (vec![r.id, lookup_ref], "OK"),
+            ResolveOutcome::NotFound => (vec![lookup_ref], "NOT_FOUND"),
         };
         finish(tx, ctx, ids, result, now).await?;
         Ok(outcome)
@@ -306,25 +389,27 @@ impl SubjectStore for PgStore {
     async fn get(
         &self,
         ctx: &CallContext,
+        scope: &Jurisdiction,
         id: Uuid,
         now: DateTime<Utc>,
     ) -> Result<Option<SubjectRow>, ApiError> {
         let mut tx = self.pool.begin().await?;
-        let row = fetch_subject(&mut tx, id, false).await?;
-        finish(
-            tx,
-            ctx,
-            vec![id],
-            if row.is_some() { "OK" } else { "NOT_FOUND" },
-            now,
-        )
-        .await?;
-        Ok(row)
+        match seen(&mut tx, scope, id, false).await? {
+            Seen::Visible(row) => {
+                finish(tx, ctx, vec![id], "OK", now).await?;
+                Ok(Some(row))
+            }
+            other => {
+                finish(tx, ctx, vec![id], other.not_found_result(), now).await?;
+                Ok(None)
+            }
+        }
     }
 
     async fn update(
         &self,
         ctx: &CallContext,
+        scope: &Jurisdiction,
         id: Uuid,
         idem: Option<Key>,
         fields: Vec<&'static str>,
@@ -339,11 +424,15 @@ impl SubjectStore for PgStore {
             finish(tx, ctx, vec![id], "OK", now).await?;
             return Ok(Some(first));
         }
-        let Some(mut row) = fetch_subject(&mut tx, id, true).await? else {
-            finish(tx, ctx, vec![id], "NOT_FOUND", now).await?;
-            return Ok(None);
+        let mut row = match seen(&mut tx, scope, id, true).await? {
+            Seen::Visible(row) => row,
+            other => {
+                finish(tx, ctx, vec![id], other.not_found_result(), now).await?;
+                return Ok(None);
+            }
         };
         let before_death = row.date_of_death;
+        let before_municipality = row.municipality_code.clone();
         if let Err(e) = apply(&mut row) {
             tx.rollback().await?;
             return Err(e);
@@ -372,6 +461,17 @@ impl SubjectStore for PgStore {
             event = event.code(field, "CHANGED");
         }
         emit(&mut tx, event, now).await?;
+        if before_municipality != row.municipality_code {
+            // a move: from now on only the new municipality sees the subject
+            let mut moved = Event::new("intake.subject.moved").id("subject_id", id);
+            if let Some(from) = &before_municipality {
+                moved = moved.code("from_municipality_code", from.clone());
+            }
+            if let Some(to) = &row.municipality_code {
+                moved = moved.code("to_municipality_code", to.clone());
+            }
+            emit(&mut tx, moved, now).await?;
+        }
         if before_death.is_none() && row.date_of_death.is_some() {
             emit(
                 &mut tx,
@@ -387,6 +487,7 @@ impl SubjectStore for PgStore {
     async fn link(
         &self,
         ctx: &CallContext,
+        scope: &Jurisdiction,
         relation: Relation,
         idem: Key,
     ) -> Result<LinkOutcome, ApiError> {
@@ -394,26 +495,19 @@ impl SubjectStore for PgStore {
         let ids = vec![relation.parent, relation.child];
         let mut tx = self.pool.begin().await?;
         // relations are few and linked rarely: one lock makes the cycle check race-free
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('zvv.intake.relations'))")
-            .execute(&mut *tx)
-            .await?;
+        lock_relations(&mut tx).await?;
         if let Some(stored) = idempotency::lookup(&mut tx, SCHEMA, &idem).await? {
             let first = relation_from_snapshot(&stored)?;
             finish(tx, ctx, ids, "OK", now).await?;
             return Ok(LinkOutcome::Replayed(first));
         }
-        let outcome = if !subject_exists(&mut tx, relation.parent).await? {
-            LinkOutcome::Missing("parent_subject_id")
-        } else if !subject_exists(&mut tx, relation.child).await? {
-            LinkOutcome::Missing("child_subject_id")
-        } else if sqlx::query_scalar::<_, bool>(
-            "SELECT EXISTS (SELECT 1 FROM intake.relations WHERE parent_subject_id = $1 AND child_subject_id = $2)",
-        )
-        .bind(relation.parent)
-        .bind(relation.child)
-        .fetch_one(&mut *tx)
-        .await?
+        if let Some((field, result)) =
+            unseen_pair(&mut tx, scope, relation.parent, relation.child).await?
         {
+            finish(tx, ctx, ids, result, now).await?;
+            return Ok(LinkOutcome::Missing(field));
+        }
+        let outcome = if relation_exists(&mut tx, relation.parent, relation.child).await? {
             LinkOutcome::Exists
         } else if sqlx::query_scalar::<_, bool>(
             // is the child already an ancestor of the parent?
@@ -431,20 +525,24 @@ impl SubjectStore for PgStore {
             LinkOutcome::Cycle
         } else {
             sqlx::query(
-                "INSERT INTO intake.relations (parent_subject_id, child_subject_id, kind, created_at) \
-                 VALUES ($1, $2, $3, $4)",
+                "INSERT INTO intake.relations (parent_subject_id, child_subject_id, kind, source, created_at) \
+                 VALUES ($1, $2, $3, $4, $5)",
             )
             .bind(relation.parent)
             .bind(relation.child)
             .bind(relation.kind.as_str())
+            .bind(relation.source.map(RelationSource::as_str))
             .bind(now)
             .execute(&mut *tx)
             .await?;
             idempotency::store(&mut tx, SCHEMA, &idem, &relation_snapshot(&relation)?, now).await?;
-            let event = Event::new("intake.relation.linked")
+            let mut event = Event::new("intake.relation.linked")
                 .id("parent_subject_id", relation.parent)
                 .id("child_subject_id", relation.child)
                 .code("kind", relation.kind.as_str());
+            if let Some(source) = relation.source {
+                event = event.code("source", source.as_str());
+            }
             emit(&mut tx, event, now).await?;
             LinkOutcome::Linked(relation)
         };
@@ -458,26 +556,76 @@ impl SubjectStore for PgStore {
         Ok(outcome)
     }
 
+    async fn unlink(
+        &self,
+        ctx: &CallContext,
+        scope: &Jurisdiction,
+        parent: Uuid,
+        child: Uuid,
+        reason: UnlinkReason,
+        idem: Key,
+        now: DateTime<Utc>,
+    ) -> Result<UnlinkOutcome, ApiError> {
+        let ids = vec![parent, child];
+        let mut tx = self.pool.begin().await?;
+        lock_relations(&mut tx).await?;
+        if let Some(stored) = idempotency::lookup(&mut tx, SCHEMA, &idem).await? {
+            let first = relation_from_snapshot(&stored)?;
+            finish(tx, ctx, ids, "OK", now).await?;
+            return Ok(UnlinkOutcome::Replayed(first));
+        }
+        if let Some((field, result)) = unseen_pair(&mut tx, scope, parent, child).await? {
+            finish(tx, ctx, ids, result, now).await?;
+            return Ok(UnlinkOutcome::Missing(field));
+        }
+        let sql = format!(
+            "DELETE FROM intake.relations WHERE parent_subject_id = $1 AND child_subject_id = $2 \
+             RETURNING {RELATION_COLUMNS}"
+        );
+        let removed = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(parent)
+            .bind(child)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(row) = removed else {
+            finish(tx, ctx, ids, "NOT_FOUND", now).await?;
+            return Ok(UnlinkOutcome::NoRelation);
+        };
+        let relation = relation_from_row(&row)?;
+        idempotency::store(&mut tx, SCHEMA, &idem, &relation_snapshot(&relation)?, now).await?;
+        let event = Event::new("intake.relation.unlinked")
+            .id("parent_subject_id", parent)
+            .id("child_subject_id", child)
+            .code("kind", relation.kind.as_str())
+            .code("reason", reason.as_str());
+        emit(&mut tx, event, now).await?;
+        finish(tx, ctx, ids, "OK", now).await?;
+        Ok(UnlinkOutcome::Unlinked(relation))
+    }
+
     async fn list_relations(
         &self,
         ctx: &CallContext,
+        scope: &Jurisdiction,
         id: Uuid,
         after: Option<(Uuid, Uuid)>,
         limit: u32,
         now: DateTime<Utc>,
     ) -> Result<Option<Vec<Relation>>, ApiError> {
         let mut tx = self.pool.begin().await?;
-        if !subject_exists(&mut tx, id).await? {
-            finish(tx, ctx, vec![id], "NOT_FOUND", now).await?;
+        let found = seen(&mut tx, scope, id, false).await?;
+        if !matches!(found, Seen::Visible(_)) {
+            finish(tx, ctx, vec![id], found.not_found_result(), now).await?;
             return Ok(None);
         }
         let (after_parent, after_child) = after.unwrap_or((Uuid::nil(), Uuid::nil()));
-        let rows = sqlx::query(
-            "SELECT parent_subject_id, child_subject_id, kind, created_at FROM intake.relations \
+        let sql = format!(
+            "SELECT {RELATION_COLUMNS} FROM intake.relations \
              WHERE (parent_subject_id = $1 OR child_subject_id = $1) \
                AND (parent_subject_id, child_subject_id) > ($2, $3) \
-             ORDER BY parent_subject_id, child_subject_id LIMIT $4",
-        )
+             ORDER BY parent_subject_id, child_subject_id LIMIT $4"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(id)
         .bind(after_parent)
         .bind(after_child)
@@ -499,12 +647,14 @@ impl SubjectStore for PgStore {
     async fn family(
         &self,
         ctx: &CallContext,
+        scope: &Jurisdiction,
         id: Uuid,
         now: DateTime<Utc>,
     ) -> Result<Option<Family>, ApiError> {
         let mut tx = self.pool.begin().await?;
-        if !subject_exists(&mut tx, id).await? {
-            finish(tx, ctx, vec![id], "NOT_FOUND", now).await?;
+        let found = seen(&mut tx, scope, id, false).await?;
+        if !matches!(found, Seen::Visible(_)) {
+            finish(tx, ctx, vec![id], found.not_found_result(), now).await?;
             return Ok(None);
         }
         let parents: Vec<Uuid> = sqlx::query_scalar(

@@ -8,7 +8,7 @@ use std::future::Future;
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
-use zvv_platform::{audit::CallContext, error::ApiError, idempotency::Key};
+use zvv_platform::{audit::CallContext, auth::Jurisdiction, error::ApiError, idempotency::Key};
 
 use crate::{
     identity::Family,
@@ -72,6 +72,11 @@ pub trait SignalStore: Send + Sync + 'static {
         change: MatchChange,
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<MatchOutcome, ApiError>> + Send;
+
+    /// Whether a call was already made under `key`'s request id: `Ok(true)` for the same request,
+    /// `Ok(false)` for a new id, INVALID_ARGUMENT for the id reused for another request. Writes
+    /// nothing.
+    fn seen_request(&self, key: &Key) -> impl Future<Output = Result<bool, ApiError>> + Send;
 
     /// The first answer to an idempotent RegisterSignal already made under `key`, if any
     /// (audited as the call's record when found).
@@ -176,11 +181,22 @@ pub trait ReferralStore: Send + Sync + 'static {
         idem: Key,
     ) -> impl Future<Output = Result<Referral, ApiError>> + Send;
 
-    /// Referrals ordered by id after the cursor; `decided` filters on the status, `overdue_on`
-    /// keeps only those awaiting triage past their deadline on that day.
+    /// The referral an earlier SubmitReferral under `key` made, if any (audited when found).
+    fn replay_referral(
+        &self,
+        ctx: &CallContext,
+        key: &Key,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Option<Referral>, ApiError>> + Send;
+
+    /// Referrals routed to a municipality in `scope`, ordered by id after the cursor; `decided`
+    /// filters on the status, `overdue_on` keeps only those awaiting triage past their deadline
+    /// on that day.
+    #[allow(clippy::too_many_arguments)]
     fn list_referrals(
         &self,
         ctx: &CallContext,
+        scope: &Jurisdiction,
         decided: Option<bool>,
         overdue_on: Option<chrono::NaiveDate>,
         after: Option<Uuid>,
@@ -188,9 +204,11 @@ pub trait ReferralStore: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<Vec<Referral>, ApiError>> + Send;
 
+    /// Decides a referral routed to a municipality in `scope` (any other is `NotFound`).
     fn decide(
         &self,
         ctx: &CallContext,
+        scope: &Jurisdiction,
         id: Uuid,
         decision: Decision,
         rationale: String,

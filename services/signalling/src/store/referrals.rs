@@ -2,7 +2,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::{Row, postgres::PgRow};
 use uuid::Uuid;
 use zvv_platform::{
-    audit::{self, CallContext},
+    audit::{self, CallContext, NOT_FOUND_OUTSIDE_JURISDICTION},
+    auth::Jurisdiction,
     error::ApiError,
     idempotency::{self, Key},
     outbox::{self, Event},
@@ -12,7 +13,8 @@ use super::{DecideOutcome, PgStore, ReferralStore, SCHEMA};
 use crate::referrals::{Decision, Level, Referral};
 
 const COLUMNS: &str = "referral_id, subject_id, organisation, source_instrument, instrument_version, \
-    level, observed_on, birth_date, decide_by, decision, rationale, decided_by, decided_at, created_at";
+    level, observed_on, municipality_code, birth_date, decide_by, decision, rationale, decided_by, \
+    decided_at, created_at";
 
 fn referral_from_row(row: &PgRow) -> Result<Referral, ApiError> {
     let level: String = row.try_get("level")?;
@@ -26,6 +28,9 @@ fn referral_from_row(row: &PgRow) -> Result<Referral, ApiError> {
         level: Level::parse(&level)
             .ok_or_else(|| ApiError::internal(format!("stored level {level:?}")))?,
         observed_on: row.try_get("observed_on")?,
+        municipality_code: row
+            .try_get::<Option<String>, _>("municipality_code")?
+            .unwrap_or_default(),
         birth_date: row.try_get("birth_date")?,
         decide_by: row.try_get("decide_by")?,
         decision: decision.as_deref().and_then(Decision::parse),
@@ -53,7 +58,36 @@ async fn fetch(
         .transpose()
 }
 
+/// The referral an earlier submission under `idem` made, audited as this call's record.
+async fn replayed(
+    mut tx: sqlx::Transaction<'_, sqlx::Postgres>,
+    ctx: &CallContext,
+    idem: &Key,
+    now: DateTime<Utc>,
+) -> Result<Option<Referral>, ApiError> {
+    let Some(stored) = idempotency::lookup(&mut tx, SCHEMA, idem).await? else {
+        tx.rollback().await?;
+        return Ok(None);
+    };
+    let id = Uuid::from_slice(&stored)
+        .map_err(|_| ApiError::internal("stored response is not an id"))?;
+    let first = fetch(&mut tx, id, false).await?.ok_or_else(|| {
+        ApiError::NotFound("the referral this request submitted no longer exists".into())
+    })?;
+    audit::commit(tx, SCHEMA, ctx, vec![first.id, first.subject_id], "OK", now).await?;
+    Ok(Some(first))
+}
+
 impl ReferralStore for PgStore {
+    async fn replay_referral(
+        &self,
+        ctx: &CallContext,
+        key: &Key,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Referral>, ApiError> {
+        replayed(self.pool.begin().await?, ctx, key, now).await
+    }
+
     async fn submit(
         &self,
         ctx: &CallContext,
@@ -62,19 +96,17 @@ impl ReferralStore for PgStore {
     ) -> Result<Referral, ApiError> {
         let now = referral.created_at;
         let mut tx = self.pool.begin().await?;
-        if let Some(stored) = idempotency::lookup(&mut tx, SCHEMA, &idem).await? {
-            let id = Uuid::from_slice(&stored)
-                .map_err(|_| ApiError::internal("stored response is not an id"))?;
-            let first = fetch(&mut tx, id, false).await?.ok_or_else(|| {
-                ApiError::NotFound("the referral this request submitted no longer exists".into())
-            })?;
-            audit::commit(tx, SCHEMA, ctx, vec![first.id, first.subject_id], "OK", now).await?;
-            return Ok(first);
+        if idempotency::lookup(&mut tx, SCHEMA, &idem).await?.is_some() {
+            // submitted concurrently under the same key: answer as the first did
+            return replayed(tx, ctx, &idem, now)
+                .await?
+                .ok_or_else(|| ApiError::internal("idempotency key vanished"));
         }
         sqlx::query(
             "INSERT INTO signalling.referrals (referral_id, subject_id, organisation, source_instrument, \
-             instrument_version, level, observed_on, status, decide_by, created_at, birth_date) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 'AWAITING_TRIAGE', $8, $9, $10)",
+             instrument_version, level, observed_on, status, decide_by, created_at, birth_date, \
+             municipality_code) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'AWAITING_TRIAGE', $8, $9, $10, $11)",
         )
         .bind(referral.id)
         .bind(referral.subject_id)
@@ -86,6 +118,7 @@ impl ReferralStore for PgStore {
         .bind(referral.decide_by)
         .bind(now)
         .bind(referral.birth_date)
+        .bind(&referral.municipality_code)
         .execute(&mut *tx)
         .await?;
         idempotency::store(&mut tx, SCHEMA, &idem, referral.id.as_bytes(), now).await?;
@@ -95,7 +128,8 @@ impl ReferralStore for PgStore {
             &Event::new("signalling.referral.submitted")
                 .id("referral_id", referral.id)
                 .id("subject_id", referral.subject_id)
-                .code("level", referral.level.as_str()),
+                .code("level", referral.level.as_str())
+                .code("municipality_code", referral.municipality_code.clone()),
             now,
         )
         .await?;
@@ -114,6 +148,7 @@ impl ReferralStore for PgStore {
     async fn list_referrals(
         &self,
         ctx: &CallContext,
+        scope: &Jurisdiction,
         decided: Option<bool>,
         overdue_on: Option<NaiveDate>,
         after: Option<Uuid>,
@@ -125,6 +160,7 @@ impl ReferralStore for PgStore {
             "SELECT {COLUMNS} FROM signalling.referrals \
              WHERE ($1::bool IS NULL OR (status = 'DECIDED') = $1) \
                AND ($2::date IS NULL OR (status = 'AWAITING_TRIAGE' AND decide_by < $2)) \
+               AND ($5::text[] IS NULL OR municipality_code = ANY($5)) \
                AND referral_id > $3 ORDER BY referral_id LIMIT $4"
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -132,6 +168,7 @@ impl ReferralStore for PgStore {
             .bind(overdue_on)
             .bind(after.unwrap_or_else(Uuid::nil))
             .bind(i64::from(limit))
+            .bind(scope.sql_filter())
             .fetch_all(&mut *tx)
             .await?;
         let referrals = rows
@@ -149,15 +186,24 @@ impl ReferralStore for PgStore {
     async fn decide(
         &self,
         ctx: &CallContext,
+        scope: &Jurisdiction,
         id: Uuid,
         decision: Decision,
         rationale: String,
         now: DateTime<Utc>,
     ) -> Result<DecideOutcome, ApiError> {
         let mut tx = self.pool.begin().await?;
-        let Some(mut referral) = fetch(&mut tx, id, true).await? else {
-            audit::commit(tx, SCHEMA, ctx, vec![id], "NOT_FOUND", now).await?;
-            return Ok(DecideOutcome::NotFound);
+        let mut referral = match fetch(&mut tx, id, true).await? {
+            Some(r) if scope.covers(&r.municipality_code) => r,
+            found => {
+                let result = if found.is_some() {
+                    NOT_FOUND_OUTSIDE_JURISDICTION
+                } else {
+                    "NOT_FOUND"
+                };
+                audit::commit(tx, SCHEMA, ctx, vec![id], result, now).await?;
+                return Ok(DecideOutcome::NotFound);
+            }
         };
         if referral.decision.is_some() {
             audit::commit(

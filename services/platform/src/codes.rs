@@ -1,5 +1,6 @@
 //! CBS region codes: municipality (`GM` + 4 digits) and neighbourhood (`WK` + 6 digits, whose
-//! first four digits are the municipality's).
+//! first four digits are the municipality's). Every service parses them here, so that a code in a
+//! token's jurisdiction, a request and a stored row means the same thing everywhere.
 
 use std::fmt;
 
@@ -9,7 +10,7 @@ fn has_shape(value: &str, prefix: &str, digits: usize) -> bool {
         && value[prefix.len()..].bytes().all(|b| b.is_ascii_digit())
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct MunicipalityCode(String);
 
 impl MunicipalityCode {
@@ -23,6 +24,10 @@ impl MunicipalityCode {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
     }
 }
 
