@@ -574,6 +574,12 @@ impl TokenSigner {
         self.mint_claims(&claims)
     }
 
+    /// Signs a claims object of any shape; tests use it for claims of the wrong type.
+    pub fn mint_json(&self, claims: &serde_json::Value) -> Result<String, KeyError> {
+        jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), claims, &self.key)
+            .map_err(|e| KeyError::Signing(e.to_string()))
+    }
+
     /// Signs arbitrary claims; tests use it to make expired or wrong-audience tokens.
     pub fn mint_claims(&self, claims: &Claims) -> Result<String, KeyError> {
         jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), claims, &self.key)
@@ -859,10 +865,9 @@ mod tests {
         c.municipalities = Some(vec!["GM0363".into(); MAX_MUNICIPALITIES + 1]);
         assert!(matches!(verify(&c), Err(AuthError::Claims(_))));
         // not a list of strings
-        let header = Header::new(Algorithm::EdDSA);
         let mut body = serde_json::to_value(claims()).unwrap();
         body["municipalities"] = serde_json::json!("GM0363");
-        let token = jsonwebtoken::encode(&header, &body, &k.signer.key).unwrap();
+        let token = k.signer.mint_json(&body).unwrap();
         assert!(matches!(k.verifier.verify(&token), Err(AuthError::Claims(_))));
     }
 

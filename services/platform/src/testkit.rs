@@ -323,3 +323,182 @@ mod tests {
         assert!(!passes_elfproef("000000000"));
     }
 }
+
+/// The jurisdiction matrix every service tests: each RPC of its policy table called by six
+/// kinds of caller, derived from the table itself, with the outcome the service promises.
+pub mod matrix {
+    use tonic::Code;
+
+    use crate::{
+        auth::{OrgType, Role},
+        policy::{Policy, Rule},
+    };
+
+    /// A kind of caller.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Column {
+        /// Allowed by the policy, working for the municipality the test data belong to.
+        OwnMunicipality,
+        /// Allowed by the policy, working for another municipality only.
+        OtherMunicipality,
+        /// Allowed by the policy, with no jurisdiction at all.
+        NoJurisdiction,
+        /// An organisation type no grant of the RPC names (own municipality, allowed role).
+        WrongOrgType,
+        /// A role no grant of the RPC names (own municipality, allowed organisation type).
+        WrongRole,
+        /// A suite service with its SERVICE token.
+        SuiteService,
+    }
+
+    pub const COLUMNS: [Column; 6] = [
+        Column::OwnMunicipality,
+        Column::OtherMunicipality,
+        Column::NoJurisdiction,
+        Column::WrongOrgType,
+        Column::WrongRole,
+        Column::SuiteService,
+    ];
+
+    /// What a call should come to.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Expect {
+        /// OK, and the answer holds the test's object.
+        Shows,
+        /// OK, but the answer leaves the test's object out (a list filtered by jurisdiction).
+        Hides,
+        /// This status code.
+        Code(Code),
+    }
+
+    pub const OK: Expect = Expect::Shows;
+    pub const HIDDEN: Expect = Expect::Hides;
+    pub const NOT_FOUND: Expect = Expect::Code(Code::NotFound);
+    pub const DENIED: Expect = Expect::Code(Code::PermissionDenied);
+
+    /// The expected outcome of one RPC for each of [`COLUMNS`].
+    #[derive(Debug, Clone, Copy)]
+    pub struct Row {
+        pub method: &'static str,
+        pub expect: [Expect; 6],
+    }
+
+    /// Who calls in one cell.
+    #[derive(Debug, Clone)]
+    pub struct Caller {
+        pub column: Column,
+        /// An organisation name that is not a CBS code, so that only the claim gives jurisdiction.
+        pub org: String,
+        pub org_type: OrgType,
+        pub role: Role,
+        /// The `municipalities` claim (left out when empty).
+        pub municipalities: Vec<&'static str>,
+    }
+
+    /// The organisation type and role of the first grant of `rule` that is not the suite
+    /// SERVICE grant; for SERVICE-only RPCs a municipality professional.
+    fn allowed(rule: &Rule) -> (OrgType, Role) {
+        rule.grants
+            .iter()
+            .find(|g| !g.roles.contains(&Role::Service))
+            .map(|g| {
+                let org_type = g
+                    .org_types
+                    .and_then(|t| t.first().copied())
+                    .unwrap_or(OrgType::Municipality);
+                (org_type, g.roles[0])
+            })
+            .unwrap_or((OrgType::Municipality, Role::Professional))
+    }
+
+    /// The caller of `column` for `rule`, whose own municipality is `own` and other `other`.
+    /// `org` names the organisation of the three allowed columns (tests may need the data to
+    /// belong to it).
+    pub fn caller(
+        rule: &Rule,
+        column: Column,
+        org: &str,
+        own: &'static str,
+        other: &'static str,
+    ) -> Caller {
+        let (org_type, role) = allowed(rule);
+        let granted_type =
+            |t: OrgType| rule.grants.iter().any(|g| g.org_types.is_none_or(|ts| ts.contains(&t)));
+        let granted_role = |r: Role| rule.grants.iter().any(|g| g.roles.contains(&r));
+        let base = Caller {
+            column,
+            org: org.to_owned(),
+            org_type,
+            role,
+            municipalities: vec![own],
+        };
+        match column {
+            Column::OwnMunicipality => base,
+            Column::OtherMunicipality => Caller {
+                municipalities: vec![other],
+                ..base
+            },
+            Column::NoJurisdiction => Caller {
+                municipalities: vec![],
+                ..base
+            },
+            Column::WrongOrgType => {
+                let wrong = OrgType::ALL
+                    .iter()
+                    .copied()
+                    .find(|t| *t != OrgType::Suite && !granted_type(*t))
+                    .unwrap_or(OrgType::Suite);
+                Caller {
+                    org: format!("{org}-other-type"),
+                    org_type: wrong,
+                    ..base
+                }
+            }
+            Column::WrongRole => {
+                let wrong = Role::ALL
+                    .iter()
+                    .copied()
+                    .find(|r| *r != Role::Service && !granted_role(*r))
+                    .unwrap_or(Role::Auditor);
+                Caller { role: wrong, ..base }
+            }
+            Column::SuiteService => Caller {
+                org: "zvv-test-service".to_owned(),
+                org_type: OrgType::Suite,
+                role: Role::Service,
+                municipalities: vec![],
+                column,
+            },
+        }
+    }
+
+    /// Every RPC of `policy` must have a row, and every row an RPC: a new RPC without its rows
+    /// fails the test.
+    pub fn check_coverage(policy: &Policy, rows: &[Row]) -> Result<(), String> {
+        let mut problems = Vec::new();
+        for rule in policy.rules {
+            if !rows.iter().any(|r| r.method == rule.method) {
+                problems.push(format!("{} has no row in the jurisdiction matrix", rule.method));
+            }
+        }
+        for row in rows {
+            if policy.rule(row.method).is_none() {
+                problems.push(format!("{} is not an RPC of {}", row.method, policy.service));
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems.join("; "))
+        }
+    }
+
+    /// The outcome of a call: `Ok(seen)` or the status code.
+    pub fn outcome(result: &Result<bool, tonic::Status>) -> Expect {
+        match result {
+            Ok(true) => Expect::Shows,
+            Ok(false) => Expect::Hides,
+            Err(s) => Expect::Code(s.code()),
+        }
+    }
+}

@@ -234,6 +234,7 @@ async fn the_audit_record_carries_the_callers_trace_id() {
         .resolve_subject(pb::ResolveSubjectRequest {
             bsn: BSN.into(),
             create_if_missing: false,
+            ..Default::default()
         })
         .await
         .expect("resolve");
@@ -272,7 +273,8 @@ async fn failed_reads_and_writes_are_audited_with_their_subject() {
         .register_subject(register_request(BSN, "Again"))
         .await
         .expect_err("duplicate");
-    let _ = client
+    let _ = app
+        .client(&app.muni_coordinator())
         .link_relation(crate::helpers::link_request(
             &a.subject_id,
             &ghost.to_string(),
@@ -304,15 +306,18 @@ async fn every_rpc_is_audited_at_the_service_clock() {
     let app = TestApp::spawn().await;
     let parent = app.register(BSN, "Marieke").await;
     let mut service = app.client(&app.service());
-    let child_id = service
+    let resolved = service
         .resolve_subject(pb::ResolveSubjectRequest {
             bsn: valid_bsn(1),
             create_if_missing: true,
+            municipality_code: "GM0363".into(),
+            ..Default::default()
         })
         .await
         .expect("resolve")
-        .into_inner()
-        .subject_id;
+        .into_inner();
+    let child_id = resolved.subject_id;
+    let lookup_ref = uuid::Uuid::try_parse(&resolved.lookup_ref).expect("lookup_ref");
     let mut client = app.client(&app.muni_professional());
     client
         .update_subject(pb::UpdateSubjectRequest {
@@ -359,7 +364,7 @@ async fn every_rpc_is_audited_at_the_service_clock() {
         seen,
         [
             (action("RegisterSubject"), "OK".into(), vec![p]),
-            (action("ResolveSubject"), "OK".into(), vec![c]),
+            (action("ResolveSubject"), "OK".into(), vec![c, lookup_ref]),
             (action("UpdateSubject"), "OK".into(), vec![c]),
             (action("LinkRelation"), "OK".into(), vec![p, c]),
             (action("ListRelations"), "OK".into(), vec![c, p]),

@@ -115,6 +115,7 @@ async fn callers_outside_the_policy_are_permission_denied() {
             .resolve_subject(pb::ResolveSubjectRequest {
                 bsn: BSN.into(),
                 create_if_missing: false,
+                ..Default::default()
             })
             .await,
         "municipality resolves",
@@ -138,6 +139,7 @@ async fn callers_outside_the_policy_are_permission_denied() {
             .resolve_subject(pb::ResolveSubjectRequest {
                 bsn: BSN.into(),
                 create_if_missing: true,
+                ..Default::default()
             })
             .await,
         "school with SERVICE role resolves",

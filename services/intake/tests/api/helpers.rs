@@ -150,13 +150,31 @@ impl TestApp {
             .token("gm0363", OrgType::Municipality, &[Role::Professional])
     }
 
-    /// NEIGHBOURHOOD_TEAM coordinator.
+    /// COORDINATOR of the municipality GM0363 (jurisdiction GM0363 from its `org`).
+    pub fn muni_coordinator(&self) -> String {
+        self.keys
+            .token("gm0363", OrgType::Municipality, &[Role::Coordinator])
+    }
+
+    /// NEIGHBOURHOOD_TEAM coordinator working for GM0363.
     pub fn team_coordinator(&self) -> String {
-        self.keys.token(
+        self.keys.token_in(
             "wijkteam-centrum",
             OrgType::NeighbourhoodTeam,
             &[Role::Coordinator],
+            &["GM0363"],
         )
+    }
+
+    /// A token of `org_type` with `roles` whose jurisdiction is `municipalities`.
+    pub fn token_in(
+        &self,
+        org: &str,
+        org_type: OrgType,
+        roles: &[Role],
+        municipalities: &[&str],
+    ) -> String {
+        self.keys.token_in(org, org_type, roles, municipalities)
     }
 
     /// A suite service (signalling) with its SERVICE token.
@@ -190,6 +208,7 @@ impl TestApp {
             exp: now + 3600,
             nbf: now,
             iat: now,
+            municipalities: None,
         }
     }
 
@@ -222,9 +241,9 @@ impl TestApp {
             .expect("subject in response")
     }
 
-    /// Links parent → child (as a municipality professional).
+    /// Links parent → child (as a municipality coordinator).
     pub async fn link(&self, parent: &str, child: &str) -> pb::Relation {
-        self.client(&self.muni_professional())
+        self.client(&self.muni_coordinator())
             .link_relation(link_request(parent, child))
             .await
             .unwrap_or_else(|s| panic!("link {parent} -> {child}: {s:?}"))
@@ -322,6 +341,7 @@ pub fn link_request(parent: &str, child: &str) -> pb::LinkRelationRequest {
         parent_subject_id: parent.to_owned(),
         child_subject_id: child.to_owned(),
         kind: pb::RelationKind::Parent as i32,
+        source: pb::RelationSource::Declaration as i32,
     }
 }
 

@@ -51,7 +51,7 @@ async fn wait_for_lock_waiter(app: &TestApp) {
 #[tokio::test]
 async fn an_oversized_message_is_refused_and_the_server_lives_on() {
     let app = TestApp::spawn().await;
-    let mut client = app.client(&app.muni_professional());
+    let mut client = app.client(&app.muni_coordinator());
 
     let status = expect_err(
         client
@@ -89,7 +89,7 @@ async fn an_oversized_message_is_refused_and_the_server_lives_on() {
         .register_subject(register_request(BSN, "Sanne"))
         .await
         .expect("served after the refusal");
-    app.client(&app.muni_professional())
+    app.client(&app.muni_coordinator())
         .register_subject(register_request(&valid_bsn(1), "Daan"))
         .await
         .expect("new connection served");
@@ -107,7 +107,7 @@ async fn calls_beyond_the_concurrency_limit_are_shed() {
     let child = app.register(&valid_bsn(1), "Sanne").await;
 
     let mut lock = hold_relations_lock(&app).await;
-    let mut linker = app.client(&app.muni_professional());
+    let mut linker = app.client(&app.muni_coordinator());
     let request = link_request(&parent.subject_id, &child.subject_id);
     let in_flight = tokio::spawn(async move { linker.link_relation(request).await });
     wait_for_lock_waiter(&app).await;
@@ -172,7 +172,7 @@ async fn a_call_past_the_request_timeout_is_cancelled_and_changes_nothing() {
     let mut lock = hold_relations_lock(&app).await;
     let started = std::time::Instant::now();
     let status = expect_err(
-        app.client(&app.muni_professional())
+        app.client(&app.muni_coordinator())
             .link_relation(link_request(&parent.subject_id, &child.subject_id))
             .await,
         "stuck call",
@@ -222,7 +222,7 @@ async fn a_call_dropped_at_the_callers_deadline_is_audited_once() {
     let mut request = tonic::Request::new(link_request(&parent.subject_id, &child.subject_id));
     request.set_timeout(Duration::from_millis(400));
     let status = expect_err(
-        app.client(&app.muni_professional())
+        app.client(&app.muni_coordinator())
             .link_relation(request)
             .await,
         "call past the caller's deadline",

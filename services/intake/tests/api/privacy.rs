@@ -22,6 +22,7 @@ async fn no_table_holds_a_bsn_in_clear() {
         .resolve_subject(pb::ResolveSubjectRequest {
             bsn: BSN.into(),
             create_if_missing: false,
+            ..Default::default()
         })
         .await
         .expect("resolve");
@@ -29,6 +30,7 @@ async fn no_table_holds_a_bsn_in_clear() {
         .resolve_subject(pb::ResolveSubjectRequest {
             bsn: resolved_only.clone(),
             create_if_missing: true,
+            ..Default::default()
         })
         .await
         .expect("resolve and create");

@@ -155,7 +155,7 @@ async fn list_relations_pages_through_every_relation_once() {
 async fn list_relations_refuses_bad_arguments() {
     let app = TestApp::spawn().await;
     let ids = subjects(&app, 1).await;
-    let mut client = app.client(&app.muni_professional());
+    let mut client = app.client(&app.muni_coordinator());
     let list = |token: &str, size: i32| pb::ListRelationsRequest {
         subject_id: ids[0].clone(),
         page_size: size,
@@ -276,7 +276,7 @@ async fn a_subject_cannot_be_its_own_parent() {
     let app = TestApp::spawn().await;
     let ids = subjects(&app, 1).await;
     let status = expect_err(
-        app.client(&app.muni_professional())
+        app.client(&app.muni_coordinator())
             .link_relation(link_request(&ids[0], &ids[0]))
             .await,
         "self relation",
@@ -288,7 +288,7 @@ async fn a_subject_cannot_be_its_own_parent() {
 async fn cycles_are_refused() {
     let app = TestApp::spawn().await;
     let ids = subjects(&app, 5).await;
-    let mut client = app.client(&app.muni_professional());
+    let mut client = app.client(&app.muni_coordinator());
 
     // 2-cycle: a parent of b, then b parent of a
     app.link(&ids[0], &ids[1]).await;
@@ -326,7 +326,7 @@ async fn cycles_are_refused() {
 async fn link_refuses_bad_kinds_unknown_subjects_and_duplicates() {
     let app = TestApp::spawn().await;
     let ids = subjects(&app, 2).await;
-    let mut client = app.client(&app.muni_professional());
+    let mut client = app.client(&app.muni_coordinator());
 
     for kind in [pb::RelationKind::Unspecified as i32, 99] {
         let status = expect_err(

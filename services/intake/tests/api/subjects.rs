@@ -106,6 +106,7 @@ async fn resolve_finds_registers_and_refuses_unknown_bsns() {
         .resolve_subject(pb::ResolveSubjectRequest {
             bsn: BSN.into(),
             create_if_missing: false,
+            ..Default::default()
         })
         .await
         .expect("resolve known")
@@ -120,6 +121,7 @@ async fn resolve_finds_registers_and_refuses_unknown_bsns() {
         .resolve_subject(pb::ResolveSubjectRequest {
             bsn: BSN.into(),
             create_if_missing: true,
+            ..Default::default()
         })
         .await
         .expect("resolve known with create")
@@ -134,6 +136,7 @@ async fn resolve_finds_registers_and_refuses_unknown_bsns() {
             .resolve_subject(pb::ResolveSubjectRequest {
                 bsn: unknown.clone(),
                 create_if_missing: false,
+                ..Default::default()
             })
             .await,
         "unknown BSN",
@@ -149,6 +152,7 @@ async fn resolve_finds_registers_and_refuses_unknown_bsns() {
         .resolve_subject(pb::ResolveSubjectRequest {
             bsn: unknown.clone(),
             create_if_missing: true,
+            ..Default::default()
         })
         .await
         .expect("resolve with create")
@@ -163,6 +167,7 @@ async fn resolve_finds_registers_and_refuses_unknown_bsns() {
         .resolve_subject(pb::ResolveSubjectRequest {
             bsn: unknown.clone(),
             create_if_missing: false,
+            ..Default::default()
         })
         .await
         .expect("resolve created")
@@ -190,7 +195,8 @@ async fn resolve_finds_registers_and_refuses_unknown_bsns() {
 async fn update_changes_only_the_fields_in_the_mask() {
     let app = TestApp::spawn().await;
     let registered = app.register(BSN, "Sanne").await;
-    let mut client = app.client(&app.muni_professional());
+    // a date of death needs a coordinator of the subject's municipality
+    let mut client = app.client(&app.muni_coordinator());
     app.clock.advance(Duration::hours(2));
 
     let updated = client
@@ -235,6 +241,7 @@ async fn update_changes_only_the_fields_in_the_mask() {
         .resolve_subject(pb::ResolveSubjectRequest {
             bsn: BSN.into(),
             create_if_missing: false,
+            ..Default::default()
         })
         .await
         .expect("resolve")
@@ -252,6 +259,8 @@ async fn birth_date_can_be_set_only_while_unknown() {
         .resolve_subject(pb::ResolveSubjectRequest {
             bsn: bare_bsn,
             create_if_missing: true,
+            municipality_code: "GM0363".into(),
+            ..Default::default()
         })
         .await
         .expect("create bare")
