@@ -43,6 +43,7 @@ async fn a_service_resolves_a_registered_child_within_the_callers_trace() {
             .resolve_subject(ResolveSubjectRequest {
                 bsn: "123456782".into(),
                 create_if_missing: false,
+                ..Default::default()
             })
             .await
     }

@@ -36,6 +36,8 @@ fn referral(
         instrument_version: "2.1".into(),
         level: level as i32,
         observed_on: observed_on.into(),
+        municipality_code: "GM0363".into(),
+        birth_date: "2019-04-05".into(),
     }
 }
 
@@ -47,10 +49,11 @@ fn referral(
 async fn a_police_referral_goes_through_human_triage() {
     let suite = Harness::start().await.expect("suite starts");
     let police = suite.token("politie-amsterdam", OrgType::Police, &[Role::Professional]);
-    let officer = suite.token(
+    let officer = suite.keys.token_in(
         "zvh-amsterdam",
         OrgType::Municipality,
         &[Role::TriageOfficer],
+        &["GM0363"],
     );
     let today = zvv_platform::clock::Clock::today(&suite.clock)
         .format("%Y-%m-%d")
@@ -107,22 +110,11 @@ async fn a_police_referral_goes_through_human_triage() {
     assert_eq!(overdue[0].referral_id, submitted.referral_id);
     assert!(overdue[0].overdue);
     let clock: zvv_platform::clock::SharedClock = std::sync::Arc::new(suite.clock.clone());
-    let intake =
-        zvv_proto::intake::v1::subject_service_client::SubjectServiceClient::new(
-            zvv_platform::client::channel(
-                &suite.intake_url,
-                zvv_platform::client::TokenSource::Static(secrecy::SecretString::from(
-                    suite.token("zvv-signalling", OrgType::Suite, &[Role::Service]),
-                )),
-            )
-            .expect("channel"),
-        );
-    let reported =
-        zvv_signalling::report_overdue_referrals(&suite.pool, intake.clone(), clock.clone())
-            .await
-            .expect("monitor");
+    let reported = zvv_signalling::report_overdue_referrals(&suite.pool, clock.clone())
+        .await
+        .expect("monitor");
     assert_eq!(reported, 1);
-    let again = zvv_signalling::report_overdue_referrals(&suite.pool, intake, clock)
+    let again = zvv_signalling::report_overdue_referrals(&suite.pool, clock)
         .await
         .expect("monitor");
     assert_eq!(again, 0, "reported once");

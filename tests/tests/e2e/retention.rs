@@ -38,6 +38,7 @@ async fn count(suite: &Harness, sql: &str) -> i64 {
 #[tokio::test]
 async fn retention_expires_archives_and_destroys() {
     let suite = Harness::start().await.expect("suite starts");
+    let rules = zvv_signalling::retention::RetentionRules::default();
     let today = suite.clock.today();
     let muni = suite.token("gm0363", OrgType::Municipality, &[Role::Professional]);
     let mut intake = suite.intake(&muni).expect("client");
@@ -92,7 +93,7 @@ async fn retention_expires_archives_and_destroys() {
     // two months on: the school's signal expired, the match closed, the young adult is 23
     suite.clock.advance(Duration::days(62));
     let report =
-        zvv_signalling::retention::run(&suite.pool, suite.clock.today(), suite.clock.now())
+        zvv_signalling::retention::run(&suite.pool, &rules, suite.clock.today(), suite.clock.now())
             .await
             .expect("retention");
     assert_eq!(report.expired, 1);
@@ -132,7 +133,7 @@ async fn retention_expires_archives_and_destroys() {
     );
 
     // a second run does nothing more
-    let again = zvv_signalling::retention::run(&suite.pool, suite.clock.today(), suite.clock.now())
+    let again = zvv_signalling::retention::run(&suite.pool, &rules, suite.clock.today(), suite.clock.now())
         .await
         .expect("retention");
     assert_eq!(again, zvv_signalling::retention::RetentionReport::default());
@@ -140,7 +141,7 @@ async fn retention_expires_archives_and_destroys() {
     // five years after it expired, the archived signal is destroyed
     suite.clock.advance(Duration::days(5 * 366));
     let report =
-        zvv_signalling::retention::run(&suite.pool, suite.clock.today(), suite.clock.now())
+        zvv_signalling::retention::run(&suite.pool, &rules, suite.clock.today(), suite.clock.now())
             .await
             .expect("retention");
     assert!(report.archive_destroyed >= 1, "{report:?}");

@@ -274,7 +274,8 @@ async fn signals_on_siblings_make_a_family_match() {
         signalling::v1::{CloseReason, CloseSignalRequest, GetMatchRequest, MatchStatus},
     };
     let suite = Harness::start().await.expect("suite starts");
-    let muni = suite.token("gm0363", OrgType::Municipality, &[Role::Professional]);
+    // relations are recorded by a coordinator of the municipality
+    let muni = suite.token("gm0363", OrgType::Municipality, &[Role::Coordinator]);
     let mut intake = suite.intake(&muni).expect("client");
     let register =
         |request_id: &'static str, bsn: &'static str, name: &'static str, born: &'static str| {
@@ -308,6 +309,7 @@ async fn signals_on_siblings_make_a_family_match() {
                 parent_subject_id: parent.clone(),
                 child_subject_id: child.clone(),
                 kind: RelationKind::Parent as i32,
+                source: zvv_proto::intake::v1::RelationSource::Brp as i32,
             })
             .await
             .expect("linked");

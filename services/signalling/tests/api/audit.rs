@@ -242,6 +242,18 @@ async fn intake_audits_signallings_lookups_in_the_callers_trace() {
         "every lookup belongs to one of the two traces: {lookups:?}"
     );
     for r in &lookups {
-        assert_eq!(r.object_ids, [uuid(&subject)], "{r:?}");
+        // a resolved BSN is also named by its lookup reference
+        assert_eq!(r.object_ids[0], uuid(&subject), "{r:?}");
+        assert!(r.object_ids.len() <= 2, "{r:?}");
+        // intake's record names the person who really looked, next to signalling
+        let expected = if r.trace_id == trace_id {
+            SCHOOL.name
+        } else {
+            YOUTH_HEALTH.name
+        };
+        assert_eq!(r.end_user_org, expected, "{r:?}");
+    }
+    for r in &ours {
+        assert_eq!(r.end_user_org, "", "the callers of signalling are the end users");
     }
 }

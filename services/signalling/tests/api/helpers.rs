@@ -211,6 +211,8 @@ impl TestApp {
             idempotency_retention: chrono::Duration::hours(24),
             referral_deadline_working_days: zvv_signalling::DEFAULT_REFERRAL_DEADLINE_WORKING_DAYS,
             statistics_threshold: zvv_signalling::DEFAULT_STATISTICS_THRESHOLD,
+            fingerprints: keys.fingerprints().expect("fingerprint key"),
+            retention: zvv_signalling::retention::RetentionRules::default(),
         };
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
@@ -248,6 +250,7 @@ impl TestApp {
                 org: org.name.to_owned(),
                 org_type: org.org_type,
                 roles: vec![org.role],
+                municipalities: Vec::new(),
                 ttl: chrono::Duration::hours(1),
             })
             .expect("colleague token")
@@ -330,6 +333,7 @@ impl TestApp {
             .resolve_subject(ipb::ResolveSubjectRequest {
                 bsn: bsn.to_owned(),
                 create_if_missing: true,
+                ..Default::default()
             })
             .await
             .expect("resolve and create")
@@ -449,7 +453,7 @@ impl TestApp {
 
     async fn audit_rows_of(&self, schema: &str) -> Vec<AuditRow> {
         sqlx::query_as::<_, AuditRow>(sqlx::AssertSqlSafe(format!(
-            "SELECT seq, action, result, actor_org, object_ids, trace_id \
+            "SELECT seq, action, result, actor_org, object_ids, trace_id, end_user_org \
              FROM {schema}.audit_log ORDER BY seq"
         )))
         .fetch_all(&self.pool)
@@ -479,6 +483,8 @@ pub struct AuditRow {
     pub actor_org: String,
     pub object_ids: Vec<uuid::Uuid>,
     pub trace_id: String,
+    /// The end user a suite service called on behalf of (empty for direct callers).
+    pub end_user_org: String,
 }
 
 pub fn now() -> DateTime<Utc> {
