@@ -112,7 +112,10 @@ impl DataDir {
                 zvv_platform::idempotency::FingerprintKey::generate_base64(),
             )?;
             restrict(&fingerprint, 0o600)?;
-            println!("created the signalling fingerprint key in {}", keys.display());
+            println!(
+                "created the signalling fingerprint key in {}",
+                keys.display()
+            );
         }
         std::fs::create_dir_all(self.root.join("tokens"))?;
         restrict(&self.root.join("tokens"), 0o700)?;

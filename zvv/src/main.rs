@@ -31,10 +31,10 @@ enum Command {
     Up(up::UpArgs),
     /// Print a development token that `zvv up` (same data folder) accepts.
     Token(token::TokenArgs),
-    /// Identity registry: register, resolve, get, update, link, relations, family.
+    /// Identity registry: register, resolve, get, update, link, unlink, relations, family.
     #[command(subcommand)]
     Subject(subject::SubjectCommand),
-    /// Signals of your organisation: register, close, list, show, inform.
+    /// Signals of your organisation: register, close, list, show, inform; statistics (analysts).
     #[command(subcommand)]
     Signal(signal::SignalCommand),
     /// Matches your organisation is in: list, show, assign a coordinator, mark coordinated.

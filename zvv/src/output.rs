@@ -26,6 +26,41 @@ pub fn date_arg(value: &str) -> Result<String, String> {
     }
 }
 
+/// A municipality flag value: a CBS code, `GM` and 4 digits (any case, given back in upper case).
+pub fn municipality_arg(value: &str) -> Result<String, String> {
+    let code = value.trim().to_ascii_uppercase();
+    match zvv_platform::codes::MunicipalityCode::parse(&code) {
+        Ok(code) => Ok(code.into_string()),
+        Err(_) => Err(format!(
+            "`{value}` is not a municipality code: expected the CBS code, GM followed by 4 digits, \
+             e.g. GM0363 (Amsterdam) or GM0034 (Almere)"
+        )),
+    }
+}
+
+/// A `YYYY-MM` flag value (a calendar month), checked before any call.
+pub fn month_arg(value: &str) -> Result<String, String> {
+    let bytes = value.as_bytes();
+    let digits = |range: std::ops::Range<usize>| {
+        bytes
+            .get(range)
+            .is_some_and(|part| part.iter().all(u8::is_ascii_digit))
+    };
+    let valid = bytes.len() == 7
+        && digits(0..4)
+        && bytes[4] == b'-'
+        && digits(5..7)
+        && matches!(
+            value.get(5..7).and_then(|m| m.parse::<u32>().ok()),
+            Some(1..=12)
+        );
+    if valid {
+        Ok(value.to_owned())
+    } else {
+        Err(format!("`{value}` is not a month as YYYY-MM, e.g. 2026-01"))
+    }
+}
+
 pub fn fresh_request_id() -> String {
     uuid::Uuid::new_v4().to_string()
 }
@@ -96,4 +131,40 @@ pub fn timestamp(ts: Option<&prost_types::Timestamp>) -> String {
     })
     .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
     .unwrap_or_else(|| "-".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn municipality_codes_are_checked_and_upper_cased() {
+        assert_eq!(municipality_arg("GM0363").as_deref(), Ok("GM0363"));
+        assert_eq!(municipality_arg(" gm0034 ").as_deref(), Ok("GM0034"));
+        for bad in [
+            "", "GM363", "GM03630", "WK036305", "0363", "GMabcd", "GM 0363",
+        ] {
+            let err = municipality_arg(bad).unwrap_err();
+            assert!(err.contains("GM followed by 4 digits"), "{bad:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn months_are_checked() {
+        assert_eq!(month_arg("2026-01").as_deref(), Ok("2026-01"));
+        assert_eq!(month_arg("2026-12").as_deref(), Ok("2026-12"));
+        for bad in [
+            "",
+            "2026-13",
+            "2026-00",
+            "2026-1",
+            "26-01",
+            "2026-01-01",
+            "januari",
+            "2026- 1",
+            "+2026-1",
+        ] {
+            assert!(month_arg(bad).is_err(), "{bad:?} should be refused");
+        }
+    }
 }

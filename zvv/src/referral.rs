@@ -9,8 +9,8 @@ use zvv_proto::signalling::v1::{
 use crate::{
     client::{ConnArgs, check},
     output::{
-        date_arg, fresh_request_id, or_dash, print_fields, print_next_page, print_table, timestamp,
-        yes_no,
+        date_arg, fresh_request_id, municipality_arg, or_dash, print_fields, print_next_page,
+        print_table, timestamp, yes_no,
     },
     signal::{SubjectArgs, SubjectChoice},
 };
@@ -20,9 +20,10 @@ use crate::{
 pub enum ReferralCommand {
     /// Submit a referral about a child (police); an unknown BSN is registered with intake.
     Submit(SubmitArgs),
-    /// List referrals for triage, overdue ones marked (triage officers).
+    /// List the referrals routed to your jurisdiction, overdue ones marked (triage officers).
     List(ListArgs),
-    /// Record a triage decision and its rationale (triage officers).
+    /// Record a triage decision and its rationale (triage officers of the referral's
+    /// municipality).
     Decide(DecideArgs),
 }
 
@@ -53,6 +54,15 @@ pub struct SubmitArgs {
     /// YYYY-MM-DD: the day of the observation; not in the future.
     #[arg(long, value_parser = date_arg)]
     observed_on: String,
+    /// The municipality where the child lives, as far as you know (CBS code, e.g. GM0363): the
+    /// referral goes to that municipality's triage desks. When intake knows the child's
+    /// municipality, intake's is used instead.
+    #[arg(long, value_name = "GM0000", value_parser = municipality_arg)]
+    municipality: String,
+    /// YYYY-MM-DD: the child's birth date, recorded when this referral registers the child with
+    /// intake (an unknown BSN).
+    #[arg(long, value_parser = date_arg)]
+    birth_date: Option<String>,
     /// Idempotency key; default a fresh UUID. Repeat a call with the same key to retry it safely.
     #[arg(long)]
     request_id: Option<String>,
@@ -128,7 +138,8 @@ pub async fn run(cmd: ReferralCommand) -> anyhow::Result<()> {
                         instrument_version: a.instrument_version,
                         level: level.into(),
                         observed_on: a.observed_on,
-                        ..Default::default()
+                        municipality_code: a.municipality,
+                        birth_date: a.birth_date.unwrap_or_default(),
                     })
                     .await,
             )?;
@@ -162,6 +173,7 @@ pub async fn run(cmd: ReferralCommand) -> anyhow::Result<()> {
                         "STATUS",
                         "DECIDE_BY",
                         "OVERDUE",
+                        "MUNICIPALITY",
                         "ORGANISATION",
                     ],
                     r.referrals
@@ -174,6 +186,7 @@ pub async fn run(cmd: ReferralCommand) -> anyhow::Result<()> {
                                 status_name(x.status()).to_owned(),
                                 or_dash(x.decide_by.clone()),
                                 if x.overdue { "OVERDUE" } else { "-" }.to_owned(),
+                                or_dash(x.municipality_code.clone()),
                                 or_dash(x.organisation.clone()),
                             ]
                         })
@@ -212,6 +225,12 @@ fn print_referral(referral: Option<&Referral>) {
     let mut fields = vec![
         ("referral_id", r.referral_id.clone()),
         ("subject_id", r.subject_id.clone()),
+    ];
+    // the submitter is not told where intake routed the referral
+    if !r.municipality_code.is_empty() {
+        fields.push(("municipality", r.municipality_code.clone()));
+    }
+    fields.extend([
         ("organisation", or_dash(r.organisation.clone())),
         (
             "instrument",
@@ -224,7 +243,7 @@ fn print_referral(referral: Option<&Referral>) {
         ("status", status_name(r.status()).to_owned()),
         ("decide_by", or_dash(r.decide_by.clone())),
         ("overdue", yes_no(r.overdue)),
-    ];
+    ]);
     if r.status() == ReferralStatus::Decided {
         fields.extend([
             ("decision", decision_name(r.decision()).to_owned()),

@@ -2,15 +2,16 @@
 //! small printing helpers that `zvv match` and `zvv referral` share.
 
 use zvv_proto::signalling::v1::{
-    CloseReason, CloseSignalRequest, Contact, GetSignalRequest, InformationDuty,
-    ListSignalsRequest, Match, MatchKind, MatchStatus, RecordInformationDutyRequest,
-    RegisterSignalRequest, Signal, SignalStatus, register_signal_request,
+    AgeBand, CloseReason, CloseSignalRequest, Contact, GetSignalRequest,
+    GetSignalStatisticsRequest, GetSignalStatisticsResponse, InformationDuty, ListSignalsRequest,
+    Match, MatchKind, MatchStatus, RecordInformationDutyRequest, RegisterSignalRequest, Signal,
+    SignalStatus, register_signal_request,
 };
 
 use crate::client::{ConnArgs, check};
 use crate::output::{
-    bsn_arg, date_arg, fresh_request_id, or_dash, print_fields, print_next_page, print_table,
-    timestamp, yes_no,
+    bsn_arg, date_arg, fresh_request_id, month_arg, municipality_arg, or_dash, print_fields,
+    print_next_page, print_table, timestamp, yes_no,
 };
 
 /// The `zvv signal` subcommands.
@@ -27,6 +28,10 @@ pub enum SignalCommand {
     Show(ShowArgs),
     /// Record whether parents and child were informed of a signal, or why that is postponed.
     Inform(InformArgs),
+    /// Count the children with signals in a municipality of your jurisdiction per neighbourhood,
+    /// age band and organisation type, over whole months (ANALYST of a municipality); cells
+    /// below the threshold are left out.
+    Stats(StatsArgs),
 }
 
 /// The child a signal or referral is about: exactly one of `--subject-id` and `--bsn`.
@@ -171,6 +176,21 @@ struct DutyArgs {
     postponement_reason: Option<String>,
 }
 
+#[derive(Debug, clap::Args)]
+pub struct StatsArgs {
+    #[command(flatten)]
+    conn: ConnArgs,
+    /// The municipality (CBS code, e.g. GM0363); it must be in your token's jurisdiction.
+    #[arg(long, value_name = "GM0000", value_parser = municipality_arg)]
+    municipality: String,
+    /// YYYY-MM: the first month of the period.
+    #[arg(long, value_name = "YYYY-MM", value_parser = month_arg)]
+    from: String,
+    /// YYYY-MM: the last month of the period (included); it must have begun.
+    #[arg(long, value_name = "YYYY-MM", value_parser = month_arg)]
+    to: String,
+}
+
 /// Runs one subcommand and prints its result.
 pub async fn run(cmd: SignalCommand) -> anyhow::Result<()> {
     match cmd {
@@ -286,8 +306,72 @@ pub async fn run(cmd: SignalCommand) -> anyhow::Result<()> {
             )?;
             print_signal(r.signal.as_ref());
         }
+        SignalCommand::Stats(a) => {
+            let r = check(
+                a.conn
+                    .signalling()?
+                    .get_signal_statistics(GetSignalStatisticsRequest {
+                        municipality_code: a.municipality.clone(),
+                        from_month: a.from.clone(),
+                        to_month: a.to.clone(),
+                    })
+                    .await,
+            )?;
+            print_statistics(&a.municipality, &a.from, &a.to, &r);
+        }
     }
     Ok(())
+}
+
+/// Prints the cells as a table, then the threshold and what it means for the missing cells.
+fn print_statistics(municipality: &str, from: &str, to: &str, r: &GetSignalStatisticsResponse) {
+    print_fields(&[
+        ("municipality", municipality.to_owned()),
+        ("period", format!("{from} to {to} (whole months)")),
+    ]);
+    println!();
+    if r.cells.is_empty() {
+        println!("no cells at or above the threshold");
+    } else {
+        print_table(
+            &["NEIGHBOURHOOD", "AGE_BAND", "ORGANISATION_TYPE", "SUBJECTS"],
+            r.cells
+                .iter()
+                .map(|c| {
+                    vec![
+                        or_dash(c.neighbourhood_code.clone()),
+                        age_band(c.age_band()).to_owned(),
+                        or_dash(c.organisation_type.clone()),
+                        c.subjects.to_string(),
+                    ]
+                })
+                .collect(),
+        );
+    }
+    println!();
+    print_fields(&[("threshold", r.threshold.to_string())]);
+    if r.threshold > 1 {
+        println!(
+            "(cells with fewer than {} subjects are left out, exactly as empty cells are: a \
+             combination that is not listed has 0 to {} subjects)",
+            r.threshold,
+            r.threshold - 1
+        );
+    } else {
+        println!("(empty cells are left out)");
+    }
+}
+
+/// The age band as years, on the last day of the period.
+fn age_band(band: AgeBand) -> &'static str {
+    match band {
+        AgeBand::AgeBand03 => "0-3",
+        AgeBand::AgeBand411 => "4-11",
+        AgeBand::AgeBand1215 => "12-15",
+        AgeBand::AgeBand1617 => "16-17",
+        AgeBand::AgeBand1822 => "18-22",
+        AgeBand::Unspecified => "-",
+    }
 }
 
 fn print_signal(signal: Option<&Signal>) {

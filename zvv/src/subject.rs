@@ -2,12 +2,15 @@
 
 use zvv_proto::intake::v1::{
     GetSubjectRequest, LinkRelationRequest, ListFamilyRequest, ListRelationsRequest,
-    RegisterSubjectRequest, Relation, RelationKind, ResolveSubjectRequest, Subject,
-    UpdateSubjectRequest,
+    RegisterSubjectRequest, Relation, RelationKind, RelationSource, ResolveSubjectRequest, Subject,
+    UnlinkReason, UnlinkRelationRequest, UpdateSubjectRequest,
 };
 
 use crate::client::{ConnArgs, check};
-use crate::output::{bsn_arg, fresh_request_id, or_dash, print_fields, timestamp, yes_no};
+use crate::output::{
+    bsn_arg, date_arg, fresh_request_id, municipality_arg, or_dash, print_fields, print_next_page,
+    timestamp, yes_no,
+};
 
 /// The `zvv subject` subcommands.
 #[derive(Debug, clap::Subcommand)]
@@ -20,8 +23,12 @@ pub enum SubjectCommand {
     Get(GetArgs),
     /// Change names, municipality, neighbourhood, date of death or an unknown birth date.
     Update(UpdateArgs),
-    /// Record that one subject is a parent or guardian of another.
+    /// Record that one subject is a parent or guardian of another, and where that comes from
+    /// (COORDINATOR; both subjects in your jurisdiction).
     Link(LinkArgs),
+    /// Remove a relation that was recorded wrongly or has ended, with the reason (COORDINATOR;
+    /// both subjects in your jurisdiction).
+    Unlink(UnlinkArgs),
     /// List the relations of a subject.
     Relations(RelationsArgs),
     /// Show a subject's parents and the children who share a parent with it.
@@ -65,6 +72,13 @@ pub struct ResolveArgs {
     /// Register a bare subject when the BSN is not known yet.
     #[arg(long)]
     create: bool,
+    /// With --create: the municipality responsible for a new subject (CBS code, e.g. GM0363);
+    /// ignored when the BSN is known.
+    #[arg(long, requires = "create", value_parser = municipality_arg)]
+    municipality: Option<String>,
+    /// With --create: YYYY-MM-DD, the birth date of a new subject; ignored when the BSN is known.
+    #[arg(long, requires = "create", value_parser = date_arg)]
+    birth_date: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -89,7 +103,7 @@ pub struct UpdateArgs {
     /// Neighbourhood (wijk) code, e.g. WK036305.
     #[arg(long)]
     neighbourhood: Option<String>,
-    /// YYYY-MM-DD; an empty string clears it.
+    /// YYYY-MM-DD; an empty string clears it. Needs a COORDINATOR token.
     #[arg(long)]
     date_of_death: Option<String>,
     /// YYYY-MM-DD; only while the birth date is unknown.
@@ -107,6 +121,30 @@ enum Kind {
     Guardian,
 }
 
+/// Where a relation comes from.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Source {
+    /// The municipal personal records database (Basisregistratie Personen).
+    Brp,
+    /// A court order, e.g. guardianship or custody.
+    CourtOrder,
+    /// A declaration by the family or a professional.
+    Declaration,
+}
+
+/// Why a relation is removed.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Reason {
+    /// The relation was recorded by mistake.
+    RecordedInError,
+    /// One of the two subjects is not the person the relation was meant for.
+    WrongPerson,
+    /// The source (BRP, court) was corrected or withdrawn.
+    SourceCorrected,
+    /// Guardianship or custody ended by court order.
+    CustodyEnded,
+}
+
 #[derive(Debug, clap::Args)]
 pub struct LinkArgs {
     #[command(flatten)]
@@ -119,7 +157,28 @@ pub struct LinkArgs {
     child: String,
     #[arg(long, value_enum, default_value = "parent")]
     kind: Kind,
+    /// Where the relation comes from.
+    #[arg(long, value_enum)]
+    source: Source,
     /// Idempotency key; default a fresh UUID.
+    #[arg(long)]
+    request_id: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct UnlinkArgs {
+    #[command(flatten)]
+    conn: ConnArgs,
+    /// The parent's or guardian's subject_id.
+    #[arg(long)]
+    parent: String,
+    /// The child's subject_id.
+    #[arg(long)]
+    child: String,
+    /// Why the relation is removed.
+    #[arg(long, value_enum)]
+    reason: Reason,
+    /// Idempotency key; default a fresh UUID. Repeat a call with the same key to retry it safely.
     #[arg(long)]
     request_id: Option<String>,
 }
@@ -170,7 +229,8 @@ pub async fn run(cmd: SubjectCommand) -> anyhow::Result<()> {
                     .resolve_subject(ResolveSubjectRequest {
                         bsn: bsn_arg(a.bsn)?,
                         create_if_missing: a.create,
-                        ..Default::default()
+                        municipality_code: a.municipality.unwrap_or_default(),
+                        birth_date: a.birth_date.unwrap_or_default(),
                     })
                     .await,
             )?;
@@ -179,6 +239,7 @@ pub async fn run(cmd: SubjectCommand) -> anyhow::Result<()> {
                 ("birth_date", or_unknown(r.birth_date)),
                 ("date_of_death", or_dash(r.date_of_death)),
                 ("created", yes_no(r.created)),
+                ("lookup_ref", or_dash(r.lookup_ref)),
             ]);
         }
         SubjectCommand::Get(a) => {
@@ -198,6 +259,11 @@ pub async fn run(cmd: SubjectCommand) -> anyhow::Result<()> {
                 Kind::Parent => RelationKind::Parent,
                 Kind::Guardian => RelationKind::Guardian,
             };
+            let source = match a.source {
+                Source::Brp => RelationSource::Brp,
+                Source::CourtOrder => RelationSource::CourtOrder,
+                Source::Declaration => RelationSource::Declaration,
+            };
             let r = check(
                 a.conn
                     .intake()?
@@ -206,19 +272,39 @@ pub async fn run(cmd: SubjectCommand) -> anyhow::Result<()> {
                         parent_subject_id: a.parent,
                         child_subject_id: a.child,
                         kind: kind.into(),
-                        ..Default::default()
+                        source: source.into(),
                     })
                     .await,
             )?;
             match r.relation {
-                Some(rel) => print_fields(&[
-                    ("parent", rel.parent_subject_id.clone()),
-                    ("child", rel.child_subject_id.clone()),
-                    ("kind", kind_name(&rel).to_owned()),
-                    ("created", timestamp(rel.create_time.as_ref())),
-                ]),
+                Some(rel) => print_fields(&relation_fields(&rel)),
                 None => println!("linked"),
             }
+        }
+        SubjectCommand::Unlink(a) => {
+            let reason = match a.reason {
+                Reason::RecordedInError => UnlinkReason::RecordedInError,
+                Reason::WrongPerson => UnlinkReason::WrongPerson,
+                Reason::SourceCorrected => UnlinkReason::SourceCorrected,
+                Reason::CustodyEnded => UnlinkReason::CustodyEnded,
+            };
+            let r = check(
+                a.conn
+                    .intake()?
+                    .unlink_relation(UnlinkRelationRequest {
+                        request_id: a.request_id.unwrap_or_else(fresh_request_id),
+                        parent_subject_id: a.parent,
+                        child_subject_id: a.child,
+                        reason: reason.into(),
+                    })
+                    .await,
+            )?;
+            let mut fields = r.relation.as_ref().map(relation_fields).unwrap_or_default();
+            fields.extend([
+                ("status", "removed".to_owned()),
+                ("reason", reason_name(reason).to_owned()),
+            ]);
+            print_fields(&fields);
         }
         SubjectCommand::Relations(a) => {
             let r = check(
@@ -236,19 +322,14 @@ pub async fn run(cmd: SubjectCommand) -> anyhow::Result<()> {
             }
             for rel in &r.relations {
                 println!(
-                    "{} is {} of {}",
+                    "{} is {} of {} (source: {})",
                     rel.parent_subject_id,
                     kind_name(rel),
-                    rel.child_subject_id
+                    rel.child_subject_id,
+                    source_name(rel)
                 );
             }
-            if !r.next_page_token.is_empty() {
-                println!("next_page_token: {}", r.next_page_token);
-                println!(
-                    "(more relations: repeat with --page-token {})",
-                    r.next_page_token
-                );
-            }
+            print_next_page("relations", &r.next_page_token);
         }
         SubjectCommand::Family(a) => {
             let subject_id = a.subject_id.clone();
@@ -356,6 +437,36 @@ fn print_list(label: &str, ids: &[String]) {
     println!("{label}:");
     for id in ids {
         println!("  {id}");
+    }
+}
+
+fn relation_fields(rel: &Relation) -> Vec<(&'static str, String)> {
+    vec![
+        ("parent", rel.parent_subject_id.clone()),
+        ("child", rel.child_subject_id.clone()),
+        ("kind", kind_name(rel).to_owned()),
+        ("source", source_name(rel).to_owned()),
+        ("created", timestamp(rel.create_time.as_ref())),
+    ]
+}
+
+fn source_name(rel: &Relation) -> &'static str {
+    match rel.source() {
+        RelationSource::Brp => "brp",
+        RelationSource::CourtOrder => "court-order",
+        RelationSource::Declaration => "declaration",
+        // relations recorded before the source was kept
+        RelationSource::Unspecified => "not recorded",
+    }
+}
+
+fn reason_name(reason: UnlinkReason) -> &'static str {
+    match reason {
+        UnlinkReason::RecordedInError => "recorded-in-error",
+        UnlinkReason::WrongPerson => "wrong-person",
+        UnlinkReason::SourceCorrected => "source-corrected",
+        UnlinkReason::CustodyEnded => "custody-ended",
+        UnlinkReason::Unspecified => "-",
     }
 }
 

@@ -1,9 +1,10 @@
 //! `zvv token`: mints a development token with the key `zvv up` created in the data folder.
 
 use anyhow::Context;
-use zvv_platform::auth::{OrgType, Role, TokenRequest};
+use zvv_platform::auth::{MAX_MUNICIPALITIES, OrgType, Role, TokenRequest};
 
 use crate::datadir::{DataDir, DataDirArg};
+use crate::output::municipality_arg;
 
 /// The longest lifetime a development token may have.
 const MAX_TTL_SECS: i64 = 30 * 24 * 60 * 60;
@@ -20,6 +21,22 @@ pub struct TokenArgs {
     /// Role (`roles` claim), e.g. PROFESSIONAL; repeat the flag (or separate with commas) for more.
     #[arg(long = "role", required = true, value_delimiter = ',', value_parser = parse_role)]
     pub roles: Vec<Role>,
+    /// Municipality in the token's jurisdiction (`municipalities` claim): its CBS code, GM
+    /// followed by 4 digits, e.g. GM0034; repeat the flag (or separate with commas) for more.
+    ///
+    /// The jurisdiction says which municipalities' people the token may see and change: subjects
+    /// in intake, their relations, referrals routed to a triage desk, statistics. Give the
+    /// municipalities the organisation works for, e.g. for a neighbourhood team, Veilig Thuis or a
+    /// triage officer. Without the flag the claim is left out: a MUNICIPALITY whose --org is a CBS
+    /// code (e.g. gm0363) then gets its own code, any other organisation gets none. Suite SERVICE
+    /// tokens (--org-type SUITE --role SERVICE) are not limited by jurisdiction.
+    #[arg(
+        long = "municipality",
+        value_name = "GM0000",
+        value_delimiter = ',',
+        value_parser = municipality_arg
+    )]
+    pub municipalities: Vec<String>,
     /// Subject (`sub` claim); default `<org>-dev`.
     #[arg(long)]
     pub sub: Option<String>,
@@ -52,27 +69,60 @@ pub fn run(args: TokenArgs) -> anyhow::Result<()> {
     let mut roles = args.roles;
     roles.sort();
     roles.dedup();
+    let mut municipalities = args.municipalities;
+    municipalities.sort();
+    municipalities.dedup();
+    if municipalities.len() > MAX_MUNICIPALITIES {
+        anyhow::bail!("--municipality: at most {MAX_MUNICIPALITIES} municipalities per token");
+    }
     let request = TokenRequest {
         sub,
         org: org.to_owned(),
         org_type: args.org_type,
         roles,
-        municipalities: Vec::new(),
+        municipalities,
         ttl: args.ttl,
     };
     let token = signer.mint(&request).context("signing the token")?;
     let until = chrono::Utc::now() + args.ttl;
     let roles: Vec<&str> = request.roles.iter().map(|r| r.as_str()).collect();
     eprintln!(
-        "token for sub={} org={} org_type={} roles={}, valid until {}",
+        "token for sub={} org={} org_type={} roles={}, jurisdiction: {}, valid until {}",
         request.sub,
         request.org,
         request.org_type,
         roles.join(","),
+        jurisdiction(&request),
         until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
     );
     println!("{token}");
     Ok(())
+}
+
+/// The jurisdiction the services will read from the token, in words for the summary line.
+fn jurisdiction(request: &TokenRequest) -> String {
+    let suite_service =
+        request.org_type == OrgType::Suite && request.roles.contains(&Role::Service);
+    if suite_service {
+        return if request.municipalities.is_empty() {
+            "not limited (suite service)".to_owned()
+        } else {
+            format!(
+                "not limited (suite service; {} ignored)",
+                request.municipalities.join(",")
+            )
+        };
+    }
+    if !request.municipalities.is_empty() {
+        return request.municipalities.join(",");
+    }
+    match municipality_arg(&request.org) {
+        Ok(own) if request.org_type == OrgType::Municipality => {
+            format!("{own} (the organisation's own code)")
+        }
+        _ => "none (add --municipality GM0000 for the municipalities the organisation works for)"
+            .to_owned(),
+    }
 }
 
 /// `"youth-care"` → `"YOUTH_CARE"`, so that any case and dashes are accepted.
@@ -162,6 +212,107 @@ mod tests {
         assert_eq!(parse_org_type("youth-care"), Ok(OrgType::YouthCare));
         assert_eq!(parse_role("Professional"), Ok(Role::Professional));
         assert_eq!(parse_role("triage_officer"), Ok(Role::TriageOfficer));
+    }
+
+    fn request(
+        org: &str,
+        org_type: OrgType,
+        roles: &[Role],
+        municipalities: &[&str],
+    ) -> TokenRequest {
+        TokenRequest {
+            sub: format!("{org}-dev"),
+            org: org.to_owned(),
+            org_type,
+            roles: roles.to_vec(),
+            municipalities: municipalities.iter().map(|m| (*m).to_owned()).collect(),
+            ttl: chrono::Duration::hours(1),
+        }
+    }
+
+    #[test]
+    fn municipalities_are_repeatable_comma_separated_and_upper_cased() {
+        use clap::Parser;
+        #[derive(Debug, clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            token: TokenArgs,
+        }
+        let cli = Cli::try_parse_from([
+            "zvv",
+            "--org",
+            "wijkteam-noord",
+            "--org-type",
+            "NEIGHBOURHOOD_TEAM",
+            "--role",
+            "COORDINATOR",
+            "--municipality",
+            "GM0363,gm0034",
+            "--municipality",
+            "GM0758",
+        ])
+        .expect("valid flags");
+        assert_eq!(cli.token.municipalities, ["GM0363", "GM0034", "GM0758"]);
+
+        for bad in ["GM363", "gm00345", "0363", "WK036305", "", "GM0363,"] {
+            let err = Cli::try_parse_from([
+                "zvv",
+                "--org",
+                "x",
+                "--org-type",
+                "SCHOOL",
+                "--role",
+                "PROFESSIONAL",
+                "--municipality",
+                bad,
+            ])
+            .expect_err("a malformed code is refused")
+            .to_string();
+            assert!(err.contains("GM followed by 4 digits"), "{bad:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_summary_names_the_jurisdiction() {
+        let given = request(
+            "wijkteam-noord",
+            OrgType::NeighbourhoodTeam,
+            &[Role::Coordinator],
+            &["GM0034", "GM0363"],
+        );
+        assert_eq!(jurisdiction(&given), "GM0034,GM0363");
+        let own = request("gm0363", OrgType::Municipality, &[Role::Professional], &[]);
+        assert_eq!(jurisdiction(&own), "GM0363 (the organisation's own code)");
+        let named = request(
+            "zvh-amsterdam",
+            OrgType::Municipality,
+            &[Role::TriageOfficer],
+            &[],
+        );
+        assert!(
+            jurisdiction(&named).starts_with("none"),
+            "{}",
+            jurisdiction(&named)
+        );
+        let school = request("gm0363", OrgType::School, &[Role::Professional], &[]);
+        assert!(
+            jurisdiction(&school).starts_with("none"),
+            "{}",
+            jurisdiction(&school)
+        );
+        let service = request("zvv-signalling", OrgType::Suite, &[Role::Service], &[]);
+        assert_eq!(jurisdiction(&service), "not limited (suite service)");
+        let service = request(
+            "zvv-signalling",
+            OrgType::Suite,
+            &[Role::Service],
+            &["GM0363"],
+        );
+        assert!(
+            jurisdiction(&service).contains("GM0363 ignored"),
+            "{}",
+            jurisdiction(&service)
+        );
     }
 
     #[test]

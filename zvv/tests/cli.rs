@@ -1,4 +1,4 @@
-//! The `zvv` binary as a person uses it: `zvv token`, argument errors, and one end-to-end run of
+//! The `zvv` binary as a person uses it: `zvv token`, argument errors, and end-to-end runs of
 //! `zvv up` with a private PostgreSQL cluster, the subject commands and `zvv audit verify`.
 
 use std::{
@@ -12,7 +12,7 @@ use std::{
 
 mod common;
 
-use common::{Up, free_port, text, zvv};
+use common::{Up, bsns, free_port, mint, strs, text, zvv};
 use zvv_platform::auth::{OrgType, Role, TokenVerifier, generate_ed25519_pem};
 
 fn run(cmd: &mut Command) -> Output {
@@ -65,6 +65,171 @@ fn token_is_alone_on_the_last_line_and_verifies() {
     assert_eq!(principal.sub, "gm0363-dev");
     assert_eq!(principal.org_type, OrgType::Municipality);
     assert_eq!(principal.roles, vec![Role::Professional, Role::Coordinator]);
+}
+
+/// The JSON payload of a JWT (its middle part, base64url without padding), unverified.
+fn jwt_payload(jwt: &str) -> serde_json::Value {
+    let part = jwt.split('.').nth(1).expect("a JWT payload");
+    let mut bits: u32 = 0;
+    let mut count = 0;
+    let mut bytes = Vec::new();
+    for c in part.bytes() {
+        let value = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'-' => 62,
+            b'_' => 63,
+            _ => panic!("not base64url: {part}"),
+        };
+        bits = (bits << 6) | u32::from(value);
+        count += 6;
+        if count >= 8 {
+            count -= 8;
+            bytes.push((bits >> count) as u8);
+            bits &= (1 << count) - 1;
+        }
+    }
+    serde_json::from_slice(&bytes).expect("the payload is JSON")
+}
+
+/// `zvv token` with `args` against the data folder `dir`: (success, token or "", stderr).
+fn token(dir: &Path, args: &[&str]) -> (bool, String, String) {
+    let out = run(zvv().arg("token").args(args).arg("--data-dir").arg(dir));
+    let stdout = text(&out.stdout);
+    let jwt = stdout.lines().last().unwrap_or("").trim().to_owned();
+    (out.status.success(), jwt, text(&out.stderr))
+}
+
+#[test]
+fn token_puts_the_municipalities_in_the_claim() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let public = data_dir_with_key(dir.path());
+    let (ok, jwt, stderr) = token(
+        dir.path(),
+        &[
+            "--org",
+            "wijkteam-noord",
+            "--org-type",
+            "NEIGHBOURHOOD_TEAM",
+            "--role",
+            "COORDINATOR",
+            "--municipality",
+            "GM0363,gm0034",
+            "--municipality",
+            "GM0758",
+            "--municipality",
+            "GM0363",
+        ],
+    );
+    assert!(ok, "{stderr}");
+    let payload = jwt_payload(&jwt);
+    assert_eq!(
+        payload["municipalities"],
+        serde_json::json!(["GM0034", "GM0363", "GM0758"]),
+        "{payload}"
+    );
+    assert!(
+        stderr.contains("jurisdiction: GM0034,GM0363,GM0758"),
+        "{stderr}"
+    );
+    let verifier =
+        TokenVerifier::from_files(&[public], None, "zvv-dev", "zvv", 10).expect("verifier");
+    let principal = verifier.verify(&jwt).expect("the token verifies");
+    assert_eq!(principal.municipalities_text(), "GM0034,GM0363,GM0758");
+
+    // without the flag the claim is left out; the summary says what the services will read
+    let (ok, jwt, stderr) = token(
+        dir.path(),
+        &[
+            "--org",
+            "gm0363",
+            "--org-type",
+            "MUNICIPALITY",
+            "--role",
+            "PROFESSIONAL",
+        ],
+    );
+    assert!(ok, "{stderr}");
+    let payload = jwt_payload(&jwt);
+    assert!(payload.get("municipalities").is_none(), "{payload}");
+    assert!(
+        stderr.contains("jurisdiction: GM0363 (the organisation's own code)"),
+        "{stderr}"
+    );
+    let principal = verifier.verify(&jwt).expect("the token verifies");
+    assert_eq!(principal.municipalities_text(), "GM0363");
+
+    let (ok, jwt, stderr) = token(
+        dir.path(),
+        &[
+            "--org",
+            "vt-amsterdam",
+            "--org-type",
+            "VEILIG_THUIS",
+            "--role",
+            "TRIAGE_OFFICER",
+        ],
+    );
+    assert!(ok, "{stderr}");
+    assert!(jwt_payload(&jwt).get("municipalities").is_none());
+    assert!(stderr.contains("jurisdiction: none"), "{stderr}");
+
+    let (ok, _, stderr) = token(
+        dir.path(),
+        &[
+            "--org",
+            "zvv-signalling",
+            "--org-type",
+            "SUITE",
+            "--role",
+            "SERVICE",
+        ],
+    );
+    assert!(ok, "{stderr}");
+    assert!(stderr.contains("jurisdiction: not limited"), "{stderr}");
+}
+
+#[test]
+fn malformed_municipality_is_refused_with_the_expected_shape() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    data_dir_with_key(dir.path());
+    for bad in ["GM363", "0363", "WK036305", "GM0363,Almere", "GM03630"] {
+        let (ok, jwt, stderr) = token(
+            dir.path(),
+            &[
+                "--org",
+                "wijkteam-noord",
+                "--org-type",
+                "NEIGHBOURHOOD_TEAM",
+                "--role",
+                "PROFESSIONAL",
+                "--municipality",
+                bad,
+            ],
+        );
+        assert!(!ok, "{bad} accepted");
+        assert!(jwt.is_empty(), "no token expected for {bad}: {jwt}");
+        assert!(stderr.contains("--municipality"), "{stderr}");
+        assert!(stderr.contains("GM followed by 4 digits"), "{stderr}");
+        assert!(stderr.contains("e.g. GM0363"), "{stderr}");
+    }
+}
+
+#[test]
+fn token_help_explains_the_jurisdiction() {
+    let out = run(zvv().args(["token", "--help"]));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let help = text(&out.stdout);
+    for expected in [
+        "--municipality",
+        "jurisdiction",
+        "which municipalities' people",
+        "gets its own code",
+        "not limited",
+    ] {
+        assert!(help.contains(expected), "{expected} missing from:\n{help}");
+    }
 }
 
 #[test]
@@ -393,4 +558,264 @@ fn stop_up(up: &mut Up, data: &Path) {
 /// Lets the system pick signalling's port (these tests only call intake).
 fn any_port() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 0))
+}
+
+/// A `key: value` line's value.
+fn field(stdout: &str, key: &str) -> String {
+    let prefix = format!("{key}:");
+    stdout
+        .lines()
+        .find_map(|line| line.strip_prefix(&prefix))
+        .map(|value| value.trim().to_owned())
+        .unwrap_or_else(|| panic!("no {key} in:\n{stdout}"))
+}
+
+#[test]
+fn relations_are_recorded_and_removed_by_coordinators_of_the_jurisdiction() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    // As root, PostgreSQL runs as the `postgres` user, who must be able to enter the folder.
+    fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o755)).expect("chmod");
+    let data = tmp.path().join("data");
+    let listen: SocketAddr = format!("127.0.0.1:{}", free_port())
+        .parse()
+        .expect("address");
+    let mut up = Up::start(&data, listen, any_port(), &tmp.path().join("up.log"));
+    up.wait_for_port(listen, Duration::from_secs(90));
+
+    let professional = mint(&data, "gm0363", "MUNICIPALITY", "PROFESSIONAL", &[]);
+    let coordinator = mint(&data, "gm0363", "MUNICIPALITY", "COORDINATOR", &[]);
+    let team = mint(
+        &data,
+        "wijkteam-oost",
+        "NEIGHBOURHOOD_TEAM",
+        "COORDINATOR",
+        &["--municipality", "GM0363"],
+    );
+    let team_elsewhere = mint(
+        &data,
+        "wijkteam-almere",
+        "NEIGHBOURHOOD_TEAM",
+        "COORDINATOR",
+        &["--municipality", "GM0034"],
+    );
+    let team_without = mint(
+        &data,
+        "wijkteam-x",
+        "NEIGHBOURHOOD_TEAM",
+        "COORDINATOR",
+        &[],
+    );
+    let service = mint(&data, "zvv-signalling", "SUITE", "SERVICE", &[]);
+
+    let addr = format!("http://{listen}");
+    let call = |token: &str, args: &[&str]| {
+        let out = run(zvv()
+            .args(args)
+            .env("ZVV_TOKEN", token)
+            .env("ZVV_INTAKE_ADDR", &addr));
+        (out.status.success(), text(&out.stdout), text(&out.stderr))
+    };
+    let ok = |token: &str, args: &[&str]| {
+        let (success, stdout, stderr) = call(token, args);
+        assert!(success, "zvv {} failed:\n{stdout}{stderr}", args.join(" "));
+        stdout
+    };
+    let fails = |token: &str, args: &[&str]| {
+        let (success, stdout, stderr) = call(token, args);
+        assert!(!success, "zvv {} should fail:\n{stdout}", args.join(" "));
+        stderr
+    };
+
+    let numbers = bsns(3);
+    let register = |bsn: &str, given: &str, birth: &str| {
+        let out = ok(
+            &professional,
+            &[
+                "subject",
+                "register",
+                "--bsn",
+                bsn,
+                "--given-name",
+                given,
+                "--family-name",
+                "Visser",
+                "--birth-date",
+                birth,
+                "--municipality",
+                "GM0363",
+                "--neighbourhood",
+                "WK036305",
+            ],
+        );
+        subject_id_of(&out)
+    };
+    let parent = register(&numbers[0], "Anna", "1985-07-14");
+    let child = register(&numbers[1], "Mila", "2016-02-03");
+    let link = |source: &str| {
+        vec![
+            "subject".to_owned(),
+            "link".to_owned(),
+            "--parent".to_owned(),
+            parent.clone(),
+            "--child".to_owned(),
+            child.clone(),
+            "--kind".to_owned(),
+            "guardian".to_owned(),
+            "--source".to_owned(),
+            source.to_owned(),
+        ]
+    };
+
+    // the source is required, and its values are listed before any call
+    let err = fails(
+        &coordinator,
+        &["subject", "link", "--parent", &parent, "--child", &child],
+    );
+    assert!(err.contains("--source"), "{err}");
+    let err = fails(&coordinator, &strs(&link("hearsay")));
+    assert!(err.contains("brp, court-order, declaration"), "{err}");
+
+    // a professional may not link; a coordinator of another municipality does not see the two
+    let err = fails(&professional, &strs(&link("court-order")));
+    assert!(err.contains("PermissionDenied"), "{err}");
+    let err = fails(&team_elsewhere, &strs(&link("court-order")));
+    assert!(err.contains("NotFound"), "{err}");
+
+    let out = ok(&coordinator, &strs(&link("court-order")));
+    assert_eq!(field(&out, "parent"), parent, "{out}");
+    assert_eq!(field(&out, "child"), child, "{out}");
+    assert_eq!(field(&out, "kind"), "guardian", "{out}");
+    assert_eq!(field(&out, "source"), "court-order", "{out}");
+
+    let out = ok(&professional, &["subject", "relations", &child]);
+    assert_eq!(
+        out.trim(),
+        format!("{parent} is guardian of {child} (source: court-order)"),
+        "{out}"
+    );
+    let out = ok(&team, &["subject", "family", &child]);
+    assert!(out.contains(&parent), "{out}");
+
+    // jurisdiction: a team without municipalities, or of another one, sees no subject at all
+    for outsider in [&team_without, &team_elsewhere] {
+        let err = fails(outsider, &["subject", "get", &child]);
+        assert!(err.contains("NotFound"), "{err}");
+        let err = fails(outsider, &["subject", "relations", &child]);
+        assert!(err.contains("NotFound"), "{err}");
+    }
+
+    // unlink: coordinators only, with a reason from the list
+    let unlink = |reason: &str| {
+        vec![
+            "subject".to_owned(),
+            "unlink".to_owned(),
+            "--parent".to_owned(),
+            parent.clone(),
+            "--child".to_owned(),
+            child.clone(),
+            "--reason".to_owned(),
+            reason.to_owned(),
+        ]
+    };
+    let err = fails(&team, &strs(&unlink("bored")));
+    assert!(
+        err.contains("recorded-in-error, wrong-person, source-corrected, custody-ended"),
+        "{err}"
+    );
+    let err = fails(&professional, &strs(&unlink("wrong-person")));
+    assert!(err.contains("PermissionDenied"), "{err}");
+    let err = fails(&team_elsewhere, &strs(&unlink("wrong-person")));
+    assert!(err.contains("NotFound"), "{err}");
+    let mut retried = unlink("wrong-person");
+    retried.extend(["--request-id".to_owned(), "unlink-mila-1".to_owned()]);
+    let out = ok(&team, &strs(&retried));
+    assert_eq!(field(&out, "parent"), parent, "{out}");
+    assert_eq!(field(&out, "child"), child, "{out}");
+    assert_eq!(field(&out, "source"), "court-order", "{out}");
+    assert_eq!(field(&out, "status"), "removed", "{out}");
+    assert_eq!(field(&out, "reason"), "wrong-person", "{out}");
+    // a retry with the same request id gives the first answer; a new one finds nothing to remove
+    let again = ok(&team, &strs(&retried));
+    assert_eq!(field(&again, "parent"), parent, "{again}");
+    let err = fails(&team, &strs(&unlink("wrong-person")));
+    assert!(err.contains("NotFound"), "{err}");
+    let out = ok(&professional, &["subject", "relations", &child]);
+    assert_eq!(out.trim(), "no relations", "{out}");
+
+    // a suite service resolves an unknown BSN into a new subject of a municipality
+    let err = fails(
+        &service,
+        &[
+            "subject",
+            "resolve",
+            "--bsn",
+            &numbers[2],
+            "--municipality",
+            "GM0363",
+        ],
+    );
+    assert!(err.contains("--create"), "{err}");
+    let err = fails(
+        &service,
+        &[
+            "subject",
+            "resolve",
+            "--bsn",
+            &numbers[2],
+            "--create",
+            "--municipality",
+            "Amsterdam",
+        ],
+    );
+    assert!(err.contains("GM followed by 4 digits"), "{err}");
+    let resolve = [
+        "subject",
+        "resolve",
+        "--bsn",
+        &numbers[2],
+        "--create",
+        "--municipality",
+        "gm0363",
+        "--birth-date",
+        "2019-01-02",
+    ];
+    let out = ok(&service, &resolve);
+    assert_eq!(field(&out, "created"), "yes", "{out}");
+    assert_eq!(field(&out, "birth_date"), "2019-01-02", "{out}");
+    let lookup_ref = field(&out, "lookup_ref");
+    assert!(uuid::Uuid::parse_str(&lookup_ref).is_ok(), "{out}");
+    let created = subject_id_of(&out);
+    let again = ok(&service, &resolve);
+    assert_eq!(field(&again, "created"), "no", "{again}");
+    assert_eq!(field(&again, "lookup_ref"), lookup_ref, "{again}");
+    assert_eq!(subject_id_of(&again), created, "{again}");
+    let out = ok(&professional, &["subject", "get", &created]);
+    assert_eq!(field(&out, "municipality"), "GM0363", "{out}");
+    assert_eq!(field(&out, "birth_date"), "2019-01-02", "{out}");
+
+    // a date of death needs a coordinator
+    let err = fails(
+        &professional,
+        &[
+            "subject",
+            "update",
+            &parent,
+            "--date-of-death",
+            "2026-01-05",
+        ],
+    );
+    assert!(err.contains("PermissionDenied"), "{err}");
+    let out = ok(
+        &coordinator,
+        &[
+            "subject",
+            "update",
+            &parent,
+            "--date-of-death",
+            "2026-01-05",
+        ],
+    );
+    assert_eq!(field(&out, "date_of_death"), "2026-01-05", "{out}");
+
+    stop_up(&mut up, &data);
 }

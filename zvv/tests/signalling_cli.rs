@@ -1,9 +1,10 @@
-//! The signalling commands as a person uses them: `zvv signal`, `zvv match` and `zvv referral`
-//! against a `zvv up` with a private PostgreSQL cluster, one organisation after another.
+//! The signalling commands as a person uses them: `zvv signal` (with the statistics), `zvv match`
+//! and `zvv referral` against a `zvv up` with a private PostgreSQL cluster, one organisation
+//! after another.
 
 mod common;
 
-use common::{Up, free_port, text, zvv};
+use common::{Up, bsns, free_port, mint, strs, text, zvv};
 use std::{
     fs,
     io::Write,
@@ -13,6 +14,7 @@ use std::{
     process::{Output, Stdio},
     time::Duration,
 };
+use tempfile::TempDir;
 
 /// A valid (11-proof) BSN; it must never show up in any output.
 const BSN: &str = "123456782";
@@ -35,29 +37,120 @@ struct Session {
     seen: Vec<String>,
 }
 
+/// Starts `zvv up` in a fresh folder; the folder goes when the returned [`TempDir`] is dropped.
+fn start() -> (TempDir, Up, Session) {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    // As root, PostgreSQL runs as the `postgres` user, who must be able to enter the folder.
+    fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o755)).expect("chmod");
+    let data = tmp.path().join("data");
+    let intake: SocketAddr = format!("127.0.0.1:{}", free_port())
+        .parse()
+        .expect("address");
+    let signalling: SocketAddr = format!("127.0.0.1:{}", free_port())
+        .parse()
+        .expect("address");
+    let mut up = Up::start(&data, intake, signalling, &tmp.path().join("up.log"));
+    up.wait_for_port(intake, Duration::from_secs(90));
+    up.wait_for_port(signalling, Duration::from_secs(30));
+    let session = Session {
+        data,
+        intake: format!("http://{intake}"),
+        signalling: format!("http://{signalling}"),
+        seen: Vec::new(),
+    };
+    (tmp, up, session)
+}
+
+/// Sends SIGTERM and checks that `zvv up` exits cleanly within 30 s.
+fn stop(mut up: Up) {
+    let status = up.terminate();
+    let log = up.log();
+    let status = status.unwrap_or_else(|| panic!("zvv up did not exit within 30 s:\n{log}"));
+    assert!(status.success(), "zvv up exited with {status}:\n{log}");
+}
+
+/// A day `years` years before today, as YYYY-MM-DD.
+fn years_ago(years: u32) -> String {
+    chrono::Utc::now()
+        .date_naive()
+        .checked_sub_months(chrono::Months::new(years * 12))
+        .expect("a birth date")
+        .format("%Y-%m-%d")
+        .to_string()
+}
+
 impl Session {
     fn token(&self, org: &str, org_type: &str, role: &str) -> String {
-        let out = zvv()
-            .args([
-                "token",
-                "--org",
-                org,
-                "--org-type",
-                org_type,
-                "--role",
-                role,
-            ])
-            .arg("--data-dir")
-            .arg(&self.data)
-            .output()
-            .expect("zvv token runs");
-        assert!(out.status.success(), "token: {}", text(&out.stderr));
-        text(&out.stdout)
-            .lines()
-            .last()
-            .expect("a token")
-            .trim()
-            .to_owned()
+        mint(&self.data, org, org_type, role, &[])
+    }
+
+    /// A token whose jurisdiction is `municipalities` (comma-separated CBS codes).
+    fn token_for(&self, org: &str, org_type: &str, role: &str, municipalities: &str) -> String {
+        mint(
+            &self.data,
+            org,
+            org_type,
+            role,
+            &["--municipality", municipalities],
+        )
+    }
+
+    /// Registers a child of `age` in GM0363, neighbourhood WK036305; returns its subject_id.
+    fn register_child(&mut self, token: &str, bsn: &str, given_name: &str, age: u32) -> String {
+        let birth = years_ago(age);
+        let out = self.ok(
+            token,
+            &[
+                "subject",
+                "register",
+                "--bsn",
+                "-",
+                "--given-name",
+                given_name,
+                "--family-name",
+                "Bakker",
+                "--birth-date",
+                &birth,
+                "--municipality",
+                "GM0363",
+                "--neighbourhood",
+                "WK036305",
+            ],
+            Some(&format!("{bsn}\n")),
+        );
+        field(&out, "subject_id")
+    }
+
+    /// The organisation of `token` signals the child `subject_id`; returns the signal_id.
+    fn signal(&mut self, token: &str, subject_id: &str, contact: &str) -> String {
+        let out = self.ok(
+            token,
+            &[
+                "signal",
+                "register",
+                "--subject-id",
+                subject_id,
+                "--contact-name",
+                contact,
+                "--contact-phone",
+                "+31 20 555 0101",
+                "--contact-email",
+                "contact@example.nl",
+            ],
+            None,
+        );
+        field(&out, "signal_id")
+    }
+
+    /// Checks that no BSN given to any call showed up in any output.
+    fn assert_no_bsn_seen(&self, numbers: &[&str]) {
+        let everything = self.seen.join("\n");
+        for bsn in numbers {
+            assert!(
+                !everything.contains(bsn),
+                "the BSN {bsn} appeared in the output:\n{everything}"
+            );
+        }
     }
 
     /// Runs `zvv args…` with `token`, feeding `stdin` if given; returns (success, stdout, stderr).
@@ -112,26 +205,7 @@ impl Session {
 
 #[test]
 fn signals_matches_and_referrals_end_to_end() {
-    let tmp = tempfile::tempdir().expect("temp dir");
-    // As root, PostgreSQL runs as the `postgres` user, who must be able to enter the folder.
-    fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o755)).expect("chmod");
-    let data = tmp.path().join("data");
-    let intake: SocketAddr = format!("127.0.0.1:{}", free_port())
-        .parse()
-        .expect("address");
-    let signalling: SocketAddr = format!("127.0.0.1:{}", free_port())
-        .parse()
-        .expect("address");
-    let mut up = Up::start(&data, intake, signalling, &tmp.path().join("up.log"));
-    up.wait_for_port(intake, Duration::from_secs(90));
-    up.wait_for_port(signalling, Duration::from_secs(30));
-
-    let mut s = Session {
-        data: data.clone(),
-        intake: format!("http://{intake}"),
-        signalling: format!("http://{signalling}"),
-        seen: Vec::new(),
-    };
+    let (_tmp, up, mut s) = start();
     let municipality = s.token("gm0363", "MUNICIPALITY", "PROFESSIONAL");
     let school = s.token("school-1", "SCHOOL", "PROFESSIONAL");
     let youth_care = s.token("jeugdzorg-1", "YOUTH_CARE", "PROFESSIONAL");
@@ -394,6 +468,8 @@ fn signals_matches_and_referrals_end_to_end() {
             "orange",
             "--observed-on",
             &today,
+            "--municipality",
+            "GM0363",
         ],
         Some(&format!("{BSN}\n")),
     );
@@ -412,7 +488,13 @@ fn signals_matches_and_referrals_end_to_end() {
         .lines()
         .find(|l| l.starts_with(&referral_id))
         .unwrap_or_else(|| panic!("{referral_id} not listed:\n{out}"));
-    for expected in [subject_id.as_str(), "orange", "awaiting", "politie-ams"] {
+    for expected in [
+        subject_id.as_str(),
+        "orange",
+        "awaiting",
+        "GM0363",
+        "politie-ams",
+    ] {
         assert!(line.contains(expected), "{expected} missing from: {line}");
     }
     assert!(!line.contains("OVERDUE"), "{line}");
@@ -459,6 +541,8 @@ fn signals_matches_and_referrals_end_to_end() {
             "purple",
             "--observed-on",
             &today,
+            "--municipality",
+            "GM0363",
         ],
     );
     assert!(err.contains("invalid value 'purple'"), "{err}");
@@ -487,14 +571,273 @@ fn signals_matches_and_referrals_end_to_end() {
     );
     assert!(err.contains("cannot be used with"), "{err}");
 
-    let everything = s.seen.join("\n");
+    s.assert_no_bsn_seen(&[BSN]);
+    stop(up);
+}
+
+/// The line of a table that starts with `id`.
+fn row<'a>(stdout: &'a str, id: &str) -> &'a str {
+    stdout
+        .lines()
+        .find(|l| l.starts_with(id))
+        .unwrap_or_else(|| panic!("{id} not listed:\n{stdout}"))
+}
+
+#[test]
+fn referrals_go_to_the_triage_desks_of_the_childs_municipality() {
+    let (_tmp, up, mut s) = start();
+    let numbers = bsns(2);
+    let municipality = s.token("gm0363", "MUNICIPALITY", "PROFESSIONAL");
+    let police = s.token("politie-ams", "POLICE", "PROFESSIONAL");
+    let triage_amsterdam = s.token("gm0363", "MUNICIPALITY", "TRIAGE_OFFICER");
+    let triage_almere = s.token("gm0034", "MUNICIPALITY", "TRIAGE_OFFICER");
+    let veilig_thuis = s.token_for("vt-amsterdam", "VEILIG_THUIS", "TRIAGE_OFFICER", "GM0363");
+    let veilig_thuis_region = s.token_for(
+        "vt-flevoland-amsterdam",
+        "VEILIG_THUIS",
+        "TRIAGE_OFFICER",
+        "GM0363,GM0034",
+    );
+    let team_without = s.token("wijkteam-x", "NEIGHBOURHOOD_TEAM", "TRIAGE_OFFICER");
+    let today = chrono::Utc::now()
+        .date_naive()
+        .format("%Y-%m-%d")
+        .to_string();
+    let known = s.register_child(&municipality, &numbers[0], "Sanne", 9);
+
+    let submit = |subject: &[&str], level: &str, extra: &[&str]| {
+        let mut args = vec!["referral", "submit"];
+        args.extend_from_slice(subject);
+        args.extend_from_slice(&[
+            "--instrument",
+            "ProKid 12-",
+            "--instrument-version",
+            "2.1",
+            "--level",
+            level,
+            "--observed-on",
+            &today,
+        ]);
+        args.extend_from_slice(extra);
+        args.into_iter().map(str::to_owned).collect::<Vec<_>>()
+    };
+
+    // the municipality is required and checked before any call
+    let err = s.fails(
+        &police,
+        &strs(&submit(&["--subject-id", &known], "orange", &[])),
+    );
+    assert!(err.contains("--municipality"), "{err}");
+    let err = s.fails(
+        &police,
+        &strs(&submit(
+            &["--subject-id", &known],
+            "orange",
+            &["--municipality", "Amsterdam"],
+        )),
+    );
+    assert!(err.contains("GM followed by 4 digits"), "{err}");
+
+    // the police think the child lives in Almere; intake knows Amsterdam, and intake's wins
+    let out = s.ok(
+        &police,
+        &strs(&submit(
+            &["--subject-id", &known],
+            "orange",
+            &["--municipality", "GM0034"],
+        )),
+        None,
+    );
+    let to_amsterdam = field(&out, "referral_id");
+    assert_eq!(field(&out, "subject_id"), known, "{out}");
     assert!(
-        !everything.contains(BSN),
-        "the BSN appeared in the output:\n{everything}"
+        !out.contains("municipality:"),
+        "the submitter is not told where the referral went:\n{out}"
     );
 
-    let status = up.terminate();
-    let log = up.log();
-    let status = status.unwrap_or_else(|| panic!("zvv up did not exit within 30 s:\n{log}"));
-    assert!(status.success(), "zvv up exited with {status}:\n{log}");
+    // a triage officer of another municipality sees none of it
+    let out = s.ok(&triage_almere, &["referral", "list"], None);
+    assert_eq!(out.trim(), "no referrals", "{out}");
+    let err = s.fails(
+        &triage_almere,
+        &[
+            "referral",
+            "decide",
+            &to_amsterdam,
+            "--decision",
+            "no-action",
+            "--rationale",
+            "Not ours.",
+        ],
+    );
+    assert!(err.contains("NotFound"), "{err}");
+    let out = s.ok(&team_without, &["referral", "list"], None);
+    assert_eq!(out.trim(), "no referrals", "{out}");
+
+    // an unknown BSN is registered with intake in the municipality given, with its birth date
+    let birth = years_ago(7);
+    let out = s.ok(
+        &police,
+        &strs(&submit(
+            &["--bsn", "-"],
+            "yellow",
+            &["--municipality", "gm0034", "--birth-date", &birth],
+        )),
+        Some(&format!("{}\n", numbers[1])),
+    );
+    let to_almere = field(&out, "referral_id");
+    let new_child = field(&out, "subject_id");
+
+    let out = s.ok(&triage_amsterdam, &["referral", "list"], None);
+    let line = row(&out, &to_amsterdam);
+    assert!(line.contains("GM0363"), "{line}");
+    assert!(!out.contains(&to_almere), "{out}");
+    let out = s.ok(&veilig_thuis, &["referral", "list"], None);
+    assert!(row(&out, &to_amsterdam).contains("GM0363"), "{out}");
+    assert!(!out.contains(&to_almere), "{out}");
+    let out = s.ok(&triage_almere, &["referral", "list"], None);
+    let line = row(&out, &to_almere);
+    for expected in [
+        new_child.as_str(),
+        "yellow",
+        "awaiting",
+        "GM0034",
+        "politie-ams",
+    ] {
+        assert!(line.contains(expected), "{expected} missing from: {line}");
+    }
+    assert!(!out.contains(&to_amsterdam), "{out}");
+    let out = s.ok(&veilig_thuis_region, &["referral", "list"], None);
+    assert!(row(&out, &to_amsterdam).contains("GM0363"), "{out}");
+    assert!(row(&out, &to_almere).contains("GM0034"), "{out}");
+
+    let out = s.ok(
+        &triage_almere,
+        &[
+            "referral",
+            "decide",
+            &to_almere,
+            "--decision",
+            "forward-to-veilig-thuis",
+            "--rationale",
+            "Veilig Thuis Flevoland takes this up.",
+        ],
+        None,
+    );
+    assert_eq!(field(&out, "municipality"), "GM0034", "{out}");
+    assert_eq!(field(&out, "decision"), "forward-to-veilig-thuis", "{out}");
+
+    // the child is now known to intake in Almere, with the birth date the police gave
+    let almere = s.token("gm0034", "MUNICIPALITY", "PROFESSIONAL");
+    let out = s.ok(&almere, &["subject", "get", &new_child], None);
+    assert_eq!(field(&out, "municipality"), "GM0034", "{out}");
+    assert_eq!(field(&out, "birth_date"), birth, "{out}");
+    let err = s.fails(&municipality, &["subject", "get", &new_child]);
+    assert!(err.contains("NotFound"), "{err}");
+
+    s.assert_no_bsn_seen(&[&numbers[0], &numbers[1]]);
+    stop(up);
+}
+
+#[test]
+fn statistics_show_only_cells_at_or_above_the_threshold() {
+    let (_tmp, up, mut s) = start();
+    let numbers = bsns(6);
+    let municipality = s.token("gm0363", "MUNICIPALITY", "PROFESSIONAL");
+    let school = s.token("school-1", "SCHOOL", "PROFESSIONAL");
+    let youth_care = s.token("jeugdzorg-1", "YOUTH_CARE", "PROFESSIONAL");
+    let analyst = s.token("gm0363", "MUNICIPALITY", "ANALYST");
+    let analyst_almere = s.token("gm0034", "MUNICIPALITY", "ANALYST");
+
+    // five children of ten and one of fourteen, all signalled by the school; one by youth care
+    let mut children = Vec::new();
+    for (i, bsn) in numbers.iter().enumerate() {
+        let age = if i == 5 { 14 } else { 10 };
+        children.push(s.register_child(&municipality, bsn, &format!("Kind {i}"), age));
+    }
+    for child in &children {
+        s.signal(&school, child, "Els Visser");
+    }
+    s.signal(&youth_care, &children[0], "Piet de Jong");
+
+    let today = chrono::Utc::now().date_naive();
+    let this_month = today.format("%Y-%m").to_string();
+    let next_month = today
+        .checked_add_months(chrono::Months::new(1))
+        .expect("next month")
+        .format("%Y-%m")
+        .to_string();
+    let year_start = today.format("%Y-01").to_string();
+    let stats = |municipality: &str, from: &str, to: &str| {
+        [
+            "signal",
+            "stats",
+            "--municipality",
+            municipality,
+            "--from",
+            from,
+            "--to",
+            to,
+        ]
+        .map(str::to_owned)
+    };
+
+    for from in [&this_month, &year_start] {
+        let out = s.ok(&analyst, &strs(&stats("GM0363", from, &this_month)), None);
+        assert_eq!(field(&out, "municipality"), "GM0363", "{out}");
+        assert_eq!(field(&out, "threshold"), "5", "{out}");
+        assert!(
+            out.contains("cells with fewer than 5 subjects are left out"),
+            "{out}"
+        );
+        let header = row(&out, "NEIGHBOURHOOD");
+        for column in ["AGE_BAND", "ORGANISATION_TYPE", "SUBJECTS"] {
+            assert!(header.contains(column), "{column} missing from: {header}");
+        }
+        // the school's five children of ten; youth care's one and the child of fourteen are
+        // below the threshold and left out
+        let cells: Vec<&str> = out.lines().filter(|l| l.starts_with("WK")).collect();
+        assert_eq!(cells.len(), 1, "{out}");
+        let cell: Vec<&str> = cells[0].split_whitespace().collect();
+        assert_eq!(cell, ["WK036305", "4-11", "SCHOOL", "5"], "{out}");
+        assert!(
+            !out.contains("YOUTH_CARE") && !out.contains("12-15"),
+            "{out}"
+        );
+    }
+
+    // nothing to show in a municipality without signals
+    let out = s.ok(
+        &analyst_almere,
+        &strs(&stats("gm0034", &this_month, &this_month)),
+        None,
+    );
+    assert!(out.contains("no cells at or above the threshold"), "{out}");
+    assert_eq!(field(&out, "threshold"), "5", "{out}");
+
+    // only analysts, only for municipalities in their jurisdiction, only months that have begun
+    let err = s.fails(&analyst, &strs(&stats("GM0034", &this_month, &this_month)));
+    assert!(err.contains("PermissionDenied"), "{err}");
+    assert!(err.contains("jurisdiction"), "{err}");
+    let err = s.fails(
+        &analyst_almere,
+        &strs(&stats("GM0363", &this_month, &this_month)),
+    );
+    assert!(err.contains("PermissionDenied"), "{err}");
+    let err = s.fails(&school, &strs(&stats("GM0363", &this_month, &this_month)));
+    assert!(err.contains("PermissionDenied"), "{err}");
+    let err = s.fails(&analyst, &strs(&stats("GM0363", &this_month, &next_month)));
+    assert!(err.contains("InvalidArgument"), "{err}");
+    assert!(err.contains("to_month"), "{err}");
+    let err = s.fails(&analyst, &strs(&stats("GM0363", "2026-13", &this_month)));
+    assert!(err.contains("YYYY-MM"), "{err}");
+    let err = s.fails(
+        &analyst,
+        &strs(&stats("Amsterdam", &this_month, &this_month)),
+    );
+    assert!(err.contains("GM followed by 4 digits"), "{err}");
+
+    let numbers: Vec<&str> = numbers.iter().map(String::as_str).collect();
+    s.assert_no_bsn_seen(&numbers);
+    stop(up);
 }

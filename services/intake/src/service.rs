@@ -18,10 +18,12 @@ use zvv_platform::{
 use crate::{
     domain::{
         Family, MunicipalityCode, NeighbourhoodCode, NewSubject, Relation, RelationKind,
-        RelationSource, Subject, SubjectChange, UnlinkReason, Violations, parse_birth_date,
+        RelationSource, Subject, SubjectChange, Unlink, UnlinkReason, Violations, parse_birth_date,
         parse_date_of_death, parse_name,
     },
-    store::{LinkOutcome, RegisterOutcome, ResolveOutcome, SubjectRow, SubjectStore, UnlinkOutcome},
+    store::{
+        LinkOutcome, RegisterOutcome, ResolveOutcome, SubjectRow, SubjectStore, UnlinkOutcome,
+    },
 };
 
 /// What a RegisterSubject request carries, unchecked. Its `Debug` hides the personal data.
@@ -245,9 +247,7 @@ impl<S: SubjectStore> SubjectLogic<S> {
                 if jurisdiction.covers_opt(municipality.as_deref()) =>
             {
                 Err(ApiError::AlreadyExists {
-                    message: format!(
-                        "a subject with this BSN is already registered as {existing}"
-                    ),
+                    message: format!("a subject with this BSN is already registered as {existing}"),
                     reason: "SUBJECT_ALREADY_REGISTERED",
                     metadata: HashMap::from([("subject_id".to_owned(), existing.to_string())]),
                 })
@@ -622,7 +622,17 @@ impl<S: SubjectStore> SubjectLogic<S> {
         let jurisdiction = ctx.principal().jurisdiction();
         match self
             .store
-            .unlink(ctx, &jurisdiction, parent, child, reason, key, self.now())
+            .unlink(
+                ctx,
+                &jurisdiction,
+                Unlink {
+                    parent,
+                    child,
+                    reason,
+                },
+                key,
+                self.now(),
+            )
             .await
         {
             Ok(UnlinkOutcome::Unlinked(r) | UnlinkOutcome::Replayed(r)) => Ok(r),

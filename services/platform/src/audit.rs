@@ -88,8 +88,7 @@ impl CallContext {
             ),
             None => Default::default(),
         };
-        let (end_user_sub, end_user_org, end_user_org_type, end_user_roles) = match &self.end_user
-        {
+        let (end_user_sub, end_user_org, end_user_org_type, end_user_roles) = match &self.end_user {
             Some(u) => (
                 u.sub.clone(),
                 u.org.clone(),

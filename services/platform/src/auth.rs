@@ -241,8 +241,8 @@ impl Principal {
         let mut roles: Vec<Role> = wire.roles.iter().filter_map(|r| r.parse().ok()).collect();
         roles.sort();
         roles.dedup();
-        let municipalities = jurisdiction_of(Some(wire.municipalities), &wire.org, org_type)
-            .map_err(|_| bad())?;
+        let municipalities =
+            jurisdiction_of(Some(wire.municipalities), &wire.org, org_type).map_err(|_| bad())?;
         Ok(Self {
             sub: wire.sub,
             org: wire.org,
@@ -295,11 +295,11 @@ fn jurisdiction_of(
                     )
                 })?
         }
-        None if org_type == OrgType::Municipality => MunicipalityCode::parse(
-            &org.to_ascii_uppercase(),
-        )
-        .map(|c| vec![c])
-        .unwrap_or_default(),
+        None if org_type == OrgType::Municipality => {
+            MunicipalityCode::parse(&org.to_ascii_uppercase())
+                .map(|c| vec![c])
+                .unwrap_or_default()
+        }
         None => Vec::new(),
     };
     codes.sort();
@@ -835,7 +835,10 @@ mod tests {
         c.municipalities = Some(vec!["GM0758".into(), "GM0034".into(), "GM0758".into()]);
         let p = verify(&c).unwrap();
         assert_eq!(codes(&p), "GM0034,GM0758", "sorted, without duplicates");
-        assert!(!p.jurisdiction().covers("GM0363"), "the claim replaces the default");
+        assert!(
+            !p.jurisdiction().covers("GM0363"),
+            "the claim replaces the default"
+        );
 
         // an explicit empty list is no jurisdiction, even for a municipality
         c.municipalities = Some(vec![]);
@@ -853,7 +856,12 @@ mod tests {
         );
 
         // malformed claims are refused
-        for bad in [vec!["gm0363"], vec!["GM363"], vec!["GM0363", "Breda"], vec![""]] {
+        for bad in [
+            vec!["gm0363"],
+            vec!["GM363"],
+            vec!["GM0363", "Breda"],
+            vec![""],
+        ] {
             let mut c = claims();
             c.municipalities = Some(bad.iter().map(|s| (*s).to_owned()).collect());
             assert!(
@@ -868,7 +876,10 @@ mod tests {
         let mut body = serde_json::to_value(claims()).unwrap();
         body["municipalities"] = serde_json::json!("GM0363");
         let token = k.signer.mint_json(&body).unwrap();
-        assert!(matches!(k.verifier.verify(&token), Err(AuthError::Claims(_))));
+        assert!(matches!(
+            k.verifier.verify(&token),
+            Err(AuthError::Claims(_))
+        ));
     }
 
     #[test]
@@ -878,12 +889,18 @@ mod tests {
         c.org = "zvv-signalling".into();
         c.org_type = "SUITE".into();
         c.roles = vec!["SERVICE".into()];
-        let p = k.verifier.verify(&k.signer.mint_claims(&c).unwrap()).unwrap();
+        let p = k
+            .verifier
+            .verify(&k.signer.mint_claims(&c).unwrap())
+            .unwrap();
         assert_eq!(p.jurisdiction(), Jurisdiction::Unlimited);
         assert!(p.jurisdiction().covers_opt(None));
         // a SERVICE role of another organisation type is an ordinary caller
         c.org_type = "SCHOOL".into();
-        let p = k.verifier.verify(&k.signer.mint_claims(&c).unwrap()).unwrap();
+        let p = k
+            .verifier
+            .verify(&k.signer.mint_claims(&c).unwrap())
+            .unwrap();
         assert_eq!(p.jurisdiction(), Jurisdiction::Municipalities(vec![]));
         assert!(!p.jurisdiction().covers_opt(None));
     }
@@ -898,15 +915,24 @@ mod tests {
             municipalities: vec![MunicipalityCode::parse("GM0034").unwrap()],
         };
         let text = user.to_end_user_metadata();
-        assert!(text.bytes().all(|b| b.is_ascii_graphic()), "a valid header value");
+        assert!(
+            text.bytes().all(|b| b.is_ascii_graphic()),
+            "a valid header value"
+        );
         assert_eq!(Principal::from_end_user_metadata(&text), Ok(user));
         use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD as B64};
         for bad in [
             "not base64 !".to_owned(),
             B64.encode("{}"),
-            B64.encode(r#"{"sub":"a","org":"b","org_type":"ALIENS","roles":[],"municipalities":[]}"#),
-            B64.encode(r#"{"sub":"a","org":"b","org_type":"SCHOOL","roles":[],"municipalities":["x"]}"#),
-            B64.encode(r#"{"sub":"","org":"b","org_type":"SCHOOL","roles":[],"municipalities":[]}"#),
+            B64.encode(
+                r#"{"sub":"a","org":"b","org_type":"ALIENS","roles":[],"municipalities":[]}"#,
+            ),
+            B64.encode(
+                r#"{"sub":"a","org":"b","org_type":"SCHOOL","roles":[],"municipalities":["x"]}"#,
+            ),
+            B64.encode(
+                r#"{"sub":"","org":"b","org_type":"SCHOOL","roles":[],"municipalities":[]}"#,
+            ),
             "A".repeat(20_000),
         ] {
             assert_eq!(

@@ -422,8 +422,11 @@ pub mod matrix {
         other: &'static str,
     ) -> Caller {
         let (org_type, role) = allowed(rule);
-        let granted_type =
-            |t: OrgType| rule.grants.iter().any(|g| g.org_types.is_none_or(|ts| ts.contains(&t)));
+        let granted_type = |t: OrgType| {
+            rule.grants
+                .iter()
+                .any(|g| g.org_types.is_none_or(|ts| ts.contains(&t)))
+        };
         let granted_role = |r: Role| rule.grants.iter().any(|g| g.roles.contains(&r));
         let base = Caller {
             column,
@@ -460,7 +463,10 @@ pub mod matrix {
                     .copied()
                     .find(|r| *r != Role::Service && !granted_role(*r))
                     .unwrap_or(Role::Auditor);
-                Caller { role: wrong, ..base }
+                Caller {
+                    role: wrong,
+                    ..base
+                }
             }
             Column::SuiteService => Caller {
                 org: "zvv-test-service".to_owned(),
@@ -478,12 +484,18 @@ pub mod matrix {
         let mut problems = Vec::new();
         for rule in policy.rules {
             if !rows.iter().any(|r| r.method == rule.method) {
-                problems.push(format!("{} has no row in the jurisdiction matrix", rule.method));
+                problems.push(format!(
+                    "{} has no row in the jurisdiction matrix",
+                    rule.method
+                ));
             }
         }
         for row in rows {
             if policy.rule(row.method).is_none() {
-                problems.push(format!("{} is not an RPC of {}", row.method, policy.service));
+                problems.push(format!(
+                    "{} is not an RPC of {}",
+                    row.method, policy.service
+                ));
             }
         }
         if problems.is_empty() {

@@ -211,7 +211,9 @@ pub const MAX_PERIOD_MONTHS: u32 = 120;
 /// A month as `YYYY-MM`: its first day.
 fn parse_month(value: &str) -> Option<NaiveDate> {
     let (year, month) = value.split_once('-')?;
-    if year.len() != 4 || month.len() != 2 || !(year.bytes().chain(month.bytes())).all(|b| b.is_ascii_digit())
+    if year.len() != 4
+        || month.len() != 2
+        || !(year.bytes().chain(month.bytes())).all(|b| b.is_ascii_digit())
     {
         return None;
     }
@@ -241,7 +243,8 @@ pub fn parse_period(
     if to_first < from {
         return Err(("to_month", "must not be before from_month".to_owned()));
     }
-    let span = (to_first.year() - from.year()) * 12 + to_first.month() as i32 - from.month() as i32 + 1;
+    let span =
+        (to_first.year() - from.year()) * 12 + to_first.month() as i32 - from.month() as i32 + 1;
     if span > MAX_PERIOD_MONTHS as i32 {
         return Err((
             "to_month",
@@ -398,13 +401,37 @@ mod tests {
             "from_month",
             "a month that has not begun"
         );
-        assert_eq!(parse_period("2026-05", "2026-07", today).unwrap_err().0, "to_month");
-        assert_eq!(parse_period("2026-05", "2026-04", today).unwrap_err().0, "to_month");
-        for bad in ["2026-6", "2026-13", "2026-00", "26-06", "2026-06-01", "", "2026/06"] {
-            assert_eq!(parse_period(bad, "2026-06", today).unwrap_err().0, "from_month", "{bad}");
+        assert_eq!(
+            parse_period("2026-05", "2026-07", today).unwrap_err().0,
+            "to_month"
+        );
+        assert_eq!(
+            parse_period("2026-05", "2026-04", today).unwrap_err().0,
+            "to_month"
+        );
+        for bad in [
+            "2026-6",
+            "2026-13",
+            "2026-00",
+            "26-06",
+            "2026-06-01",
+            "",
+            "2026/06",
+        ] {
+            assert_eq!(
+                parse_period(bad, "2026-06", today).unwrap_err().0,
+                "from_month",
+                "{bad}"
+            );
         }
-        assert!(parse_period("2016-07", "2026-06", today).is_ok(), "120 months");
-        assert_eq!(parse_period("2016-06", "2026-06", today).unwrap_err().0, "to_month");
+        assert!(
+            parse_period("2016-07", "2026-06", today).is_ok(),
+            "120 months"
+        );
+        assert_eq!(
+            parse_period("2016-06", "2026-06", today).unwrap_err().0,
+            "to_month"
+        );
     }
 
     #[test]

@@ -49,7 +49,9 @@ pub struct NewSubjectFacts {
 pub enum Lookup {
     Found(SubjectFacts),
     /// Intake does not know the subject; for a BSN, its lookup reference (to audit the attempt).
-    Unknown { lookup_ref: Option<Uuid> },
+    Unknown {
+        lookup_ref: Option<Uuid>,
+    },
 }
 
 /// A parent (or guardian) and all of their children.

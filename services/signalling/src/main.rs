@@ -26,8 +26,9 @@ async fn main() -> anyhow::Result<()> {
         .context("applying migrations")?;
     let channel = zvv_platform::client::channel(&config.intake_addr, config.client.token_source())
         .with_context(|| format!("invalid intake address {}", config.intake_addr))?;
-    let fingerprints = zvv_platform::idempotency::FingerprintKey::load(&config.fingerprint_key_file)
-        .map_err(anyhow::Error::msg)?;
+    let fingerprints =
+        zvv_platform::idempotency::FingerprintKey::load(&config.fingerprint_key_file)
+            .map_err(anyhow::Error::msg)?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;

@@ -129,18 +129,30 @@ impl<S: SignalStore + ReferralStore, I: Identity> ReferralLogic<S, I> {
         if !v.is_empty() {
             return Err(ApiError::InvalidArgument(v));
         }
-        match (subject, instrument, version, input.level, observed, municipality) {
-            (Some(subject), Some(instrument), Some(version), Some(level), Some(observed_on), Some(municipality)) => {
-                Ok(Submission {
-                    subject,
-                    instrument,
-                    version,
-                    level,
-                    observed_on,
-                    municipality,
-                    birth_date,
-                })
-            }
+        match (
+            subject,
+            instrument,
+            version,
+            input.level,
+            observed,
+            municipality,
+        ) {
+            (
+                Some(subject),
+                Some(instrument),
+                Some(version),
+                Some(level),
+                Some(observed_on),
+                Some(municipality),
+            ) => Ok(Submission {
+                subject,
+                instrument,
+                version,
+                level,
+                observed_on,
+                municipality,
+                birth_date,
+            }),
             _ => Err(ApiError::internal("validation passed with a missing field")),
         }
     }
@@ -188,7 +200,11 @@ impl<S: SignalStore + ReferralStore, I: Identity> ReferralLogic<S, I> {
             birth_date: sub.birth_date,
         };
         let user = ctx.end_user_or_caller();
-        let facts = match self.identity.lookup(&user, &sub.subject, Some(&create)).await {
+        let facts = match self
+            .identity
+            .lookup(&user, &sub.subject, Some(&create))
+            .await
+        {
             Ok(Lookup::Found(f)) => f,
             Ok(Lookup::Unknown { lookup_ref }) => {
                 let (ids, e) = unknown_subject(

@@ -256,8 +256,7 @@ impl<S: SignalStore, I: Identity> SignalLogic<S, I> {
         let facts = match self.identity.lookup(&user, &subject, None).await {
             Ok(Lookup::Found(f)) => f,
             Ok(Lookup::Unknown { lookup_ref }) => {
-                let (ids, e) =
-                    unknown_subject(lookup_ref, "register the child with intake first");
+                let (ids, e) = unknown_subject(lookup_ref, "register the child with intake first");
                 return Err(self.failed(ctx, ids, e).await);
             }
             Err(e) => return Err(self.failed(ctx, vec![], e).await),

@@ -133,9 +133,10 @@ async fn retention_expires_archives_and_destroys() {
     );
 
     // a second run does nothing more
-    let again = zvv_signalling::retention::run(&suite.pool, &rules, suite.clock.today(), suite.clock.now())
-        .await
-        .expect("retention");
+    let again =
+        zvv_signalling::retention::run(&suite.pool, &rules, suite.clock.today(), suite.clock.now())
+            .await
+            .expect("retention");
     assert_eq!(again, zvv_signalling::retention::RetentionReport::default());
 
     // five years after it expired, the archived signal is destroyed

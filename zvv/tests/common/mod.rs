@@ -36,6 +36,54 @@ pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// `zvv token --org … --org-type … --role …` plus `extra` flags for the data folder `data`;
+/// returns the token (the last line of standard output).
+pub fn mint(data: &Path, org: &str, org_type: &str, role: &str, extra: &[&str]) -> String {
+    let out = zvv()
+        .args([
+            "token",
+            "--org",
+            org,
+            "--org-type",
+            org_type,
+            "--role",
+            role,
+        ])
+        .args(extra)
+        .arg("--data-dir")
+        .arg(data)
+        .output()
+        .expect("zvv token runs");
+    assert!(out.status.success(), "token: {}", text(&out.stderr));
+    text(&out.stdout)
+        .lines()
+        .last()
+        .expect("a token")
+        .trim()
+        .to_owned()
+}
+
+/// Borrowed arguments for a call made of owned ones.
+pub fn strs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}
+
+/// `n` valid (11-proof) BSNs other than 123456782, the same ones on every run.
+pub fn bsns(n: usize) -> Vec<String> {
+    (100_000_000u32..)
+        .map(|candidate| candidate.to_string())
+        .filter(|bsn| {
+            let sum: i32 = bsn
+                .bytes()
+                .zip([9, 8, 7, 6, 5, 4, 3, 2, -1])
+                .map(|(b, weight)| i32::from(b - b'0') * weight)
+                .sum();
+            sum != 0 && sum % 11 == 0 && bsn != "123456782"
+        })
+        .take(n)
+        .collect()
+}
+
 /// A running `zvv up`; sent SIGTERM (and, if that does not help, SIGKILL) when dropped.
 pub struct Up {
     pub child: Child,

@@ -3,8 +3,8 @@
 
 mod subject;
 
-pub use zvv_platform::codes::{MunicipalityCode, NeighbourhoodCode};
 pub use subject::{
-    Family, NewSubject, Relation, RelationKind, RelationSource, Subject, SubjectChange,
+    Family, NewSubject, Relation, RelationKind, RelationSource, Subject, SubjectChange, Unlink,
     UnlinkReason, Violations, parse_birth_date, parse_date_of_death, parse_name,
 };
+pub use zvv_platform::codes::{MunicipalityCode, NeighbourhoodCode};

@@ -114,6 +114,14 @@ impl UnlinkReason {
     }
 }
 
+/// A checked UnlinkRelation request: which relation goes, and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unlink {
+    pub parent: Uuid,
+    pub child: Uuid,
+    pub reason: UnlinkReason,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Relation {
     pub parent: Uuid,

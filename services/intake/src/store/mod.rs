@@ -16,7 +16,7 @@ use zvv_platform::{
     audit::CallContext, auth::Jurisdiction, bsn::SealedBsn, error::ApiError, idempotency::Key,
 };
 
-use crate::domain::{Family, Relation, UnlinkReason};
+use crate::domain::{Family, Relation, Unlink};
 
 pub use pg::{PgStore, SCHEMA};
 
@@ -130,9 +130,7 @@ pub trait SubjectStore: Send + Sync + 'static {
         &self,
         ctx: &CallContext,
         scope: &Jurisdiction,
-        parent: Uuid,
-        child: Uuid,
-        reason: UnlinkReason,
+        unlink: Unlink,
         idem: Key,
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<UnlinkOutcome, ApiError>> + Send;

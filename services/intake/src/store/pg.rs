@@ -14,7 +14,7 @@ use zvv_platform::{
 use super::{
     Apply, LinkOutcome, RegisterOutcome, ResolveOutcome, SubjectRow, SubjectStore, UnlinkOutcome,
 };
-use crate::domain::{Family, Relation, RelationKind, RelationSource, UnlinkReason};
+use crate::domain::{Family, Relation, RelationKind, RelationSource, Unlink};
 
 pub const SCHEMA: Schema = Schema::new("intake");
 
@@ -560,12 +560,15 @@ impl SubjectStore for PgStore {
         &self,
         ctx: &CallContext,
         scope: &Jurisdiction,
-        parent: Uuid,
-        child: Uuid,
-        reason: UnlinkReason,
+        unlink: Unlink,
         idem: Key,
         now: DateTime<Utc>,
     ) -> Result<UnlinkOutcome, ApiError> {
+        let Unlink {
+            parent,
+            child,
+            reason,
+        } = unlink;
         let ids = vec![parent, child];
         let mut tx = self.pool.begin().await?;
         lock_relations(&mut tx).await?;
@@ -626,12 +629,12 @@ impl SubjectStore for PgStore {
              ORDER BY parent_subject_id, child_subject_id LIMIT $4"
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(id)
-        .bind(after_parent)
-        .bind(after_child)
-        .bind(i64::from(limit))
-        .fetch_all(&mut *tx)
-        .await?;
+            .bind(id)
+            .bind(after_parent)
+            .bind(after_child)
+            .bind(i64::from(limit))
+            .fetch_all(&mut *tx)
+            .await?;
         let relations = rows
             .iter()
             .map(relation_from_row)

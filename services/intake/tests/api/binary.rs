@@ -106,7 +106,10 @@ async fn the_binary_serves_with_the_collector_down_and_stops_on_sigterm() {
     let out = child.wait_with_output().expect("output");
     let log = String::from_utf8_lossy(&out.stdout);
     assert!(status.success(), "exit {status}: {log}");
-    assert!(log.contains("exporting spans and metrics over OTLP"), "{log}");
+    assert!(
+        log.contains("exporting spans and metrics over OTLP"),
+        "{log}"
+    );
     assert!(log.contains("shutting down"), "{log}");
     assert!(log.contains("\"level\":\"INFO\""), "json log lines: {log}");
     assert!(!log.contains(&db.url), "no database URL in the log");

@@ -111,10 +111,7 @@ async fn another_municipality_can_neither_read_nor_declare_dead_a_child() {
         professional.get_subject(get(&child.subject_id)).await,
         "Breda reads Almere's child",
     );
-    let missing = expect_err(
-        professional.get_subject(get(&unknown)).await,
-        "unknown id",
-    );
+    let missing = expect_err(professional.get_subject(get(&unknown)).await, "unknown id");
     assert_eq!(outside.code(), Code::NotFound);
     assert_eq!(outside.code(), missing.code());
     assert_eq!(
@@ -147,7 +144,10 @@ async fn another_municipality_can_neither_read_nor_declare_dead_a_child() {
         .into_inner()
         .subject
         .expect("subject");
-    assert_eq!(stored.date_of_death, "", "the child is not recorded as dead");
+    assert_eq!(
+        stored.date_of_death, "",
+        "the child is not recorded as dead"
+    );
     assert_eq!(
         audit_results(&app, "GetSubject").await,
         [NOT_FOUND_OUTSIDE_JURISDICTION, "NOT_FOUND", "OK"]
@@ -207,7 +207,12 @@ async fn registering_in_a_municipality_outside_the_jurisdiction_is_refused() {
     for (token, case) in [
         (breda(&app, Role::Professional), "Breda registers in Almere"),
         (
-            app.token_in("wijkteam-x", OrgType::NeighbourhoodTeam, &[Role::Professional], &[]),
+            app.token_in(
+                "wijkteam-x",
+                OrgType::NeighbourhoodTeam,
+                &[Role::Professional],
+                &[],
+            ),
             "a team without jurisdiction",
         ),
     ] {
@@ -276,7 +281,10 @@ async fn a_team_of_another_municipality_cannot_link_a_fabricated_parent() {
     assert_eq!(relations, 0);
     assert_eq!(
         audit_results(&app, "LinkRelation").await,
-        [NOT_FOUND_OUTSIDE_JURISDICTION, NOT_FOUND_OUTSIDE_JURISDICTION]
+        [
+            NOT_FOUND_OUTSIDE_JURISDICTION,
+            NOT_FOUND_OUTSIDE_JURISDICTION
+        ]
     );
 }
 
@@ -352,12 +360,11 @@ async fn a_move_hands_the_subject_to_the_new_municipality() {
         .expect("subject");
     assert_eq!(seen.neighbourhood_code, "WK075801");
 
-    let (codes,): (serde_json::Value,) = sqlx::query_as(
-        "SELECT codes FROM intake.outbox WHERE event_type = 'intake.subject.moved'",
-    )
-    .fetch_one(&app.pool)
-    .await
-    .expect("moved event");
+    let (codes,): (serde_json::Value,) =
+        sqlx::query_as("SELECT codes FROM intake.outbox WHERE event_type = 'intake.subject.moved'")
+            .fetch_one(&app.pool)
+            .await
+            .expect("moved event");
     assert_eq!(codes["from_municipality_code"], ALMERE);
     assert_eq!(codes["to_municipality_code"], BREDA);
     assert_eq!(
@@ -379,7 +386,11 @@ async fn only_coordinators_and_suite_services_record_a_death() {
         "a professional of the municipality",
     );
     assert_eq!(status.code(), Code::PermissionDenied);
-    assert!(status.message().contains("COORDINATOR"), "{}", status.message());
+    assert!(
+        status.message().contains("COORDINATOR"),
+        "{}",
+        status.message()
+    );
 
     let dead = app
         .client(&almere(&app, Role::Coordinator))
@@ -558,7 +569,11 @@ async fn an_unknown_bsn_is_answered_with_its_lookup_reference() {
         .clone();
     let again = expect_err(service.resolve_subject(resolve(false)).await, "again");
     assert_eq!(
-        again.get_error_details().error_info().expect("info").metadata["lookup_ref"],
+        again
+            .get_error_details()
+            .error_info()
+            .expect("info")
+            .metadata["lookup_ref"],
         lookup_ref,
         "the same BSN, the same reference"
     );
@@ -589,7 +604,11 @@ async fn an_unknown_bsn_is_answered_with_its_lookup_reference() {
         "another BSN",
     );
     assert_ne!(
-        other.get_error_details().error_info().expect("info").metadata["lookup_ref"],
+        other
+            .get_error_details()
+            .error_info()
+            .expect("info")
+            .metadata["lookup_ref"],
         lookup_ref
     );
     assert!(!lookup_ref.contains(&bsn[..6]));
@@ -642,7 +661,11 @@ async fn a_malformed_municipalities_claim_is_unauthenticated() {
             "malformed claim",
         );
         assert_eq!(status.code(), Code::Unauthenticated, "{claim}: {status:?}");
-        assert!(status.message().contains("municipalities"), "{}", status.message());
+        assert!(
+            status.message().contains("municipalities"),
+            "{}",
+            status.message()
+        );
     }
 }
 
@@ -680,7 +703,11 @@ async fn a_suite_service_names_its_end_user_and_nobody_else_may() {
         .expect("audit");
     assert_eq!(actor, "signalling");
     assert_eq!(
-        (end_user.as_str(), end_user_type.as_str(), end_user_sub.as_str()),
+        (
+            end_user.as_str(),
+            end_user_type.as_str(),
+            end_user_sub.as_str()
+        ),
         ("school-1", "SCHOOL", "docent-17")
     );
 

@@ -254,6 +254,9 @@ async fn intake_audits_signallings_lookups_in_the_callers_trace() {
         assert_eq!(r.end_user_org, expected, "{r:?}");
     }
     for r in &ours {
-        assert_eq!(r.end_user_org, "", "the callers of signalling are the end users");
+        assert_eq!(
+            r.end_user_org, "",
+            "the callers of signalling are the end users"
+        );
     }
 }

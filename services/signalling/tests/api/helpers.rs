@@ -34,6 +34,10 @@ use zvv_proto::{
 
 /// A signalling client that sends a bearer token (and the current trace context).
 pub type Client = SignalServiceClient<InterceptedService<Channel, Outgoing>>;
+/// A referral client with a bearer token.
+pub type ReferralClient = zvv_proto::signalling::v1::referral_service_client::ReferralServiceClient<
+    InterceptedService<Channel, Outgoing>,
+>;
 /// A signalling client that sends no `authorization` metadata at all.
 pub type BareClient = SignalServiceClient<Channel>;
 /// An intake client with a bearer token.
@@ -269,6 +273,28 @@ impl TestApp {
     /// A signalling client of `org`.
     pub fn client(&self, org: Org) -> Client {
         self.client_with(&self.token(org))
+    }
+
+    /// A token whose `municipalities` claim is `municipalities` (left out when empty).
+    pub fn token_in(
+        &self,
+        org: &str,
+        org_type: OrgType,
+        roles: &[Role],
+        municipalities: &[&str],
+    ) -> String {
+        self.keys.token_in(org, org_type, roles, municipalities)
+    }
+
+    /// A ReferralService client sending `token`.
+    pub fn referrals_with(&self, token: &str) -> ReferralClient {
+        ReferralClient::new(
+            zvv_platform::client::channel(
+                &self.url,
+                TokenSource::Static(SecretString::from(token.to_owned())),
+            )
+            .expect("channel"),
+        )
     }
 
     /// A plain channel to signalling (no token, no interceptor).
@@ -522,6 +548,22 @@ pub fn by_subject(subject_id: &str, org: Org) -> pb::RegisterSignalRequest {
         subject: Some(Subject::SubjectId(subject_id.to_owned())),
         contact: Some(contact(org)),
         duration_months: 0,
+    }
+}
+
+/// A valid SubmitReferral request (ORANGE, observed today) on a subject id, routed to GM0363.
+pub fn referral_on(subject_id: &str) -> pb::SubmitReferralRequest {
+    pb::SubmitReferralRequest {
+        request_id: request_id(),
+        subject: Some(pb::submit_referral_request::Subject::SubjectId(
+            subject_id.to_owned(),
+        )),
+        source_instrument: "ProKid 12-".to_owned(),
+        instrument_version: "2.1".to_owned(),
+        level: pb::ReferralLevel::Orange as i32,
+        observed_on: TODAY.to_owned(),
+        municipality_code: "GM0363".to_owned(),
+        birth_date: String::new(),
     }
 }
 

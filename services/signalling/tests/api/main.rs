@@ -6,7 +6,9 @@ mod helpers;
 
 mod audit;
 mod isolation;
+mod jurisdiction;
 mod matches;
+mod matrix;
 mod outbox;
 mod policy;
 mod preconditions;
