@@ -166,17 +166,6 @@ impl TestApp {
         )
     }
 
-    /// A token of `org_type` with `roles` whose jurisdiction is `municipalities`.
-    pub fn token_in(
-        &self,
-        org: &str,
-        org_type: OrgType,
-        roles: &[Role],
-        municipalities: &[&str],
-    ) -> String {
-        self.keys.token_in(org, org_type, roles, municipalities)
-    }
-
     /// A suite service (signalling) with its SERVICE token.
     pub fn service(&self) -> String {
         self.keys

@@ -23,15 +23,17 @@ const ALMERE: &str = "GM0034";
 const BREDA: &str = "GM0758";
 
 fn almere(app: &TestApp, role: Role) -> String {
-    app.token_in("gemeente-almere", OrgType::Municipality, &[role], &[ALMERE])
+    app.keys
+        .token_in("gemeente-almere", OrgType::Municipality, &[role], &[ALMERE])
 }
 
 fn breda(app: &TestApp, role: Role) -> String {
-    app.token_in("gemeente-breda", OrgType::Municipality, &[role], &[BREDA])
+    app.keys
+        .token_in("gemeente-breda", OrgType::Municipality, &[role], &[BREDA])
 }
 
 fn breda_team(app: &TestApp) -> String {
-    app.token_in(
+    app.keys.token_in(
         "wijkteam-breda-noord",
         OrgType::NeighbourhoodTeam,
         &[Role::Coordinator],
@@ -207,7 +209,7 @@ async fn registering_in_a_municipality_outside_the_jurisdiction_is_refused() {
     for (token, case) in [
         (breda(&app, Role::Professional), "Breda registers in Almere"),
         (
-            app.token_in(
+            app.keys.token_in(
                 "wijkteam-x",
                 OrgType::NeighbourhoodTeam,
                 &[Role::Professional],

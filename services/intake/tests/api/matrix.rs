@@ -66,7 +66,7 @@ struct Fixture {
 
 impl Fixture {
     fn almere_coordinator(&self) -> String {
-        self.app.token_in(
+        self.app.keys.token_in(
             "gemeente-almere",
             OrgType::Municipality,
             &[Role::Coordinator],
@@ -241,7 +241,7 @@ async fn jurisdiction_matrix() {
             .unwrap_or_else(|| panic!("{} has no row", rule.method));
         for (column, expected) in COLUMNS.iter().zip(row.expect) {
             let caller = matrix::caller(rule, *column, "gemeente-test", OWN, OTHER);
-            let token = fixture.app.token_in(
+            let token = fixture.app.keys.token_in(
                 &caller.org,
                 caller.org_type,
                 &[caller.role],

@@ -275,17 +275,6 @@ impl TestApp {
         self.client_with(&self.token(org))
     }
 
-    /// A token whose `municipalities` claim is `municipalities` (left out when empty).
-    pub fn token_in(
-        &self,
-        org: &str,
-        org_type: OrgType,
-        roles: &[Role],
-        municipalities: &[&str],
-    ) -> String {
-        self.keys.token_in(org, org_type, roles, municipalities)
-    }
-
     /// A ReferralService client sending `token`.
     pub fn referrals_with(&self, token: &str) -> ReferralClient {
         ReferralClient::new(

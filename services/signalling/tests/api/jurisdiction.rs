@@ -22,7 +22,7 @@ const AMSTERDAM: &str = "GM0363";
 
 /// Registers a person in `municipality` as a coordinator of it; returns the subject_id.
 async fn register_in(app: &TestApp, bsn: &str, municipality: &str, born: &str) -> String {
-    let token = app.token_in(
+    let token = app.keys.token_in(
         &format!("gemeente-{municipality}"),
         OrgType::Municipality,
         &[Role::Coordinator],
@@ -63,7 +63,8 @@ const BREDA_TEAM: Org = Org {
 };
 
 fn triage(app: &TestApp, org: &str, org_type: OrgType, municipalities: &[&str]) -> String {
-    app.token_in(org, org_type, &[Role::TriageOfficer], municipalities)
+    app.keys
+        .token_in(org, org_type, &[Role::TriageOfficer], municipalities)
 }
 
 #[tokio::test]
@@ -73,7 +74,7 @@ async fn a_family_match_cannot_be_forced_onto_another_municipalitys_child() {
     app.signal(SCHOOL, &almere_child).await;
 
     // a Breda team fabricates a parent and a sibling in Breda and tries to tie them to the child
-    let team_token = app.token_in(
+    let team_token = app.keys.token_in(
         BREDA_TEAM.name,
         BREDA_TEAM.org_type,
         &[BREDA_TEAM.role],
@@ -260,7 +261,7 @@ async fn a_referral_goes_to_the_municipality_intake_knows_or_the_one_given() {
         Some("2019-04-05")
     );
     let almere_view = app
-        .intake_with(&app.token_in(
+        .intake_with(&app.keys.token_in(
             "gemeente-almere",
             OrgType::Municipality,
             &[Role::Professional],
@@ -323,7 +324,7 @@ async fn statistics_are_for_whole_months_of_the_analysts_municipality() {
         };
         async move { client.get_signal_statistics(request).await }
     };
-    let amsterdam = app.token_in(
+    let amsterdam = app.keys.token_in(
         "gemeente-amsterdam",
         OrgType::Municipality,
         &[Role::Analyst],
@@ -334,7 +335,7 @@ async fn statistics_are_for_whole_months_of_the_analysts_municipality() {
         .expect("Amsterdam's own statistics");
     for (token, case) in [
         (
-            app.token_in(
+            app.keys.token_in(
                 "gemeente-almere",
                 OrgType::Municipality,
                 &[Role::Analyst],
@@ -343,7 +344,8 @@ async fn statistics_are_for_whole_months_of_the_analysts_municipality() {
             "an Almere analyst",
         ),
         (
-            app.token_in("analist", OrgType::Municipality, &[Role::Analyst], &[]),
+            app.keys
+                .token_in("analist", OrgType::Municipality, &[Role::Analyst], &[]),
             "an analyst without jurisdiction",
         ),
     ] {

@@ -327,7 +327,7 @@ async fn jurisdiction_matrix() {
                 .unwrap_or_else(|| panic!("{} has no row", rule.method));
             for (column, expected) in COLUMNS.iter().zip(row.expect) {
                 let caller = matrix::caller(rule, *column, ORG, OWN, OTHER);
-                let token = fixture.app.token_in(
+                let token = fixture.app.keys.token_in(
                     &caller.org,
                     caller.org_type,
                     &[caller.role],
