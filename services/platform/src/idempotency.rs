@@ -87,25 +87,6 @@ impl FingerprintKey {
     }
 }
 
-/// The stored fingerprint of an earlier call under `key`'s scope and request id, checked against
-/// `key` without locking or storing anything: `Ok(true)` when that call was the same request,
-/// `Ok(false)` when the id is new, INVALID_ARGUMENT when it was used for a different request.
-pub async fn precheck(pool: &sqlx::PgPool, schema: Schema, key: &Key) -> Result<bool, ApiError> {
-    let stored: Option<Vec<u8>> =
-        sqlx::query_scalar(schema.sql(
-            "SELECT fingerprint FROM {schema}.idempotency WHERE scope = $1 AND request_id = $2",
-        ))
-        .bind(&key.scope)
-        .bind(&key.request_id)
-        .fetch_optional(pool)
-        .await?;
-    match stored {
-        None => Ok(false),
-        Some(f) if f == key.fingerprint => Ok(true),
-        Some(_) => Err(reused()),
-    }
-}
-
 fn reused() -> ApiError {
     ApiError::invalid("request_id", "was already used for a different request")
 }

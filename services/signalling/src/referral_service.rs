@@ -185,13 +185,9 @@ impl<S: SignalStore + ReferralStore, I: Identity> ReferralLogic<S, I> {
             ),
         };
         // retries and reused ids are answered before intake is asked
-        match self.store.seen_request(&key).await {
-            Ok(false) => {}
-            Ok(true) => match self.store.replay_referral(ctx, &key, self.now()).await {
-                Ok(Some(first)) => return Ok(first),
-                Ok(None) => {}
-                Err(e) => return Err(self.failed(ctx, vec![], e).await),
-            },
+        match self.store.replay_referral(ctx, &key, self.now()).await {
+            Ok(Some(first)) => return Ok(first),
+            Ok(None) => {}
             Err(e) => return Err(self.failed(ctx, vec![], e).await),
         }
         // an unknown BSN is registered: a referral must never be lost because the child is new

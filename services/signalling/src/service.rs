@@ -242,14 +242,9 @@ impl<S: SignalStore, I: Identity> SignalLogic<S, I> {
         // A retry is answered, and a reused request_id refused, before intake is asked: neither
         // answer can depend on whether intake knows the subject. A retry gets its first answer
         // even if the child has since turned 23.
-        match self.store.seen_request(&key).await {
-            Ok(false) => {}
-            Ok(true) => match self.store.replay(ctx, &key, self.now()).await {
-                Ok(Some(first)) => return Ok(first),
-                // purged in between: register anew
-                Ok(None) => {}
-                Err(e) => return Err(self.failed(ctx, vec![], e).await),
-            },
+        match self.store.replay(ctx, &key, self.now()).await {
+            Ok(Some(first)) => return Ok(first),
+            Ok(None) => {}
             Err(e) => return Err(self.failed(ctx, vec![], e).await),
         }
         let user = ctx.end_user_or_caller();

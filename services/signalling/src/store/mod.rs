@@ -73,13 +73,9 @@ pub trait SignalStore: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<MatchOutcome, ApiError>> + Send;
 
-    /// Whether a call was already made under `key`'s request id: `Ok(true)` for the same request,
-    /// `Ok(false)` for a new id, INVALID_ARGUMENT for the id reused for another request. Writes
-    /// nothing.
-    fn seen_request(&self, key: &Key) -> impl Future<Output = Result<bool, ApiError>> + Send;
-
     /// The first answer to an idempotent RegisterSignal already made under `key`, if any
-    /// (audited as the call's record when found).
+    /// (audited as the call's record when found); INVALID_ARGUMENT when the request id was used
+    /// for another request. Writes nothing when there is none.
     fn replay(
         &self,
         ctx: &CallContext,
@@ -181,7 +177,8 @@ pub trait ReferralStore: Send + Sync + 'static {
         idem: Key,
     ) -> impl Future<Output = Result<Referral, ApiError>> + Send;
 
-    /// The referral an earlier SubmitReferral under `key` made, if any (audited when found).
+    /// The referral an earlier SubmitReferral under `key` made, if any (audited when found);
+    /// INVALID_ARGUMENT when the request id was used for another request.
     fn replay_referral(
         &self,
         ctx: &CallContext,

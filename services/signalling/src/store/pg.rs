@@ -510,10 +510,6 @@ impl SignalStore for PgStore {
         Ok(MatchOutcome::Changed(Box::new(changed)))
     }
 
-    async fn seen_request(&self, key: &Key) -> Result<bool, ApiError> {
-        idempotency::precheck(&self.pool, SCHEMA, key).await
-    }
-
     async fn replay(
         &self,
         ctx: &CallContext,
