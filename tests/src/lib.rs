@@ -6,13 +6,13 @@ use std::sync::Arc;
 use secrecy::SecretString;
 use sqlx::PgPool;
 use tokio::{net::TcpListener, sync::watch};
+use zvv_devkit::testkit::{TestDb, TestKeys};
 use zvv_platform::{
     auth::{OrgType, Role},
     client::{TokenSource, channel},
     clock::{ManualClock, SharedClock},
     db::{PoolSettings, connect},
     server::ServerSettings,
-    testkit::{TestDb, TestKeys},
 };
 use zvv_proto::{
     intake::v1::subject_service_client::SubjectServiceClient,

@@ -4,10 +4,10 @@
 use anyhow::Context;
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::postgres::PgConnectOptions;
+use zvv_devkit::devdb::{ClusterOptions, DevDbError, LocalCluster};
 use zvv_platform::{
     audit::VerifyReport,
     db::{PoolSettings, Schema},
-    devdb::{ClusterOptions, DevDbError, LocalCluster},
 };
 
 use crate::datadir::{DataDir, DataDirArg};

@@ -14,6 +14,7 @@ use anyhow::Context;
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::{PgPool, postgres::PgConnectOptions};
 use tokio::{net::TcpListener, sync::watch, task::JoinSet};
+use zvv_devkit::devdb::{ClusterOptions, DevDbError, LocalCluster};
 use zvv_intake::Deps;
 use zvv_platform::{
     auth::{OrgType, Role, TokenRequest, TokenSigner, TokenVerifier},
@@ -21,7 +22,6 @@ use zvv_platform::{
     clock::SystemClock,
     config::ServerArgs,
     db::PoolSettings,
-    devdb::{ClusterOptions, DevDbError, LocalCluster},
     server::shutdown_signal,
     telemetry,
 };

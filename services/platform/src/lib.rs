@@ -15,7 +15,6 @@ pub mod clock;
 pub mod codes;
 pub mod config;
 pub mod db;
-pub mod devdb;
 pub mod error;
 pub mod idempotency;
 pub mod ids;
@@ -26,6 +25,5 @@ pub mod policy;
 pub mod server;
 pub mod shed;
 pub mod telemetry;
-pub mod testkit;
 
 pub use zvv_proto::{prost, tonic};

@@ -2,10 +2,8 @@
 
 use chrono::Utc;
 use tonic::Code;
-use zvv_platform::{
-    auth::{OrgType, Role},
-    testkit::TestKeys,
-};
+use zvv_devkit::testkit::TestKeys;
+use zvv_platform::auth::{OrgType, Role};
 use zvv_proto::intake::v1 as pb;
 
 use crate::helpers::{BSN, TestApp, alg_none_token, expect_err, register_request};

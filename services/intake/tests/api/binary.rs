@@ -8,10 +8,10 @@ use std::{
 
 use secrecy::SecretString;
 use tonic::Code;
+use zvv_devkit::testkit::{ISSUER, TestDb, TestKeys};
 use zvv_platform::{
     auth::{OrgType, Role},
     client::{TokenSource, channel},
-    testkit::{ISSUER, TestDb, TestKeys},
 };
 use zvv_proto::intake::v1::{GetSubjectRequest, subject_service_client::SubjectServiceClient};
 

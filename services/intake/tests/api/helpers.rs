@@ -16,7 +16,8 @@ use tonic::{
     service::interceptor::InterceptedService,
     transport::{Channel, Endpoint},
 };
-pub use zvv_platform::testkit::{assert_invalid, expect_err, valid_bsn, violation_fields};
+use zvv_devkit::testkit::{AUDIENCE, ISSUER, TestDb, TestKeys};
+pub use zvv_devkit::testkit::{assert_invalid, expect_err, valid_bsn, violation_fields};
 use zvv_platform::{
     auth::{Claims, OrgType, Role},
     client::{Outgoing, TokenSource},
@@ -24,7 +25,6 @@ use zvv_platform::{
     db::PoolSettings,
     server::ServerSettings,
     telemetry::{self, TelemetryGuard},
-    testkit::{AUDIENCE, ISSUER, TestDb, TestKeys},
 };
 use zvv_proto::intake::v1::{self as pb, subject_service_client::SubjectServiceClient};
 

@@ -6,11 +6,9 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tonic::Status;
+use zvv_devkit::testkit::matrix::{self, COLUMNS, DENIED, NOT_FOUND, OK, Row};
 use zvv_intake::policy::SUBJECT_SERVICE;
-use zvv_platform::{
-    auth::{OrgType, Role},
-    testkit::matrix::{self, COLUMNS, DENIED, NOT_FOUND, OK, Row},
-};
+use zvv_platform::auth::{OrgType, Role};
 use zvv_proto::intake::v1 as pb;
 
 use crate::helpers::{TestApp, link_request, request_id, valid_bsn};

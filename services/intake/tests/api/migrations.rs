@@ -3,10 +3,8 @@
 
 use std::time::Duration;
 
-use zvv_platform::{
-    db::{PoolSettings, connect},
-    testkit::TestDb,
-};
+use zvv_devkit::testkit::TestDb;
+use zvv_platform::db::{PoolSettings, connect};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_starting_together_migrate_once_into_their_own_schema() {

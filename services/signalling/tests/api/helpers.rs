@@ -15,7 +15,8 @@ use tonic::{
     service::interceptor::InterceptedService,
     transport::{Channel, Endpoint},
 };
-pub use zvv_platform::testkit::{assert_invalid, expect_err, valid_bsn, violation_fields};
+use zvv_devkit::testkit::{TestDb, TestKeys};
+pub use zvv_devkit::testkit::{assert_invalid, expect_err, valid_bsn, violation_fields};
 use zvv_platform::{
     auth::{OrgType, Role, TokenRequest},
     client::{Outgoing, TokenSource},
@@ -23,7 +24,6 @@ use zvv_platform::{
     db::PoolSettings,
     server::ServerSettings,
     telemetry::{self, TelemetryGuard},
-    testkit::{TestDb, TestKeys},
 };
 use zvv_proto::{
     intake::v1::{self as ipb, subject_service_client::SubjectServiceClient},

@@ -7,10 +7,8 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tonic::Status;
-use zvv_platform::{
-    policy::Policy,
-    testkit::matrix::{self, COLUMNS, Caller, DENIED, HIDDEN, NOT_FOUND, OK, Row},
-};
+use zvv_devkit::testkit::matrix::{self, COLUMNS, Caller, DENIED, HIDDEN, NOT_FOUND, OK, Row};
+use zvv_platform::policy::Policy;
 use zvv_proto::signalling::v1 as pb;
 use zvv_signalling::policy::{REFERRAL_SERVICE, SIGNAL_SERVICE};
 

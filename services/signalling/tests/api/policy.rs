@@ -119,7 +119,7 @@ async fn no_token_is_unauthenticated() {
         "list without a token",
     );
     // a token of keys signalling does not trust
-    let foreign = zvv_platform::testkit::TestKeys::new().expect("keys");
+    let foreign = zvv_devkit::testkit::TestKeys::new().expect("keys");
     let token = foreign.token("school-1", OrgType::School, &[Role::Professional]);
     assert_code(
         app.client_with(&token)

@@ -3,7 +3,7 @@
 use std::os::unix::fs::PermissionsExt;
 
 use sqlx::{Connection, PgConnection};
-use zvv_platform::devdb::{ClusterOptions, DevDbError, LocalCluster, PgBinaries};
+use zvv_devkit::devdb::{ClusterOptions, DevDbError, LocalCluster, PgBinaries};
 
 #[tokio::test]
 async fn throwaway_cluster_starts_serves_and_restarts() -> Result<(), Box<dyn std::error::Error>> {

@@ -14,10 +14,11 @@ use sqlx::{
 };
 use tokio::sync::OnceCell;
 
-use crate::{
+use crate::devdb::{ClusterOptions, LocalCluster};
+
+use zvv_platform::{
     auth::{OrgType, Role, TokenRequest, TokenSigner, TokenVerifier, generate_ed25519_pem},
     bsn::{BsnVault, KeyFile},
-    devdb::{ClusterOptions, LocalCluster},
 };
 
 /// The issuer and audience test tokens carry.
@@ -177,14 +178,14 @@ impl TestKeys {
             public_key_path,
             private_key_pem: private,
             bsn_keys: KeyFile::generate(),
-            fingerprint_key: crate::idempotency::FingerprintKey::generate_base64(),
+            fingerprint_key: zvv_platform::idempotency::FingerprintKey::generate_base64(),
             signer,
         })
     }
 
-    pub fn fingerprints(&self) -> anyhow::Result<Arc<crate::idempotency::FingerprintKey>> {
+    pub fn fingerprints(&self) -> anyhow::Result<Arc<zvv_platform::idempotency::FingerprintKey>> {
         Ok(Arc::new(
-            crate::idempotency::FingerprintKey::from_base64(&self.fingerprint_key)
+            zvv_platform::idempotency::FingerprintKey::from_base64(&self.fingerprint_key)
                 .map_err(anyhow::Error::msg)?,
         ))
     }
@@ -235,7 +236,7 @@ impl TestKeys {
     }
 }
 
-/// The elfproef written out independently of [`crate::bsn::Bsn::parse`], so that tests do not
+/// The elfproef written out independently of [`zvv_platform::bsn::Bsn::parse`], so that tests do not
 /// check the code with itself.
 pub fn passes_elfproef(bsn: &str) -> bool {
     let digits: Vec<i64> = bsn
@@ -317,7 +318,7 @@ mod tests {
     fn test_bsns_agree_with_the_parser() {
         for n in 0..200 {
             let bsn = valid_bsn(n);
-            assert!(crate::bsn::Bsn::parse(&bsn).is_ok(), "{bsn}");
+            assert!(zvv_platform::bsn::Bsn::parse(&bsn).is_ok(), "{bsn}");
         }
         assert!(!passes_elfproef("123456789"));
         assert!(!passes_elfproef("000000000"));
@@ -329,7 +330,7 @@ mod tests {
 pub mod matrix {
     use tonic::Code;
 
-    use crate::{
+    use zvv_platform::{
         auth::{OrgType, Role},
         policy::{Policy, Rule},
     };
