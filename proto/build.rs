@@ -4,9 +4,10 @@
 use std::{env, fs, path::PathBuf};
 
 /// Messages with a `bsn` field.
-const BSN_MESSAGES: [&str; 4] = [
+const BSN_MESSAGES: [&str; 5] = [
     ".zvv.intake.v1.RegisterSubjectRequest",
     ".zvv.intake.v1.ResolveSubjectRequest",
+    ".zvv.intake.v1.GetSubjectContextRequest",
     ".zvv.signalling.v1.RegisterSignalRequest",
     ".zvv.signalling.v1.SubmitReferralRequest",
 ];

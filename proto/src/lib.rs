@@ -22,7 +22,10 @@ pub mod intake {
 mod redacted {
     use std::fmt;
 
-    use crate::intake::v1::{RegisterSubjectRequest, ResolveSubjectRequest};
+    use crate::intake::v1::{
+        GetSubjectContextRequest, RegisterSubjectRequest, ResolveSubjectRequest,
+        get_subject_context_request,
+    };
     use crate::signalling::v1::{
         RegisterSignalRequest, SubmitReferralRequest, register_signal_request,
         submit_referral_request,
@@ -104,6 +107,24 @@ mod redacted {
         }
     }
 
+    impl fmt::Debug for GetSubjectContextRequest {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            let subject = match &self.subject {
+                Some(get_subject_context_request::Subject::Bsn(_)) => subject_ref(true, None),
+                Some(get_subject_context_request::Subject::SubjectId(id)) => {
+                    subject_ref(false, Some(id))
+                }
+                None => subject_ref(false, None),
+            };
+            f.debug_struct("GetSubjectContextRequest")
+                .field("subject", &subject)
+                .field("create_if_missing", &self.create_if_missing)
+                .field("municipality_code", &self.municipality_code)
+                .field("birth_date", &HIDDEN)
+                .finish()
+        }
+    }
+
     #[cfg(test)]
     mod tests {
         use super::*;
@@ -141,6 +162,13 @@ mod redacted {
                 ..Default::default()
             };
             assert!(!format!("{r:?}").contains("123456782"));
+            let r = GetSubjectContextRequest {
+                subject: Some(get_subject_context_request::Subject::Bsn("123456782".into())),
+                birth_date: "2016-05-04".into(),
+                ..Default::default()
+            };
+            let text = format!("{r:?}");
+            assert!(!text.contains("123456782") && !text.contains("2016-05-04"), "{text}");
         }
     }
 }

@@ -92,8 +92,20 @@ pub struct TestDb {
     pub options: PgConnectOptions,
     /// The same database as a URL, for `DATABASE_URL` of child processes.
     pub url: String,
-    /// Set on an external server: where to drop the database from.
+    /// Set on an external server: where to drop the database (and its roles) from.
     drop_from: Option<PgConnectOptions>,
+    /// Roles made for this database, dropped with it on an external server.
+    roles: std::sync::Mutex<Vec<String>>,
+}
+
+/// The two database roles of one service: the owner that migrates and owns the tables, and the
+/// runtime role the service connects as (only INSERT and SELECT on the audit tables).
+#[derive(Debug, Clone)]
+pub struct ServiceRoles {
+    pub owner: PgConnectOptions,
+    pub runtime: PgConnectOptions,
+    pub owner_role: String,
+    pub runtime_role: String,
 }
 
 impl Drop for TestDb {
@@ -102,6 +114,7 @@ impl Drop for TestDb {
             return;
         };
         let name = self.name.clone();
+        let roles = std::mem::take(&mut *self.roles.lock().unwrap_or_else(|p| p.into_inner()));
         // Drop runs inside the test's runtime: do the async work on a thread of its own
         let dropped = std::thread::spawn(move || -> anyhow::Result<()> {
             let rt = tokio::runtime::Builder::new_current_thread()
@@ -113,6 +126,10 @@ impl Drop for TestDb {
                     "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
                 )))
                 .await?;
+                for role in roles {
+                    conn.execute(sqlx::AssertSqlSafe(format!("DROP ROLE IF EXISTS {role}")))
+                        .await?;
+                }
                 conn.close().await?;
                 Ok(())
             })
@@ -150,7 +167,58 @@ impl TestDb {
             options: server.admin.clone().database(&name),
             url: with_database(&server.admin_url, &name),
             drop_from: server.cluster.is_none().then(|| server.admin.clone()),
+            roles: std::sync::Mutex::new(Vec::new()),
             name,
+        })
+    }
+
+    /// Creates the owner and runtime roles of `service` for this database (with random
+    /// passwords), the owner allowed to create the service's schema.
+    pub async fn service_roles(&self, service: &str) -> anyhow::Result<ServiceRoles> {
+        use rand::RngCore;
+        let mut conn = PgConnection::connect_with(&self.options).await?;
+        let mut made = Vec::new();
+        for suffix in ["owner", "rt"] {
+            let role = format!("{}_{service}_{suffix}", self.name);
+            let mut secret = [0u8; 16];
+            rand::rngs::OsRng.fill_bytes(&mut secret);
+            let password = hex::encode(secret);
+            conn.execute(sqlx::AssertSqlSafe(format!(
+                "CREATE ROLE {role} LOGIN PASSWORD '{password}'"
+            )))
+            .await?;
+            conn.execute(sqlx::AssertSqlSafe(format!(
+                "GRANT CONNECT ON DATABASE {} TO {role}",
+                self.name
+            )))
+            .await?;
+            self.roles
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(role.clone());
+            made.push((role, password));
+        }
+        let (owner_role, owner_password) = made.remove(0);
+        let (runtime_role, runtime_password) = made.remove(0);
+        conn.execute(sqlx::AssertSqlSafe(format!(
+            "GRANT CREATE ON DATABASE {} TO {owner_role}",
+            self.name
+        )))
+        .await?;
+        conn.close().await?;
+        Ok(ServiceRoles {
+            owner: self
+                .options
+                .clone()
+                .username(&owner_role)
+                .password(&owner_password),
+            runtime: self
+                .options
+                .clone()
+                .username(&runtime_role)
+                .password(&runtime_password),
+            owner_role,
+            runtime_role,
         })
     }
 }

@@ -2,7 +2,7 @@
 
 use std::{net::SocketAddr, path::PathBuf};
 
-use zvv_platform::config::{AuthArgs, DbArgs, ServerArgs};
+use zvv_platform::config::{AuditArgs, AuthArgs, DbArgs, ServerArgs};
 
 #[derive(Debug, Clone, clap::Parser)]
 #[command(
@@ -26,4 +26,6 @@ pub struct Config {
     pub auth: AuthArgs,
     #[command(flatten)]
     pub server: ServerArgs,
+    #[command(flatten)]
+    pub audit: AuditArgs,
 }

@@ -7,8 +7,8 @@ use zvv_proto::intake::v1::{self as pb, subject_service_server::SubjectService};
 
 use crate::{
     domain::{Relation, RelationKind, RelationSource, Subject, UnlinkReason},
-    service::{CreateFacts, RegisterInput, SubjectLogic, UpdateValues},
-    store::SubjectStore,
+    service::{ContextSubject, CreateFacts, RegisterInput, SubjectLogic, UpdateValues},
+    store::{ParentFamily, SubjectStore},
 };
 
 pub struct SubjectApi<S> {
@@ -52,6 +52,14 @@ fn source_pb(s: Option<RelationSource>) -> pb::RelationSource {
     }
 }
 
+fn family_pb(f: ParentFamily) -> pb::Family {
+    pb::Family {
+        parent_subject_id: f.parent.to_string(),
+        kind: kind_pb(f.kind) as i32,
+        child_subject_ids: f.children.iter().map(ToString::to_string).collect(),
+    }
+}
+
 fn relation_pb(r: Relation) -> pb::Relation {
     pb::Relation {
         parent_subject_id: r.parent.to_string(),
@@ -79,7 +87,9 @@ impl<S: SubjectStore> SubjectService for SubjectApi<S> {
             municipality_code: r.municipality_code,
             neighbourhood_code: r.neighbourhood_code,
         };
-        let subject = self.logic.register(&ctx, input).await?;
+        let subject = self.logic.register(&ctx, input)
+            .await
+            .map_err(|e| ctx.fail(e))?;
         Ok(Response::new(pb::RegisterSubjectResponse {
             subject: Some(subject_pb(subject)),
         }))
@@ -98,13 +108,51 @@ impl<S: SubjectStore> SubjectService for SubjectApi<S> {
         let resolved = self
             .logic
             .resolve(&ctx, &r.bsn, r.create_if_missing, &facts)
-            .await?;
+            .await
+            .map_err(|e| ctx.fail(e))?;
         Ok(Response::new(pb::ResolveSubjectResponse {
             subject_id: resolved.subject.id.to_string(),
             birth_date: date_text(resolved.subject.birth_date),
             created: resolved.created,
             date_of_death: date_text(resolved.subject.date_of_death),
             lookup_ref: resolved.lookup_ref.to_string(),
+        }))
+    }
+
+    async fn get_subject_context(
+        &self,
+        request: Request<pb::GetSubjectContextRequest>,
+    ) -> Result<Response<pb::GetSubjectContextResponse>, Status> {
+        let ctx = call_context(&request)?;
+        let r = request.into_inner();
+        let subject = match r.subject {
+            Some(pb::get_subject_context_request::Subject::Bsn(b)) => ContextSubject::Bsn(b),
+            Some(pb::get_subject_context_request::Subject::SubjectId(id)) => ContextSubject::Id(id),
+            None => ContextSubject::Missing,
+        };
+        let facts = CreateFacts {
+            municipality_code: r.municipality_code,
+            birth_date: r.birth_date,
+        };
+        let (resolved, families) = self
+            .logic
+            .context(&ctx, subject, r.create_if_missing, &facts)
+            .await
+            .map_err(|e| ctx.fail(e))?;
+        let s = resolved.subject;
+        Ok(Response::new(pb::GetSubjectContextResponse {
+            subject_id: s.id.to_string(),
+            lookup_ref: if resolved.lookup_ref.is_nil() {
+                String::new()
+            } else {
+                resolved.lookup_ref.to_string()
+            },
+            created: resolved.created,
+            birth_date: date_text(s.birth_date),
+            date_of_death: date_text(s.date_of_death),
+            municipality_code: s.municipality_code.unwrap_or_default(),
+            neighbourhood_code: s.neighbourhood_code.unwrap_or_default(),
+            families: families.into_iter().map(family_pb).collect(),
         }))
     }
 
@@ -116,7 +164,8 @@ impl<S: SubjectStore> SubjectService for SubjectApi<S> {
         let subject = self
             .logic
             .get(&ctx, &request.into_inner().subject_id)
-            .await?;
+            .await
+            .map_err(|e| ctx.fail(e))?;
         Ok(Response::new(pb::GetSubjectResponse {
             subject: Some(subject_pb(subject)),
         }))
@@ -141,7 +190,8 @@ impl<S: SubjectStore> SubjectService for SubjectApi<S> {
         let subject = self
             .logic
             .update(&ctx, &r.subject_id, &paths, &values, &r.request_id)
-            .await?;
+            .await
+            .map_err(|e| ctx.fail(e))?;
         Ok(Response::new(pb::UpdateSubjectResponse {
             subject: Some(subject_pb(subject)),
         }))
@@ -174,7 +224,8 @@ impl<S: SubjectStore> SubjectService for SubjectApi<S> {
                 kind,
                 source,
             )
-            .await?;
+            .await
+            .map_err(|e| ctx.fail(e))?;
         Ok(Response::new(pb::LinkRelationResponse {
             relation: Some(relation_pb(relation)),
         }))
@@ -202,7 +253,8 @@ impl<S: SubjectStore> SubjectService for SubjectApi<S> {
                 &r.child_subject_id,
                 reason,
             )
-            .await?;
+            .await
+            .map_err(|e| ctx.fail(e))?;
         Ok(Response::new(pb::UnlinkRelationResponse {
             relation: Some(relation_pb(relation)),
         }))
@@ -217,12 +269,13 @@ impl<S: SubjectStore> SubjectService for SubjectApi<S> {
         let page = self
             .logic
             .list_relations(&ctx, &r.subject_id, r.page_size, &r.page_token)
-            .await?;
+            .await
+            .map_err(|e| ctx.fail(e))?;
         Ok(Response::new(pb::ListRelationsResponse {
             relations: page.relations.into_iter().map(relation_pb).collect(),
             next_page_token: page
                 .next
-                .map(|(p, c)| zvv_platform::paging::encode_token(&format!("{p}|{c}")))
+                .map(|(p, c)| zvv_platform::paging::id_token(&[p, c]))
                 .unwrap_or_default(),
         }))
     }
@@ -235,7 +288,8 @@ impl<S: SubjectStore> SubjectService for SubjectApi<S> {
         let family = self
             .logic
             .family(&ctx, &request.into_inner().subject_id)
-            .await?;
+            .await
+            .map_err(|e| ctx.fail(e))?;
         Ok(Response::new(pb::ListFamilyResponse {
             sibling_subject_ids: family.siblings.iter().map(ToString::to_string).collect(),
             parent_subject_ids: family.parents.iter().map(ToString::to_string).collect(),

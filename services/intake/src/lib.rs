@@ -72,16 +72,9 @@ pub async fn serve(
             deps.clock.clone(),
             deps.idempotency_retention,
         );
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(PURGE_INTERVAL);
-            loop {
-                tick.tick().await;
-                match purge_idempotency_keys(&pool, &clock, retention).await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(deleted = n, "purged expired idempotency keys"),
-                    Err(e) => tracing::warn!(error = %e, "cannot purge idempotency keys"),
-                }
-            }
+        zvv_platform::jobs::every("purge-idempotency-keys", PURGE_INTERVAL, move || {
+            let (pool, clock) = (pool.clone(), clock.clone());
+            async move { purge_idempotency_keys(&pool, &clock, retention).await }
         })
     };
     let store = PgStore::new(deps.pool.clone());
@@ -105,6 +98,6 @@ pub async fn serve(
         shutdown,
     )
     .await;
-    purger.abort();
+    drop(purger);
     served
 }

@@ -17,13 +17,15 @@ async fn main() -> anyhow::Result<()> {
         .auth
         .verifier()
         .context("loading token verification keys")?;
-    let options = config.db.connect_options().map_err(anyhow::Error::msg)?;
-    let pool = zvv_platform::db::connect(options, &config.db.pool_settings())
+    let pool = config
+        .db
+        .open(zvv_intake::SCHEMA, |owner| async move {
+            zvv_intake::migrate(&owner).await
+        })
         .await
-        .context("connecting to PostgreSQL")?;
-    zvv_intake::migrate(&pool)
-        .await
-        .context("applying migrations")?;
+        .map_err(anyhow::Error::msg)?;
+    let mut settings = config.server.settings();
+    settings.audit = config.audit.settings().map_err(anyhow::Error::msg)?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
@@ -32,7 +34,7 @@ async fn main() -> anyhow::Result<()> {
         vault,
         verifier,
         clock: Arc::new(SystemClock),
-        settings: config.server.settings(),
+        settings,
         idempotency_retention: chrono::Duration::hours(i64::from(
             config.idempotency_retention_hours,
         )),

@@ -55,6 +55,11 @@ pub static SUBJECT_SERVICE: Policy = Policy {
             legal_basis: BASIS_RESOLVE,
         },
         Rule {
+            method: "GetSubjectContext",
+            grants: &[Grant::SERVICE],
+            legal_basis: BASIS_READ,
+        },
+        Rule {
             method: "GetSubject",
             grants: &[REGISTRARS, Grant::SERVICE],
             legal_basis: BASIS_READ,

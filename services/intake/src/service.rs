@@ -13,6 +13,7 @@ use zvv_platform::{
     error::ApiError,
     idempotency::{self, Key},
     ids::{new_id, parse_id},
+    paging,
 };
 
 use crate::{
@@ -22,7 +23,8 @@ use crate::{
         parse_date_of_death, parse_name,
     },
     store::{
-        LinkOutcome, RegisterOutcome, ResolveOutcome, SubjectRow, SubjectStore, UnlinkOutcome,
+        ContextKey, LinkOutcome, ParentFamily, RegisterOutcome, ResolveOutcome, SubjectContext,
+        SubjectRow, SubjectStore, UnlinkOutcome, Unseen, Visible,
     },
 };
 
@@ -100,18 +102,6 @@ impl<S: SubjectStore> SubjectLogic<S> {
 
     fn now(&self) -> DateTime<Utc> {
         self.clock.now()
-    }
-
-    /// Audits a failure that the store did not record, and hands the error back.
-    async fn failed(&self, ctx: &CallContext, ids: Vec<Uuid>, err: ApiError) -> ApiError {
-        if let Err(audit_err) = self
-            .store
-            .audit_failure(ctx, ids, err.code_name(), self.now())
-            .await
-        {
-            tracing::error!(error = %audit_err, "cannot audit a failed call");
-        }
-        err
     }
 
     fn to_subject(&self, row: SubjectRow) -> Result<Subject, ApiError> {
@@ -194,10 +184,7 @@ impl<S: SubjectStore> SubjectLogic<S> {
         ctx: &CallContext,
         input: RegisterInput,
     ) -> Result<Subject, ApiError> {
-        let new = match self.parse_register(&input) {
-            Ok(n) => n,
-            Err(e) => return Err(self.failed(ctx, vec![], e).await),
-        };
+        let new = self.parse_register(&input)?;
         let jurisdiction = ctx.principal().jurisdiction();
         if !jurisdiction.covers(new.municipality.as_str()) {
             let e = ApiError::PermissionDenied(format!(
@@ -205,7 +192,7 @@ impl<S: SubjectStore> SubjectLogic<S> {
                  claim of your token): register people only in a municipality you work for",
                 new.municipality
             ));
-            return Err(self.failed(ctx, vec![], e).await);
+            return Err(e);
         }
         let now = self.now();
         let fingerprint = self.vault.fingerprint(
@@ -239,13 +226,14 @@ impl<S: SubjectStore> SubjectLogic<S> {
             updated_at: now,
         };
         let lookup = self.vault.lookup_key(&new.bsn);
-        match self.store.register(ctx, row, lookup, key).await {
-            Ok(RegisterOutcome::Created(row) | RegisterOutcome::Replayed(row)) => {
+        match self.store.register(ctx, row, lookup, key).await? {
+            RegisterOutcome::Created(row) | RegisterOutcome::Replayed(row) => {
                 self.to_subject(row)
             }
-            Ok(RegisterOutcome::BsnTaken(existing, municipality))
+            RegisterOutcome::BsnTaken(existing, municipality)
                 if jurisdiction.covers_opt(municipality.as_deref()) =>
             {
+                ctx.attach([existing]);
                 Err(ApiError::AlreadyExists {
                     message: format!("a subject with this BSN is already registered as {existing}"),
                     reason: "SUBJECT_ALREADY_REGISTERED",
@@ -253,13 +241,38 @@ impl<S: SubjectStore> SubjectLogic<S> {
                 })
             }
             // neither the id nor the municipality: the caller may not see that subject
-            Ok(RegisterOutcome::BsnTaken(..)) => Err(ApiError::AlreadyExists {
-                message: "a subject with this BSN is already registered with another municipality"
-                    .into(),
-                reason: "SUBJECT_REGISTERED_ELSEWHERE",
-                metadata: HashMap::new(),
-            }),
-            Err(e) => Err(self.failed(ctx, vec![], e).await),
+            RegisterOutcome::BsnTaken(existing, _) => {
+                ctx.attach([existing]);
+                Err(ApiError::AlreadyExists {
+                    message:
+                        "a subject with this BSN is already registered with another municipality"
+                            .into(),
+                    reason: "SUBJECT_REGISTERED_ELSEWHERE",
+                    metadata: HashMap::new(),
+                })
+            }
+        }
+    }
+
+    /// A subject known only by its BSN (and what a creating service knows).
+    fn bare_subject(
+        &self,
+        bsn: &Bsn,
+        municipality: Option<MunicipalityCode>,
+        birth_date: Option<chrono::NaiveDate>,
+        now: DateTime<Utc>,
+    ) -> SubjectRow {
+        SubjectRow {
+            id: new_id(),
+            bsn: self.vault.seal(bsn),
+            given_name: None,
+            family_name: None,
+            birth_date,
+            municipality_code: municipality.map(MunicipalityCode::into_string),
+            neighbourhood_code: None,
+            date_of_death: None,
+            created_at: now,
+            updated_at: now,
         }
     }
 
@@ -306,61 +319,37 @@ impl<S: SubjectStore> SubjectLogic<S> {
         create_if_missing: bool,
         facts: &CreateFacts,
     ) -> Result<Resolved, ApiError> {
-        let (bsn, municipality, birth_date) = match self.parse_resolve(bsn_text, facts) {
-            Ok(p) => p,
-            Err(e) => return Err(self.failed(ctx, vec![], e).await),
-        };
+        let (bsn, municipality, birth_date) = self.parse_resolve(bsn_text, facts)?;
         let now = self.now();
-        let create = create_if_missing.then(|| SubjectRow {
-            id: new_id(),
-            bsn: self.vault.seal(&bsn),
-            given_name: None,
-            family_name: None,
-            birth_date,
-            municipality_code: municipality.map(MunicipalityCode::into_string),
-            neighbourhood_code: None,
-            date_of_death: None,
-            created_at: now,
-            updated_at: now,
-        });
+        let create =
+            create_if_missing.then(|| self.bare_subject(&bsn, municipality, birth_date, now));
         let lookup_ref = self.vault.lookup_ref(&bsn);
+        ctx.attach([lookup_ref]);
         match self
             .store
             .resolve(ctx, self.vault.lookup_key(&bsn), lookup_ref, create, now)
-            .await
+            .await?
         {
-            Ok(ResolveOutcome::Found(row)) => Ok(Resolved {
+            ResolveOutcome::Found(row) => Ok(Resolved {
                 subject: self.to_subject(row)?,
                 created: false,
                 lookup_ref,
             }),
-            Ok(ResolveOutcome::Created(row)) => Ok(Resolved {
+            ResolveOutcome::Created(row) => Ok(Resolved {
                 subject: self.to_subject(row)?,
                 created: true,
                 lookup_ref,
             }),
-            Ok(ResolveOutcome::NotFound) => Err(ApiError::NotFoundWithInfo {
-                message:
-                    "no subject with this BSN is registered (set create_if_missing to register one)"
-                        .into(),
-                reason: "SUBJECT_NOT_REGISTERED",
-                metadata: HashMap::from([("lookup_ref".to_owned(), lookup_ref.to_string())]),
-            }),
-            Err(e) => Err(self.failed(ctx, vec![lookup_ref], e).await),
+            ResolveOutcome::NotFound => Err(unknown_bsn(lookup_ref)),
         }
     }
 
     pub async fn get(&self, ctx: &CallContext, subject_id: &str) -> Result<Subject, ApiError> {
-        let id = match parse_id("subject_id", subject_id) {
-            Ok(id) => id,
-            Err(e) => return Err(self.failed(ctx, vec![], e).await),
-        };
+        let id = parse_id("subject_id", subject_id)?;
         let jurisdiction = ctx.principal().jurisdiction();
-        match self.store.get(ctx, &jurisdiction, id, self.now()).await {
-            Ok(Some(row)) => self.to_subject(row),
-            Ok(None) => Err(not_found(id)),
-            Err(e) => Err(self.failed(ctx, vec![id], e).await),
-        }
+        ctx.attach([id]);
+        let row = visible(id, self.store.get(ctx, &jurisdiction, id, self.now()).await?)?;
+        self.to_subject(row)
     }
 
     /// `changes` are (mask path, new value) pairs as the caller sent them.
@@ -373,10 +362,8 @@ impl<S: SubjectStore> SubjectLogic<S> {
         request_id: &str,
     ) -> Result<Subject, ApiError> {
         let parsed = self.parse_update(subject_id, paths, values, request_id);
-        let (id, changes, fields) = match parsed {
-            Ok(p) => p,
-            Err(e) => return Err(self.failed(ctx, vec![], e).await),
-        };
+        let (id, changes, fields) = parsed?;
+        ctx.attach([id]);
         // depends on the caller and the mask only, so it tells nothing about the subject
         let principal = ctx.principal();
         if fields.contains(&"date_of_death")
@@ -387,7 +374,7 @@ impl<S: SubjectStore> SubjectLogic<S> {
                  clear a date of death"
                     .into(),
             );
-            return Err(self.failed(ctx, vec![id], e).await);
+            return Err(e);
         }
         let jurisdiction = principal.jurisdiction();
         let key = (!request_id.is_empty()).then(|| Key {
@@ -398,15 +385,11 @@ impl<S: SubjectStore> SubjectLogic<S> {
                 .fingerprint("UpdateSubject", format!("{id}\u{1f}{changes:?}").as_bytes()),
         });
         let apply = Box::new(move |row: &mut SubjectRow| apply_changes(row, changes));
-        match self
+        let found = self
             .store
             .update(ctx, &jurisdiction, id, key, fields, apply, self.now())
-            .await
-        {
-            Ok(Some(row)) => self.to_subject(row),
-            Ok(None) => Err(not_found(id)),
-            Err(e) => Err(self.failed(ctx, vec![id], e).await),
-        }
+            .await?;
+        self.to_subject(visible(id, found)?)
     }
 
     fn parse_update(
@@ -550,10 +533,8 @@ impl<S: SubjectStore> SubjectLogic<S> {
             );
             k.zip(s)
         });
-        let (parent, child, (kind, source)) = match parsed {
-            Ok(p) => p,
-            Err(e) => return Err(self.failed(ctx, vec![], e).await),
-        };
+        let (parent, child, (kind, source)) = parsed?;
+        ctx.attach([parent, child]);
         let key = Key {
             scope: scope(ctx, "LinkRelation"),
             request_id: request_id.to_owned(),
@@ -575,19 +556,18 @@ impl<S: SubjectStore> SubjectLogic<S> {
             created_at: self.now(),
         };
         let jurisdiction = ctx.principal().jurisdiction();
-        match self.store.link(ctx, &jurisdiction, relation, key).await {
-            Ok(LinkOutcome::Linked(r) | LinkOutcome::Replayed(r)) => Ok(r),
-            Ok(LinkOutcome::Missing(field)) => Err(missing(field)),
-            Ok(LinkOutcome::Exists) => Err(ApiError::AlreadyExists {
+        match self.store.link(ctx, &jurisdiction, relation, key).await? {
+            LinkOutcome::Linked(r) | LinkOutcome::Replayed(r) => Ok(r),
+            LinkOutcome::Missing(unseen) => Err(missing(unseen)),
+            LinkOutcome::Exists => Err(ApiError::AlreadyExists {
                 message: "this relation is already recorded".into(),
                 reason: "RELATION_ALREADY_LINKED",
                 metadata: HashMap::new(),
             }),
-            Ok(LinkOutcome::Cycle) => Err(ApiError::FailedPrecondition(
+            LinkOutcome::Cycle => Err(ApiError::FailedPrecondition(
                 "the child is already an ancestor of the parent: the relation would make a cycle"
                     .into(),
             )),
-            Err(e) => Err(self.failed(ctx, vec![parent, child], e).await),
         }
     }
 
@@ -607,10 +587,8 @@ impl<S: SubjectStore> SubjectLogic<S> {
                 ),
             )
         });
-        let (parent, child, reason) = match parsed {
-            Ok(p) => p,
-            Err(e) => return Err(self.failed(ctx, vec![], e).await),
-        };
+        let (parent, child, reason) = parsed?;
+        ctx.attach([parent, child]);
         let key = Key {
             scope: scope(ctx, "UnlinkRelation"),
             request_id: request_id.to_owned(),
@@ -633,14 +611,13 @@ impl<S: SubjectStore> SubjectLogic<S> {
                 key,
                 self.now(),
             )
-            .await
+            .await?
         {
-            Ok(UnlinkOutcome::Unlinked(r) | UnlinkOutcome::Replayed(r)) => Ok(r),
-            Ok(UnlinkOutcome::Missing(field)) => Err(missing(field)),
-            Ok(UnlinkOutcome::NoRelation) => Err(ApiError::NotFound(
+            UnlinkOutcome::Unlinked(r) | UnlinkOutcome::Replayed(r) => Ok(r),
+            UnlinkOutcome::Missing(unseen) => Err(missing(unseen)),
+            UnlinkOutcome::NoRelation => Err(ApiError::NotFound(
                 "the parent and child have no such relation".into(),
             )),
-            Err(e) => Err(self.failed(ctx, vec![parent, child], e).await),
         }
     }
 
@@ -651,58 +628,124 @@ impl<S: SubjectStore> SubjectLogic<S> {
         page_size: i32,
         page_token: &str,
     ) -> Result<RelationPage, ApiError> {
-        let parsed = (|| {
-            let id = parse_id("subject_id", subject_id)?;
-            let size = zvv_platform::paging::page_size(page_size)?;
-            let after = match zvv_platform::paging::decode_token(page_token)? {
-                None => None,
-                Some(cursor) => {
-                    let bad =
-                        || ApiError::invalid("page_token", "is not a token returned by this RPC");
-                    let (p, c) = cursor.split_once('|').ok_or_else(bad)?;
-                    Some((
-                        Uuid::try_parse(p).map_err(|_| bad())?,
-                        Uuid::try_parse(c).map_err(|_| bad())?,
-                    ))
-                }
-            };
-            Ok::<_, ApiError>((id, size, after))
-        })();
-        let (id, size, after) = match parsed {
-            Ok(p) => p,
-            Err(e) => return Err(self.failed(ctx, vec![], e).await),
+        let mut v = Violations::default();
+        let id = v.take("subject_id", parse_id("subject_id", subject_id));
+        let size = v.take("page_size", paging::page_size(page_size));
+        let after = v.take("page_token", paging::id_cursor::<2>(page_token));
+        v.into_result()?;
+        let (Some(id), Some(size), Some(after)) = (id, size, after) else {
+            return Err(ApiError::internal("validation passed with a missing field"));
         };
+        ctx.attach([id]);
         let jurisdiction = ctx.principal().jurisdiction();
-        match self
+        let found = self
             .store
-            .list_relations(ctx, &jurisdiction, id, after, size + 1, self.now())
-            .await
-        {
-            Ok(Some(mut relations)) => {
-                let next = if relations.len() > size as usize {
-                    relations.truncate(size as usize);
-                    relations.last().map(|r| (r.parent, r.child))
-                } else {
-                    None
-                };
-                Ok(RelationPage { relations, next })
-            }
-            Ok(None) => Err(not_found(id)),
-            Err(e) => Err(self.failed(ctx, vec![id], e).await),
-        }
+            .list_relations(
+                ctx,
+                &jurisdiction,
+                id,
+                after.map(|[p, c]| (p, c)),
+                size + 1,
+                self.now(),
+            )
+            .await?;
+        let (relations, next) = paging::page(visible(id, found)?, size, |r| (r.parent, r.child));
+        Ok(RelationPage { relations, next })
     }
 
     pub async fn family(&self, ctx: &CallContext, subject_id: &str) -> Result<Family, ApiError> {
-        let id = match parse_id("subject_id", subject_id) {
-            Ok(id) => id,
-            Err(e) => return Err(self.failed(ctx, vec![], e).await),
-        };
+        let id = parse_id("subject_id", subject_id)?;
+        ctx.attach([id]);
         let jurisdiction = ctx.principal().jurisdiction();
-        match self.store.family(ctx, &jurisdiction, id, self.now()).await {
-            Ok(Some(f)) => Ok(f),
-            Ok(None) => Err(not_found(id)),
-            Err(e) => Err(self.failed(ctx, vec![id], e).await),
+        let found = self
+            .store
+            .family(ctx, &jurisdiction, id, self.now())
+            .await?;
+        visible(id, found)
+    }
+
+    /// Everything a suite service needs about one subject, in one transaction and one audit
+    /// record: its facts and its families. With a BSN and `create_if_missing`, an unknown
+    /// subject is registered with the given facts.
+    pub async fn context(
+        &self,
+        ctx: &CallContext,
+        subject: ContextSubject,
+        create_if_missing: bool,
+        facts: &CreateFacts,
+    ) -> Result<(Resolved, Vec<ParentFamily>), ApiError> {
+        let now = self.now();
+        let (key, create, lookup_ref) = match subject {
+            ContextSubject::Id(text) => {
+                let id = parse_id("subject_id", &text)?;
+                ctx.attach([id]);
+                (ContextKey::Id(id), None, None)
+            }
+            ContextSubject::Bsn(text) => {
+                let (bsn, municipality, birth_date) = self.parse_resolve(&text, facts)?;
+                let lookup_ref = self.vault.lookup_ref(&bsn);
+                ctx.attach([lookup_ref]);
+                let create = create_if_missing
+                    .then(|| self.bare_subject(&bsn, municipality, birth_date, now));
+                let key = ContextKey::Bsn {
+                    lookup: self.vault.lookup_key(&bsn),
+                    lookup_ref,
+                };
+                (key, create, Some(lookup_ref))
+            }
+            ContextSubject::Missing => {
+                return Err(ApiError::invalid(
+                    "subject",
+                    "a bsn or a subject_id is required",
+                ));
+            }
+        };
+        match self.store.context(ctx, key, create, now).await? {
+            Some(SubjectContext {
+                subject,
+                created,
+                families,
+            }) => Ok((
+                Resolved {
+                    subject: self.to_subject(subject)?,
+                    created,
+                    lookup_ref: lookup_ref.unwrap_or_else(Uuid::nil),
+                },
+                families,
+            )),
+            None => Err(match lookup_ref {
+                Some(r) => unknown_bsn(r),
+                None => ApiError::NotFound("no subject with this subject_id".into()),
+            }),
         }
+    }
+}
+
+/// How a GetSubjectContext request names the subject, unchecked.
+#[derive(Clone)]
+pub enum ContextSubject {
+    Bsn(String),
+    Id(String),
+    Missing,
+}
+
+impl std::fmt::Debug for ContextSubject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Bsn(_) => f.write_str("Bsn(<redacted>)"),
+            Self::Id(id) => write!(f, "Id({id})"),
+            Self::Missing => f.write_str("Missing"),
+        }
+    }
+}
+
+/// NOT_FOUND for an unknown BSN, with its lookup reference.
+fn unknown_bsn(lookup_ref: Uuid) -> ApiError {
+    ApiError::NotFoundWithInfo {
+        message: "no subject with this BSN is registered (set create_if_missing to register one)"
+            .into(),
+        reason: "SUBJECT_NOT_REGISTERED",
+        metadata: HashMap::from([("lookup_ref".to_owned(), lookup_ref.to_string())]),
     }
 }
 
@@ -729,9 +772,25 @@ fn not_found(id: Uuid) -> ApiError {
     ApiError::NotFound(format!("subject {id} not found"))
 }
 
-/// A subject of a relation request that is unknown or outside the caller's jurisdiction.
-fn missing(field: &str) -> ApiError {
-    ApiError::NotFound(format!("no subject with the given {field}"))
+/// A subject of a relation request that is unknown or outside the caller's jurisdiction (the
+/// same answer; the audit tells them apart).
+fn missing(unseen: Unseen) -> ApiError {
+    let message = format!("no subject with the given {}", unseen.field);
+    if unseen.outside {
+        ApiError::OutsideJurisdiction(message)
+    } else {
+        ApiError::NotFound(message)
+    }
+}
+
+/// What the caller may see of subject `id`, or the same NOT_FOUND for an unknown subject and
+/// for one outside the jurisdiction.
+fn visible<T>(id: Uuid, found: Visible<T>) -> Result<T, ApiError> {
+    match found {
+        Visible::Yes(t) => Ok(t),
+        Visible::Outside => Err(ApiError::OutsideJurisdiction(not_found(id).to_string())),
+        Visible::Missing => Err(not_found(id)),
+    }
 }
 
 /// The rules an update must keep, checked against the stored subject.

@@ -9,7 +9,12 @@
 //! when the claim is absent. Suite SERVICE tokens are not limited by jurisdiction; when they call
 //! on behalf of an end user, that user travels in the [`END_USER_METADATA`] entry.
 
-use std::{collections::HashSet, fmt, path::Path, str::FromStr};
+use std::{
+    collections::{HashMap, HashSet},
+    fmt,
+    path::Path,
+    str::FromStr,
+};
 
 use jsonwebtoken::{
     Algorithm, DecodingKey, EncodingKey, Header, Validation,
@@ -353,13 +358,27 @@ struct PinnedKey {
     key: DecodingKey,
 }
 
-/// Checks bearer tokens against pinned public keys.
+/// Checks bearer tokens against pinned public keys. Verified tokens are cached (bounded, keyed by
+/// a hash of the token), so a caller's repeated calls cost one signature check; `exp` and `nbf`
+/// are still checked on every hit.
 pub struct TokenVerifier {
     keys: Vec<PinnedKey>,
     issuer: String,
     audience: String,
     leeway: u64,
+    cache: std::sync::Mutex<HashMap<[u8; 32], Verified>>,
 }
+
+/// A cached verification.
+#[derive(Clone)]
+struct Verified {
+    principal: Principal,
+    nbf: i64,
+    exp: i64,
+}
+
+/// Tokens kept verified at most; beyond it the expired ones go, then all.
+pub const TOKEN_CACHE_SIZE: usize = 10_000;
 
 impl fmt::Debug for TokenVerifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -446,11 +465,49 @@ impl TokenVerifier {
             issuer: issuer.to_owned(),
             audience: audience.to_owned(),
             leeway: leeway_secs,
+            cache: std::sync::Mutex::new(HashMap::new()),
         })
     }
 
     /// Verifies a compact JWT and returns the caller it names.
     pub fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        use sha2::{Digest, Sha256};
+        let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let now = chrono::Utc::now().timestamp();
+        let leeway = i64::try_from(self.leeway).unwrap_or(0);
+        {
+            let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(hit) = cache.get(&key) {
+                if now >= hit.exp + leeway {
+                    cache.remove(&key);
+                    return Err(AuthError::Expired);
+                }
+                if now < hit.nbf - leeway {
+                    return Err(AuthError::NotYetValid);
+                }
+                return Ok(hit.principal.clone());
+            }
+        }
+        let (principal, nbf, exp) = self.verify_uncached(token)?;
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= TOKEN_CACHE_SIZE {
+            cache.retain(|_, v| now < v.exp + leeway);
+            if cache.len() >= TOKEN_CACHE_SIZE {
+                cache.clear();
+            }
+        }
+        cache.insert(
+            key,
+            Verified {
+                principal: principal.clone(),
+                nbf,
+                exp,
+            },
+        );
+        Ok(principal)
+    }
+
+    fn verify_uncached(&self, token: &str) -> Result<(Principal, i64, i64), AuthError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Malformed)?;
         let mut last = AuthError::Signature;
         let candidates = self.keys.iter().filter(|k| {
@@ -464,7 +521,10 @@ impl TokenVerifier {
             validation.set_issuer(&[&self.issuer]);
             validation.set_audience(&[&self.audience]);
             match jsonwebtoken::decode::<Claims>(token, &pinned.key, &validation) {
-                Ok(data) => return principal(data.claims),
+                Ok(data) => {
+                    let (nbf, exp) = (data.claims.nbf, data.claims.exp);
+                    return principal(data.claims).map(|p| (p, nbf, exp));
+                }
                 Err(err) => {
                     last = match err.kind() {
                         ErrorKind::InvalidSignature => AuthError::Signature,
@@ -941,6 +1001,33 @@ mod tests {
                 "{bad:.40}"
             );
         }
+    }
+
+    #[test]
+    fn cached_tokens_still_expire() {
+        let k = keys();
+        let token = k.signer.mint(&request()).unwrap();
+        assert!(k.verifier.verify(&token).is_ok());
+        assert!(k.verifier.verify(&token).is_ok(), "a cache hit");
+        // a token that expires within the leeway window: verified once, then refused from cache
+        let mut c = claims();
+        let now = chrono::Utc::now().timestamp();
+        c.exp = now - 4; // leeway 5 s: still valid now
+        let short = k.signer.mint_claims(&c).unwrap();
+        assert!(k.verifier.verify(&short).is_ok());
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        let mut expired_later = Err(AuthError::Expired);
+        for _ in 0..2 {
+            expired_later = k.verifier.verify(&short).map(|_| ());
+            if expired_later.is_err() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1000));
+        }
+        assert_eq!(expired_later, Err(AuthError::Expired));
+        // a refused token is never cached as valid
+        assert_eq!(k.verifier.verify("garbage"), Err(AuthError::Malformed));
+        assert_eq!(k.verifier.verify("garbage"), Err(AuthError::Malformed));
     }
 
     #[test]

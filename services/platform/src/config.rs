@@ -17,9 +17,14 @@ use crate::{
 /// Database connection.
 #[derive(Debug, Clone, clap::Args)]
 pub struct DbArgs {
-    /// PostgreSQL connection URL.
+    /// PostgreSQL connection URL of the service's runtime role.
     #[arg(long = "database-url", env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: SecretString,
+    /// PostgreSQL URL of the owner role that runs the migrations and owns the tables; the runtime
+    /// role (the user of DATABASE_URL) is then granted only what it needs. Without it the service
+    /// migrates with its runtime connection, and that role owns (and could alter) its audit log.
+    #[arg(long = "migration-database-url", env = "ZVV_MIGRATION_DATABASE_URL", hide_env_values = true)]
+    pub migration_database_url: Option<SecretString>,
     /// Largest number of pooled connections.
     #[arg(long, env = "ZVV_DB_MAX_CONNECTIONS", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub db_max_connections: u32,
@@ -34,6 +39,59 @@ impl DbArgs {
             .expose_secret()
             .parse::<PgConnectOptions>()
             .map_err(|_| "DATABASE_URL is not a valid PostgreSQL URL".to_owned())
+    }
+
+    /// The owner's connection, when a migration URL is set.
+    pub fn migration_options(&self) -> Result<Option<PgConnectOptions>, String> {
+        self.migration_database_url
+            .as_ref()
+            .filter(|u| !u.expose_secret().trim().is_empty())
+            .map(|u| {
+                u.expose_secret()
+                    .parse::<PgConnectOptions>()
+                    .map_err(|_| "ZVV_MIGRATION_DATABASE_URL is not a valid PostgreSQL URL".to_owned())
+            })
+            .transpose()
+    }
+
+    /// The runtime pool of a service whose schema is `schema`, with its migrations applied: by
+    /// the owner role when a migration URL is set (and the runtime role then granted only what it
+    /// needs), else by the runtime connection itself, with a warning.
+    pub async fn open<F, Fut>(&self, schema: crate::db::Schema, migrate: F) -> Result<sqlx::PgPool, String>
+    where
+        F: FnOnce(sqlx::PgPool) -> Fut,
+        Fut: std::future::Future<Output = Result<(), sqlx::migrate::MigrateError>>,
+    {
+        let runtime = self.connect_options()?;
+        let runtime_role = runtime.get_username().to_owned();
+        let pool = crate::db::connect(runtime, &self.pool_settings())
+            .await
+            .map_err(|e| format!("connecting to PostgreSQL: {e}"))?;
+        match self.migration_options()? {
+            Some(owner) => {
+                let owner_pool = crate::db::connect(owner, &PoolSettings::default())
+                    .await
+                    .map_err(|e| format!("connecting to PostgreSQL as the migration owner: {e}"))?;
+                migrate(owner_pool.clone())
+                    .await
+                    .map_err(|e| format!("applying migrations: {e}"))?;
+                crate::db::grant_runtime(&owner_pool, schema, &runtime_role)
+                    .await
+                    .map_err(|e| format!("granting the runtime role {runtime_role}: {e}"))?;
+                owner_pool.close().await;
+            }
+            None => {
+                tracing::warn!(
+                    schema = schema.name(),
+                    "no ZVV_MIGRATION_DATABASE_URL: migrating with the runtime role, which then owns \
+                     (and could alter) its own audit log; use an owner role in deployments"
+                );
+                migrate(pool.clone())
+                    .await
+                    .map_err(|e| format!("applying migrations: {e}"))?;
+            }
+        }
+        Ok(pool)
     }
 
     pub fn pool_settings(&self) -> PoolSettings {
@@ -115,7 +173,42 @@ impl ServerArgs {
                 burst: self.auth_failure_burst,
                 per_minute: self.auth_failure_per_minute,
             },
+            audit: crate::server::AuditSettings::default(),
         }
+    }
+}
+
+/// The anchoring of the audit chain.
+#[derive(Debug, Clone, clap::Args)]
+pub struct AuditArgs {
+    /// Ed25519 private key (PKCS#8 PEM) that signs checkpoints of the audit chain; keep it out of
+    /// the database. Without it the chain is not anchored.
+    #[arg(long, env = "ZVV_AUDIT_SIGNING_KEY_FILE")]
+    pub audit_signing_key_file: Option<PathBuf>,
+    /// Folder of the append-only checkpoint files (one per schema), e.g. a write-once volume.
+    #[arg(long, env = "ZVV_AUDIT_CHECKPOINT_DIR")]
+    pub audit_checkpoint_dir: Option<PathBuf>,
+    /// Seconds between checkpoints of the chain head.
+    #[arg(long, env = "ZVV_AUDIT_CHECKPOINT_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub audit_checkpoint_secs: u64,
+}
+
+impl AuditArgs {
+    pub fn settings(&self) -> Result<crate::server::AuditSettings, String> {
+        let checkpoints = match &self.audit_signing_key_file {
+            None => None,
+            Some(path) => Some(crate::audit::checkpoint::CheckpointWriter::new(
+                crate::audit::checkpoint::load_signing_key(path).map_err(|e| e.to_string())?,
+                self.audit_checkpoint_dir.clone(),
+            )),
+        };
+        Ok(crate::server::AuditSettings {
+            sealer: crate::audit::seal::SealerSettings {
+                checkpoint_interval: Duration::from_secs(self.audit_checkpoint_secs),
+                ..Default::default()
+            },
+            checkpoints,
+        })
     }
 }
 

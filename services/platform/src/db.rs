@@ -58,7 +58,8 @@ impl Default for PoolSettings {
     }
 }
 
-/// Opens a pool.
+/// Opens a pool. Connections are not pinged before each use (a broken one fails its query,
+/// which answers UNAVAILABLE); that saves a round trip on every call.
 pub async fn connect(
     options: PgConnectOptions,
     settings: &PoolSettings,
@@ -66,8 +67,55 @@ pub async fn connect(
     PgPoolOptions::new()
         .max_connections(settings.max_connections)
         .acquire_timeout(settings.acquire_timeout)
+        .test_before_acquire(false)
         .connect_with(options.application_name("zvv"))
         .await
+}
+
+/// Whether `name` is a plain role name that is safe to splice into SQL.
+fn plain_role(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 63
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+/// Gives the service's runtime role what it needs in `schema` and no more: reading and writing
+/// the service's tables, but only adding and reading audit rows (no UPDATE, DELETE or TRUNCATE;
+/// triggers and table definitions belong to the owner that runs this). Idempotent: run it after
+/// every migration.
+pub async fn grant_runtime(
+    owner: &PgPool,
+    schema: Schema,
+    runtime_role: &str,
+) -> Result<(), sqlx::Error> {
+    if !plain_role(runtime_role) {
+        return Err(sqlx::Error::Configuration(
+            format!("runtime role {runtime_role:?} must be lowercase letters, digits and _").into(),
+        ));
+    }
+    let s = schema.name();
+    let r = runtime_role;
+    let audit = AUDIT_TABLES
+        .iter()
+        .chain(&["audit_log"])
+        .map(|t| format!("{s}.{t}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let statements = [
+        format!("GRANT USAGE ON SCHEMA {s} TO {r}"),
+        format!("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {s} TO {r}"),
+        format!("REVOKE UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER ON {audit} FROM {r}"),
+        format!(
+            "REVOKE ALL ON {s}._sqlx_migrations, {s}._platform_migrations FROM {r}"
+        ),
+        format!("GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {s} TO {r}"),
+    ];
+    for sql in statements {
+        sqlx::query(AssertSqlSafe(sql)).execute(owner).await?;
+    }
+    Ok(())
 }
 
 const PLATFORM_TABLES: &str = r#"
@@ -131,6 +179,85 @@ ALTER TABLE {schema}.audit_log
     ADD COLUMN end_user_roles    text NOT NULL DEFAULT '';
 "#;
 
+/// The audit log of the sealed design: entries appended without a lock, seals that chain them
+/// behind, signed checkpoints of the chain head. No production data exist in the old table, so it
+/// is replaced, not carried over. `audit_log` stays as a view for reading.
+const AUDIT_SEALED: &str = r#"
+DROP TABLE {schema}.audit_log;
+DROP FUNCTION {schema}.audit_log_is_append_only();
+
+CREATE FUNCTION {schema}.audit_is_append_only() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'the audit log is append-only' USING ERRCODE = 'insufficient_privilege';
+END
+$$;
+
+CREATE TABLE {schema}.audit_entries (
+    entry_id          bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    txid              xid8        NOT NULL DEFAULT pg_current_xact_id(),
+    written_at        timestamptz NOT NULL DEFAULT clock_timestamp(),
+    occurred_at       timestamptz NOT NULL,
+    action            text        NOT NULL,
+    object_ids        uuid[]      NOT NULL,
+    result            text        NOT NULL,
+    actor_sub         text        NOT NULL,
+    actor_org         text        NOT NULL,
+    actor_org_type    text        NOT NULL,
+    actor_roles       text        NOT NULL,
+    end_user_sub      text        NOT NULL,
+    end_user_org      text        NOT NULL,
+    end_user_org_type text        NOT NULL,
+    end_user_roles    text        NOT NULL,
+    peer              text        NOT NULL,
+    legal_basis       text        NOT NULL,
+    trace_id          text        NOT NULL
+);
+CREATE INDEX audit_entries_in_seal_order ON {schema}.audit_entries (txid, entry_id);
+
+CREATE TABLE {schema}.audit_seals (
+    seq       bigint      PRIMARY KEY,
+    entry_id  bigint      NOT NULL UNIQUE,
+    txid      xid8        NOT NULL,
+    prev_hash bytea       NOT NULL,
+    hash      bytea       NOT NULL,
+    sealed_at timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+
+CREATE TABLE {schema}.audit_checkpoints (
+    seq       bigint      NOT NULL,
+    head_hash bytea       NOT NULL,
+    signed_at timestamptz NOT NULL,
+    key_id    text        NOT NULL,
+    signature bytea       NOT NULL,
+    PRIMARY KEY (seq, key_id)
+);
+
+CREATE TRIGGER audit_entries_append_only BEFORE UPDATE OR DELETE ON {schema}.audit_entries
+    FOR EACH ROW EXECUTE FUNCTION {schema}.audit_is_append_only();
+CREATE TRIGGER audit_entries_no_truncate BEFORE TRUNCATE ON {schema}.audit_entries
+    FOR EACH STATEMENT EXECUTE FUNCTION {schema}.audit_is_append_only();
+CREATE TRIGGER audit_seals_append_only BEFORE UPDATE OR DELETE ON {schema}.audit_seals
+    FOR EACH ROW EXECUTE FUNCTION {schema}.audit_is_append_only();
+CREATE TRIGGER audit_seals_no_truncate BEFORE TRUNCATE ON {schema}.audit_seals
+    FOR EACH STATEMENT EXECUTE FUNCTION {schema}.audit_is_append_only();
+CREATE TRIGGER audit_checkpoints_append_only BEFORE UPDATE OR DELETE ON {schema}.audit_checkpoints
+    FOR EACH ROW EXECUTE FUNCTION {schema}.audit_is_append_only();
+CREATE TRIGGER audit_checkpoints_no_truncate BEFORE TRUNCATE ON {schema}.audit_checkpoints
+    FOR EACH STATEMENT EXECUTE FUNCTION {schema}.audit_is_append_only();
+
+-- one row per entry in the order it was written, with its seal once it has one
+CREATE VIEW {schema}.audit_log AS
+    SELECT e.entry_id AS seq, e.occurred_at, e.action, e.object_ids, e.result, e.actor_sub,
+           e.actor_org, e.actor_org_type, e.actor_roles, e.end_user_sub, e.end_user_org,
+           e.end_user_org_type, e.end_user_roles, e.peer, e.legal_basis, e.trace_id,
+           s.seq AS sealed_seq, s.sealed_at, e.written_at
+      FROM {schema}.audit_entries e LEFT JOIN {schema}.audit_seals s USING (entry_id);
+"#;
+
+/// The audit tables, whose rows the runtime role may only add and read.
+pub const AUDIT_TABLES: [&str; 3] = ["audit_entries", "audit_seals", "audit_checkpoints"];
+
 fn platform_migrator(schema: Schema) -> Migrator {
     let migration = |version, description: &'static str, sql: &str| {
         Migration::new(
@@ -148,6 +275,7 @@ fn platform_migrator(schema: Schema) -> Migrator {
             PLATFORM_TABLES,
         ),
         migration(2, "audit records name the end user", AUDIT_END_USER),
+        migration(3, "audit entries sealed behind the writers", AUDIT_SEALED),
     ]);
     migrator.dangerous_set_table_name(format!("{}._platform_migrations", schema.name()));
     migrator.create_schema(schema.name());

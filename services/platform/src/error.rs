@@ -20,6 +20,10 @@ pub enum ApiError {
     InvalidArgument(Vec<(String, String)>),
     #[error("{0}")]
     NotFound(String),
+    /// Exists, but outside the caller's jurisdiction: answered exactly as [`ApiError::NotFound`]
+    /// with this message, audited as [`crate::audit::NOT_FOUND_OUTSIDE_JURISDICTION`].
+    #[error("{0}")]
+    OutsideJurisdiction(String),
     /// Not found, with an `ErrorInfo` detail (e.g. the lookup reference of an unknown BSN).
     #[error("{message}")]
     NotFoundWithInfo {
@@ -80,11 +84,22 @@ impl ApiError {
         crate::layer::code_name(self.code())
     }
 
+    /// The result an audit record of a call that failed this way holds: the code's name, with
+    /// what only auditors may see (an id outside the caller's jurisdiction).
+    pub fn audit_result(&self) -> &'static str {
+        match self {
+            Self::OutsideJurisdiction(_) => crate::audit::NOT_FOUND_OUTSIDE_JURISDICTION,
+            other => other.code_name(),
+        }
+    }
+
     /// The gRPC code of this kind of error.
     pub fn code(&self) -> Code {
         match self {
             Self::InvalidArgument(_) => Code::InvalidArgument,
-            Self::NotFound(_) | Self::NotFoundWithInfo { .. } => Code::NotFound,
+            Self::NotFound(_) | Self::OutsideJurisdiction(_) | Self::NotFoundWithInfo { .. } => {
+                Code::NotFound
+            }
             Self::AlreadyExists { .. } => Code::AlreadyExists,
             Self::FailedPrecondition(_) => Code::FailedPrecondition,
             Self::PermissionDenied(_) => Code::PermissionDenied,
@@ -133,6 +148,7 @@ impl ApiError {
                 Status::new(code, format!("internal error (trace id {trace_id})"))
             }
             Self::NotFound(m)
+            | Self::OutsideJurisdiction(m)
             | Self::FailedPrecondition(m)
             | Self::PermissionDenied(m)
             | Self::Unauthenticated(m)
@@ -155,6 +171,55 @@ impl From<sqlx::Error> for ApiError {
                 Self::Unavailable("the database is busy, retry later".to_owned())
             }
             _ => Self::Internal(Box::new(err)),
+        }
+    }
+}
+
+/// Collects every field violation of a request, so that a caller learns all of them at once.
+#[derive(Debug, Default)]
+pub struct Violations(Vec<(String, String)>);
+
+impl Violations {
+    pub fn add(&mut self, field: &str, why: impl Into<String>) {
+        self.0.push((field.to_owned(), why.into()));
+    }
+
+    /// Keeps the value, or records the violation under `field`.
+    pub fn check<T>(&mut self, field: &str, r: Result<T, impl Into<String>>) -> Option<T> {
+        match r {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.add(field, e);
+                None
+            }
+        }
+    }
+
+    /// Keeps the value, or records the violations of an INVALID_ARGUMENT error (other errors are
+    /// recorded under `field`).
+    pub fn take<T>(&mut self, field: &str, r: Result<T, ApiError>) -> Option<T> {
+        match r {
+            Ok(v) => Some(v),
+            Err(ApiError::InvalidArgument(list)) => {
+                self.0.extend(list);
+                None
+            }
+            Err(other) => {
+                self.add(field, other.to_string());
+                None
+            }
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn into_result(self) -> Result<(), ApiError> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::InvalidArgument(self.0))
         }
     }
 }
@@ -195,6 +260,7 @@ mod tests {
         let table = [
             (ApiError::invalid("bsn", "bad"), Code::InvalidArgument),
             (ApiError::NotFound("x".into()), Code::NotFound),
+            (ApiError::OutsideJurisdiction("x".into()), Code::NotFound),
             (
                 ApiError::NotFoundWithInfo {
                     message: "x".into(),
@@ -230,6 +296,17 @@ mod tests {
         for (err, code) in table {
             assert_eq!(err.into_status().code(), code);
         }
+    }
+
+    #[test]
+    fn an_id_outside_the_jurisdiction_answers_as_an_unknown_one() {
+        let hidden = ApiError::OutsideJurisdiction("subject x not found".into());
+        let unknown = ApiError::NotFound("subject x not found".into());
+        assert_eq!(hidden.audit_result(), "NOT_FOUND:OUTSIDE_JURISDICTION");
+        assert_eq!(unknown.audit_result(), "NOT_FOUND");
+        let (a, b) = (hidden.into_status(), unknown.into_status());
+        assert_eq!((a.code(), a.message()), (b.code(), b.message()));
+        assert_eq!(a.details(), b.details());
     }
 
     #[test]

@@ -71,6 +71,13 @@ impl CallLayer {
     }
 }
 
+impl CallLayer {
+    /// Where this layer audits: the pool and schema the sealer works on.
+    pub fn audit_target(&self) -> (PgPool, Schema) {
+        (self.shared.pool.clone(), self.shared.schema)
+    }
+}
+
 impl<S> Layer<S> for CallLayer {
     type Service = CallService<S>;
     fn layer(&self, inner: S) -> CallService<S> {
@@ -304,15 +311,21 @@ async fn refuse<B: Default>(
     status.into_http()
 }
 
-/// Writes the record of a call the service did not audit itself.
+/// Writes the record of a call the service did not audit itself: with the ids the logic attached
+/// and the audit result of its error (from the error table), else the status code's name.
 async fn record(shared: &Shared, ctx: &CallContext, code: Code) {
     tracing::Span::current().record("grpc.status", code_name(code));
+    let (ids, result) = ctx.outcome();
+    let result = match result {
+        Some(r) if code != Code::Ok && code != Code::DeadlineExceeded && code != Code::Cancelled => r,
+        _ => code_name(code),
+    };
     if let Err(e) = audit::record_alone(
         &shared.pool,
         shared.schema,
         ctx,
-        Vec::new(),
-        code_name(code),
+        ids,
+        result,
         shared.clock.now(),
     )
     .await

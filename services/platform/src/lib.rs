@@ -18,6 +18,7 @@ pub mod db;
 pub mod error;
 pub mod idempotency;
 pub mod ids;
+pub mod jobs;
 pub mod layer;
 pub mod outbox;
 pub mod paging;

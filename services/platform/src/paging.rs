@@ -34,6 +34,42 @@ pub fn decode_token(token: &str) -> Result<Option<String>, ApiError> {
         .ok_or_else(|| ApiError::invalid("page_token", "is not a token returned by this RPC"))
 }
 
+/// The token of a cursor made of ids (one for a list ordered by id, two for one ordered by a pair).
+pub fn id_token(ids: &[uuid::Uuid]) -> String {
+    encode_token(
+        &ids.iter()
+            .map(uuid::Uuid::to_string)
+            .collect::<Vec<_>>()
+            .join("|"),
+    )
+}
+
+/// Decodes a token made by [`id_token`] with `N` ids; empty means the first page, anything else
+/// is INVALID_ARGUMENT naming `page_token`.
+pub fn id_cursor<const N: usize>(token: &str) -> Result<Option<[uuid::Uuid; N]>, ApiError> {
+    let Some(text) = decode_token(token)? else {
+        return Ok(None);
+    };
+    let bad = || ApiError::invalid("page_token", "is not a token returned by this RPC");
+    let ids: Vec<uuid::Uuid> = text
+        .split('|')
+        .map(|part| uuid::Uuid::try_parse(part).map_err(|_| bad()))
+        .collect::<Result<_, _>>()?;
+    ids.try_into().map(Some).map_err(|_| bad())
+}
+
+/// The page of `size` items out of `items` (fetched with one more than `size`), and the cursor of
+/// the next page when there is one.
+pub fn page<T, K>(mut items: Vec<T>, size: u32, key: impl Fn(&T) -> K) -> (Vec<T>, Option<K>) {
+    if items.len() > size as usize {
+        items.truncate(size as usize);
+        let next = items.last().map(&key);
+        (items, next)
+    } else {
+        (items, None)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -49,5 +85,19 @@ mod tests {
         );
         assert_eq!(decode_token("").unwrap(), None);
         assert!(decode_token("***").is_err());
+    }
+
+    #[test]
+    fn id_cursors() {
+        let (a, b) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+        assert_eq!(id_cursor::<2>(&id_token(&[a, b])).unwrap(), Some([a, b]));
+        assert_eq!(id_cursor::<1>(&id_token(&[a])).unwrap(), Some([a]));
+        assert_eq!(id_cursor::<1>("").unwrap(), None);
+        assert!(id_cursor::<1>(&id_token(&[a, b])).is_err(), "wrong arity");
+        assert!(id_cursor::<1>(&encode_token("not-a-uuid")).is_err());
+        let (items, next) = page(vec![1, 2, 3], 2, |i| *i);
+        assert_eq!((items, next), (vec![1, 2], Some(2)));
+        let (items, next) = page(vec![1, 2], 2, |i| *i);
+        assert_eq!((items, next), (vec![1, 2], None));
     }
 }

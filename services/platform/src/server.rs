@@ -26,6 +26,17 @@ pub struct ServerSettings {
     pub shutdown_delay: Duration,
     /// Audited authentication failures per peer address before they are refused unaudited.
     pub auth_failure_budget: crate::budget::BudgetSettings,
+    /// The audit sealer every server runs for its schema.
+    pub audit: AuditSettings,
+}
+
+/// How the audit log of a server is sealed and anchored.
+#[derive(Debug, Clone, Default)]
+pub struct AuditSettings {
+    pub sealer: crate::audit::seal::SealerSettings,
+    /// Signs checkpoints of the chain head; without it the chain is not anchored outside the
+    /// database (a warning at start).
+    pub checkpoints: Option<crate::audit::checkpoint::CheckpointWriter>,
 }
 
 impl Default for ServerSettings {
@@ -36,6 +47,7 @@ impl Default for ServerSettings {
             concurrency_limit: 256,
             shutdown_delay: Duration::ZERO,
             auth_failure_budget: crate::budget::BudgetSettings::default(),
+            audit: AuditSettings::default(),
         }
     }
 }
@@ -81,6 +93,15 @@ pub async fn serve(
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha);
+
+    // every replica seals; one at a time per schema does the work
+    let (pool, schema) = call_layer.audit_target();
+    let _sealer = crate::audit::seal::start(
+        pool,
+        schema,
+        &settings.audit.sealer,
+        settings.audit.checkpoints.clone(),
+    );
 
     let addr = listener.local_addr().ok();
     tracing::info!(addr = ?addr, services = ?service_names, "serving");

@@ -17,13 +17,15 @@ async fn main() -> anyhow::Result<()> {
         .auth
         .verifier()
         .context("loading token verification keys")?;
-    let options = config.db.connect_options().map_err(anyhow::Error::msg)?;
-    let pool = zvv_platform::db::connect(options, &config.db.pool_settings())
+    let pool = config
+        .db
+        .open(zvv_signalling::SCHEMA, |owner| async move {
+            zvv_signalling::migrate(&owner).await
+        })
         .await
-        .context("connecting to PostgreSQL")?;
-    zvv_signalling::migrate(&pool)
-        .await
-        .context("applying migrations")?;
+        .map_err(anyhow::Error::msg)?;
+    let mut settings = config.server.settings();
+    settings.audit = config.audit.settings().map_err(anyhow::Error::msg)?;
     let channel = zvv_platform::client::channel(&config.intake_addr, config.client.token_source())
         .with_context(|| format!("invalid intake address {}", config.intake_addr))?;
     let fingerprints =
@@ -36,7 +38,7 @@ async fn main() -> anyhow::Result<()> {
         pool,
         verifier,
         clock: Arc::new(SystemClock),
-        settings: config.server.settings(),
+        settings,
         intake: SubjectServiceClient::new(channel),
         default_duration_months: config.default_duration_months,
         idempotency_retention: chrono::Duration::hours(i64::from(

@@ -1,6 +1,7 @@
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use uuid::Uuid;
-use zvv_platform::{bsn::Bsn, error::ApiError};
+use zvv_platform::bsn::Bsn;
+pub use zvv_platform::error::Violations;
 
 use super::{MunicipalityCode, NeighbourhoodCode};
 
@@ -137,35 +138,6 @@ pub struct Relation {
 pub struct Family {
     pub siblings: Vec<Uuid>,
     pub parents: Vec<Uuid>,
-}
-
-/// Collects every field violation of a request, so that a caller learns all of them at once.
-#[derive(Debug, Default)]
-pub struct Violations(Vec<(String, String)>);
-
-impl Violations {
-    pub fn add(&mut self, field: &str, why: impl Into<String>) {
-        self.0.push((field.to_owned(), why.into()));
-    }
-
-    /// Keeps the value, or records the violation.
-    pub fn check<T>(&mut self, field: &str, r: Result<T, impl Into<String>>) -> Option<T> {
-        match r {
-            Ok(v) => Some(v),
-            Err(e) => {
-                self.add(field, e);
-                None
-            }
-        }
-    }
-
-    pub fn into_result(self) -> Result<(), ApiError> {
-        if self.0.is_empty() {
-            Ok(())
-        } else {
-            Err(ApiError::InvalidArgument(self.0))
-        }
-    }
 }
 
 /// A name: 1-200 characters, not blank, no control characters.

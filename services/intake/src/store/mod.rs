@@ -2,9 +2,11 @@
 //! method is one transaction that also appends the call's audit record (and any outbox event),
 //! so a change and its audit trail commit together or not at all.
 //!
-//! Methods that read or change a subject take the caller's [`Jurisdiction`]: a subject outside it
-//! is answered exactly as a missing one (`None`, `Missing`), and audited as
-//! [`zvv_platform::audit::NOT_FOUND_OUTSIDE_JURISDICTION`].
+//! Only a call that succeeds is audited here, in the transaction of its effect; a store outcome
+//! that is a failure (not found, already exists, …) rolls back, and the call layer audits it from
+//! the error the logic makes of it. Methods that read or change a subject take the caller's
+//! [`Jurisdiction`] and tell a subject outside it ([`Visible::Outside`]) from a missing one, so
+//! that the logic answers both alike and the audit still tells them apart.
 
 mod pg;
 
@@ -16,7 +18,7 @@ use zvv_platform::{
     audit::CallContext, auth::Jurisdiction, bsn::SealedBsn, error::ApiError, idempotency::Key,
 };
 
-use crate::domain::{Family, Relation, Unlink};
+use crate::domain::{Family, Relation, RelationKind, Unlink};
 
 pub use pg::{PgStore, SCHEMA};
 
@@ -33,6 +35,46 @@ pub struct SubjectRow {
     pub date_of_death: Option<NaiveDate>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// A subject (or what is read through it) as one caller may see it.
+#[derive(Debug)]
+pub enum Visible<T> {
+    Yes(T),
+    /// It exists, but its current municipality is outside the caller's jurisdiction.
+    Outside,
+    Missing,
+}
+
+/// The subject of a relation request that the caller cannot see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unseen {
+    pub field: &'static str,
+    pub outside: bool,
+}
+
+/// How GetSubjectContext names the subject.
+#[derive(Debug, Clone)]
+pub enum ContextKey {
+    Id(Uuid),
+    /// The BSN's lookup value and its lookup reference (named in the audit record).
+    Bsn { lookup: Vec<u8>, lookup_ref: Uuid },
+}
+
+/// A parent or guardian of the subject with all of their children.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParentFamily {
+    pub parent: Uuid,
+    pub kind: RelationKind,
+    pub children: Vec<Uuid>,
+}
+
+/// What GetSubjectContext answers.
+#[derive(Debug, Clone)]
+pub struct SubjectContext {
+    pub subject: SubjectRow,
+    pub created: bool,
+    pub families: Vec<ParentFamily>,
 }
 
 #[derive(Debug)]
@@ -55,8 +97,7 @@ pub enum ResolveOutcome {
 pub enum LinkOutcome {
     Linked(Relation),
     Replayed(Relation),
-    /// The named field's subject does not exist (or is outside the caller's jurisdiction).
-    Missing(&'static str),
+    Missing(Unseen),
     Exists,
     Cycle,
 }
@@ -66,8 +107,7 @@ pub enum UnlinkOutcome {
     /// The relation as it was.
     Unlinked(Relation),
     Replayed(Relation),
-    /// The named field's subject does not exist (or is outside the caller's jurisdiction).
-    Missing(&'static str),
+    Missing(Unseen),
     /// The two subjects have no such relation.
     NoRelation,
 }
@@ -101,9 +141,9 @@ pub trait SubjectStore: Send + Sync + 'static {
         scope: &Jurisdiction,
         id: Uuid,
         now: DateTime<Utc>,
-    ) -> impl Future<Output = Result<Option<SubjectRow>, ApiError>> + Send;
+    ) -> impl Future<Output = Result<Visible<SubjectRow>, ApiError>> + Send;
 
-    /// `None` when the subject does not exist or its current municipality is outside `scope`.
+    /// Applies the changes to a subject the caller can see.
     #[allow(clippy::too_many_arguments)]
     fn update(
         &self,
@@ -114,7 +154,7 @@ pub trait SubjectStore: Send + Sync + 'static {
         fields: Vec<&'static str>,
         apply: Apply,
         now: DateTime<Utc>,
-    ) -> impl Future<Output = Result<Option<SubjectRow>, ApiError>> + Send;
+    ) -> impl Future<Output = Result<Visible<SubjectRow>, ApiError>> + Send;
 
     /// Both subjects must be in `scope`.
     fn link(
@@ -136,7 +176,7 @@ pub trait SubjectStore: Send + Sync + 'static {
     ) -> impl Future<Output = Result<UnlinkOutcome, ApiError>> + Send;
 
     /// Relations where the subject is parent or child, ordered by (parent, child), after the
-    /// cursor; `None` when the subject does not exist or is outside `scope`.
+    /// cursor.
     fn list_relations(
         &self,
         ctx: &CallContext,
@@ -145,7 +185,7 @@ pub trait SubjectStore: Send + Sync + 'static {
         after: Option<(Uuid, Uuid)>,
         limit: u32,
         now: DateTime<Utc>,
-    ) -> impl Future<Output = Result<Option<Vec<Relation>>, ApiError>> + Send;
+    ) -> impl Future<Output = Result<Visible<Vec<Relation>>, ApiError>> + Send;
 
     fn family(
         &self,
@@ -153,14 +193,15 @@ pub trait SubjectStore: Send + Sync + 'static {
         scope: &Jurisdiction,
         id: Uuid,
         now: DateTime<Utc>,
-    ) -> impl Future<Output = Result<Option<Family>, ApiError>> + Send;
+    ) -> impl Future<Output = Result<Visible<Family>, ApiError>> + Send;
 
-    /// Audits a call that failed before or outside a store transaction.
-    fn audit_failure(
+    /// The subject's facts and families from one transaction, audited once with every id read;
+    /// with a BSN key and `create`, an unknown subject is registered. `None` when unknown.
+    fn context(
         &self,
         ctx: &CallContext,
-        ids: Vec<Uuid>,
-        result: &'static str,
+        key: ContextKey,
+        create: Option<SubjectRow>,
         now: DateTime<Utc>,
-    ) -> impl Future<Output = Result<(), ApiError>> + Send;
+    ) -> impl Future<Output = Result<Option<SubjectContext>, ApiError>> + Send;
 }

@@ -2,7 +2,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool, Postgres, Row, Transaction, postgres::PgRow};
 use uuid::Uuid;
 use zvv_platform::{
-    audit::{self, CallContext, NOT_FOUND_OUTSIDE_JURISDICTION},
+    audit::{self, CallContext},
     auth::Jurisdiction,
     bsn::SealedBsn,
     db::Schema,
@@ -12,7 +12,8 @@ use zvv_platform::{
 };
 
 use super::{
-    Apply, LinkOutcome, RegisterOutcome, ResolveOutcome, SubjectRow, SubjectStore, UnlinkOutcome,
+    Apply, ContextKey, LinkOutcome, ParentFamily, RegisterOutcome, ResolveOutcome, SubjectContext,
+    SubjectRow, SubjectStore, UnlinkOutcome, Unseen, Visible,
 };
 use crate::domain::{Family, Relation, RelationKind, RelationSource, Unlink};
 
@@ -70,35 +71,17 @@ fn relation_from_row(row: &PgRow) -> Result<Relation, ApiError> {
     })
 }
 
-/// A subject as one caller may see it.
-enum Seen {
-    Missing,
-    /// It exists, but its current municipality is outside the caller's jurisdiction.
-    Outside,
-    Visible(SubjectRow),
-}
-
-impl Seen {
-    /// The audit result of a call that stops here because the subject is not visible.
-    fn not_found_result(&self) -> &'static str {
-        match self {
-            Self::Outside => NOT_FOUND_OUTSIDE_JURISDICTION,
-            _ => "NOT_FOUND",
-        }
-    }
-}
-
 /// The subject `id` as seen by a caller with `scope` (locked for update when `lock`).
 async fn seen(
     conn: &mut PgConnection,
     scope: &Jurisdiction,
     id: Uuid,
     lock: bool,
-) -> Result<Seen, sqlx::Error> {
+) -> Result<Visible<SubjectRow>, sqlx::Error> {
     Ok(match fetch_subject(conn, id, lock).await? {
-        None => Seen::Missing,
-        Some(row) if scope.covers_opt(row.municipality_code.as_deref()) => Seen::Visible(row),
-        Some(_) => Seen::Outside,
+        None => Visible::Missing,
+        Some(row) if scope.covers_opt(row.municipality_code.as_deref()) => Visible::Yes(row),
+        Some(_) => Visible::Outside,
     })
 }
 
@@ -148,11 +131,50 @@ async fn insert_subject(
         .transpose()
 }
 
-async fn id_by_lookup(conn: &mut PgConnection, lookup: &[u8]) -> Result<Option<Uuid>, sqlx::Error> {
-    sqlx::query_scalar("SELECT subject_id FROM intake.subjects WHERE bsn_lookup = $1")
+/// The subject with this BSN lookup value, in one query.
+async fn fetch_by_lookup(
+    conn: &mut PgConnection,
+    lookup: &[u8],
+) -> Result<Option<SubjectRow>, sqlx::Error> {
+    let sql = format!("SELECT {SUBJECT_COLUMNS} FROM intake.subjects WHERE bsn_lookup = $1");
+    sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(lookup)
         .fetch_optional(conn)
-        .await
+        .await?
+        .map(|r| subject_from_row(&r))
+        .transpose()
+}
+
+/// Finds the subject with this lookup value, or inserts `create` (when given); a subject
+/// registered concurrently by another call is found.
+async fn find_or_create(
+    conn: &mut PgConnection,
+    lookup: &[u8],
+    create: Option<SubjectRow>,
+    now: DateTime<Utc>,
+) -> Result<ResolveOutcome, ApiError> {
+    if let Some(row) = fetch_by_lookup(conn, lookup).await? {
+        return Ok(ResolveOutcome::Found(row));
+    }
+    let Some(new) = create else {
+        return Ok(ResolveOutcome::NotFound);
+    };
+    match insert_subject(conn, &new, lookup).await? {
+        Some(created) => {
+            let mut event = Event::new("intake.subject.registered")
+                .id("subject_id", created.id)
+                .code("origin", "RESOLVE");
+            if let Some(code) = &created.municipality_code {
+                event = event.code("municipality_code", code.clone());
+            }
+            emit(conn, event, now).await?;
+            Ok(ResolveOutcome::Created(created))
+        }
+        None => fetch_by_lookup(conn, lookup)
+            .await?
+            .map(ResolveOutcome::Found)
+            .ok_or_else(|| ApiError::internal("bsn conflict without a row")),
+    }
 }
 
 async fn emit(tx: &mut PgConnection, event: Event, at: DateTime<Utc>) -> Result<(), ApiError> {
@@ -182,18 +204,24 @@ async fn relation_exists(
     .await
 }
 
-/// The first of the two subjects of a relation that the caller cannot see, as (field, audit
-/// result); `None` when both are visible.
+/// The first of the two subjects of a relation that the caller cannot see; `None` when both
+/// are visible.
 async fn unseen_pair(
     conn: &mut PgConnection,
     scope: &Jurisdiction,
     parent: Uuid,
     child: Uuid,
-) -> Result<Option<(&'static str, &'static str)>, sqlx::Error> {
+) -> Result<Option<Unseen>, sqlx::Error> {
     for (field, id) in [("parent_subject_id", parent), ("child_subject_id", child)] {
-        let found = seen(conn, scope, id, false).await?;
-        if !matches!(found, Seen::Visible(_)) {
-            return Ok(Some((field, found.not_found_result())));
+        match seen(conn, scope, id, false).await? {
+            Visible::Yes(_) => {}
+            Visible::Outside => return Ok(Some(Unseen { field, outside: true })),
+            Visible::Missing => {
+                return Ok(Some(Unseen {
+                    field,
+                    outside: false,
+                }));
+            }
         }
     }
     Ok(None)
@@ -326,14 +354,14 @@ impl SubjectStore for PgStore {
                 Ok(RegisterOutcome::Created(created))
             }
             None => {
-                let existing = id_by_lookup(&mut tx, &lookup)
+                let existing = fetch_by_lookup(&mut tx, &lookup)
                     .await?
                     .ok_or_else(|| ApiError::internal("bsn conflict without a row"))?;
-                let municipality = fetch_subject(&mut tx, existing, false)
-                    .await?
-                    .and_then(|r| r.municipality_code);
-                finish(tx, ctx, vec![existing], "ALREADY_EXISTS", now).await?;
-                Ok(RegisterOutcome::BsnTaken(existing, municipality))
+                tx.rollback().await?;
+                Ok(RegisterOutcome::BsnTaken(
+                    existing.id,
+                    existing.municipality_code,
+                ))
             }
         }
     }
@@ -347,42 +375,14 @@ impl SubjectStore for PgStore {
         now: DateTime<Utc>,
     ) -> Result<ResolveOutcome, ApiError> {
         let mut tx = self.pool.begin().await?;
-        let found = match id_by_lookup(&mut tx, &lookup).await? {
-            Some(id) => fetch_subject(&mut tx, id, false).await?,
-            None => None,
-        };
-        let outcome = match (found, create) {
-            (Some(row), _) => ResolveOutcome::Found(row),
-            (None, None) => ResolveOutcome::NotFound,
-            (None, Some(new)) => match insert_subject(&mut tx, &new, &lookup).await? {
-                Some(created) => {
-                    let mut event = Event::new("intake.subject.registered")
-                        .id("subject_id", created.id)
-                        .code("origin", "RESOLVE");
-                    if let Some(code) = &created.municipality_code {
-                        event = event.code("municipality_code", code.clone());
-                    }
-                    emit(&mut tx, event, now).await?;
-                    ResolveOutcome::Created(created)
-                }
-                None => {
-                    // registered concurrently by another call
-                    let id = id_by_lookup(&mut tx, &lookup)
-                        .await?
-                        .ok_or_else(|| ApiError::internal("bsn conflict without a row"))?;
-                    let row = fetch_subject(&mut tx, id, false)
-                        .await?
-                        .ok_or_else(|| ApiError::internal("subject vanished"))?;
-                    ResolveOutcome::Found(row)
-                }
-            },
-        };
-        // the lookup reference names the BSN in the record: probing unknown BSNs is traceable
-        let (ids, result) = match &outcome {
-            ResolveOutcome::Found(r) | ResolveOutcome::Created(r) => (vec![r.id, lookup_ref], "OK"),
-            ResolveOutcome::NotFound => (vec![lookup_ref], "NOT_FOUND"),
-        };
-        finish(tx, ctx, ids, result, now).await?;
+        let outcome = find_or_create(&mut tx, &lookup, create, now).await?;
+        match &outcome {
+            // the lookup reference names the BSN in the record: probing is traceable
+            ResolveOutcome::Found(r) | ResolveOutcome::Created(r) => {
+                finish(tx, ctx, vec![r.id, lookup_ref], "OK", now).await?;
+            }
+            ResolveOutcome::NotFound => tx.rollback().await?,
+        }
         Ok(outcome)
     }
 
@@ -392,18 +392,13 @@ impl SubjectStore for PgStore {
         scope: &Jurisdiction,
         id: Uuid,
         now: DateTime<Utc>,
-    ) -> Result<Option<SubjectRow>, ApiError> {
+    ) -> Result<Visible<SubjectRow>, ApiError> {
         let mut tx = self.pool.begin().await?;
-        match seen(&mut tx, scope, id, false).await? {
-            Seen::Visible(row) => {
-                finish(tx, ctx, vec![id], "OK", now).await?;
-                Ok(Some(row))
-            }
-            other => {
-                finish(tx, ctx, vec![id], other.not_found_result(), now).await?;
-                Ok(None)
-            }
+        let found = seen(&mut tx, scope, id, false).await?;
+        if matches!(found, Visible::Yes(_)) {
+            finish(tx, ctx, vec![id], "OK", now).await?;
         }
+        Ok(found)
     }
 
     async fn update(
@@ -415,21 +410,19 @@ impl SubjectStore for PgStore {
         fields: Vec<&'static str>,
         apply: Apply,
         now: DateTime<Utc>,
-    ) -> Result<Option<SubjectRow>, ApiError> {
+    ) -> Result<Visible<SubjectRow>, ApiError> {
         let mut tx = self.pool.begin().await?;
         if let Some(key) = &idem
             && let Some(stored) = idempotency::lookup(&mut tx, SCHEMA, key).await?
         {
             let first = from_snapshot(&stored)?;
             finish(tx, ctx, vec![id], "OK", now).await?;
-            return Ok(Some(first));
+            return Ok(Visible::Yes(first));
         }
         let mut row = match seen(&mut tx, scope, id, true).await? {
-            Seen::Visible(row) => row,
-            other => {
-                finish(tx, ctx, vec![id], other.not_found_result(), now).await?;
-                return Ok(None);
-            }
+            Visible::Yes(row) => row,
+            Visible::Outside => return Ok(Visible::Outside),
+            Visible::Missing => return Ok(Visible::Missing),
         };
         let before_death = row.date_of_death;
         let before_municipality = row.municipality_code.clone();
@@ -481,7 +474,7 @@ impl SubjectStore for PgStore {
             .await?;
         }
         finish(tx, ctx, vec![id], "OK", now).await?;
-        Ok(Some(row))
+        Ok(Visible::Yes(row))
     }
 
     async fn link(
@@ -501,11 +494,8 @@ impl SubjectStore for PgStore {
             finish(tx, ctx, ids, "OK", now).await?;
             return Ok(LinkOutcome::Replayed(first));
         }
-        if let Some((field, result)) =
-            unseen_pair(&mut tx, scope, relation.parent, relation.child).await?
-        {
-            finish(tx, ctx, ids, result, now).await?;
-            return Ok(LinkOutcome::Missing(field));
+        if let Some(unseen) = unseen_pair(&mut tx, scope, relation.parent, relation.child).await? {
+            return Ok(LinkOutcome::Missing(unseen));
         }
         let outcome = if relation_exists(&mut tx, relation.parent, relation.child).await? {
             LinkOutcome::Exists
@@ -546,13 +536,9 @@ impl SubjectStore for PgStore {
             emit(&mut tx, event, now).await?;
             LinkOutcome::Linked(relation)
         };
-        let result = match &outcome {
-            LinkOutcome::Linked(_) | LinkOutcome::Replayed(_) => "OK",
-            LinkOutcome::Missing(_) => "NOT_FOUND",
-            LinkOutcome::Exists => "ALREADY_EXISTS",
-            LinkOutcome::Cycle => "FAILED_PRECONDITION",
-        };
-        finish(tx, ctx, ids, result, now).await?;
+        if matches!(outcome, LinkOutcome::Linked(_)) {
+            finish(tx, ctx, ids, "OK", now).await?;
+        }
         Ok(outcome)
     }
 
@@ -577,9 +563,8 @@ impl SubjectStore for PgStore {
             finish(tx, ctx, ids, "OK", now).await?;
             return Ok(UnlinkOutcome::Replayed(first));
         }
-        if let Some((field, result)) = unseen_pair(&mut tx, scope, parent, child).await? {
-            finish(tx, ctx, ids, result, now).await?;
-            return Ok(UnlinkOutcome::Missing(field));
+        if let Some(unseen) = unseen_pair(&mut tx, scope, parent, child).await? {
+            return Ok(UnlinkOutcome::Missing(unseen));
         }
         let sql = format!(
             "DELETE FROM intake.relations WHERE parent_subject_id = $1 AND child_subject_id = $2 \
@@ -591,7 +576,6 @@ impl SubjectStore for PgStore {
             .fetch_optional(&mut *tx)
             .await?;
         let Some(row) = removed else {
-            finish(tx, ctx, ids, "NOT_FOUND", now).await?;
             return Ok(UnlinkOutcome::NoRelation);
         };
         let relation = relation_from_row(&row)?;
@@ -614,12 +598,12 @@ impl SubjectStore for PgStore {
         after: Option<(Uuid, Uuid)>,
         limit: u32,
         now: DateTime<Utc>,
-    ) -> Result<Option<Vec<Relation>>, ApiError> {
+    ) -> Result<Visible<Vec<Relation>>, ApiError> {
         let mut tx = self.pool.begin().await?;
-        let found = seen(&mut tx, scope, id, false).await?;
-        if !matches!(found, Seen::Visible(_)) {
-            finish(tx, ctx, vec![id], found.not_found_result(), now).await?;
-            return Ok(None);
+        match seen(&mut tx, scope, id, false).await? {
+            Visible::Yes(_) => {}
+            Visible::Outside => return Ok(Visible::Outside),
+            Visible::Missing => return Ok(Visible::Missing),
         }
         let (after_parent, after_child) = after.unwrap_or((Uuid::nil(), Uuid::nil()));
         let sql = format!(
@@ -644,7 +628,7 @@ impl SubjectStore for PgStore {
             ids.push(if r.parent == id { r.child } else { r.parent });
         }
         finish(tx, ctx, ids, "OK", now).await?;
-        Ok(Some(relations))
+        Ok(Visible::Yes(relations))
     }
 
     async fn family(
@@ -653,12 +637,12 @@ impl SubjectStore for PgStore {
         scope: &Jurisdiction,
         id: Uuid,
         now: DateTime<Utc>,
-    ) -> Result<Option<Family>, ApiError> {
+    ) -> Result<Visible<Family>, ApiError> {
         let mut tx = self.pool.begin().await?;
-        let found = seen(&mut tx, scope, id, false).await?;
-        if !matches!(found, Seen::Visible(_)) {
-            finish(tx, ctx, vec![id], found.not_found_result(), now).await?;
-            return Ok(None);
+        match seen(&mut tx, scope, id, false).await? {
+            Visible::Yes(_) => {}
+            Visible::Outside => return Ok(Visible::Outside),
+            Visible::Missing => return Ok(Visible::Missing),
         }
         let parents: Vec<Uuid> = sqlx::query_scalar(
             "SELECT parent_subject_id FROM intake.relations WHERE child_subject_id = $1 ORDER BY 1",
@@ -678,17 +662,66 @@ impl SubjectStore for PgStore {
         ids.extend(&parents);
         ids.extend(&siblings);
         finish(tx, ctx, ids, "OK", now).await?;
-        Ok(Some(Family { siblings, parents }))
+        Ok(Visible::Yes(Family { siblings, parents }))
     }
 
-    async fn audit_failure(
+    async fn context(
         &self,
         ctx: &CallContext,
-        ids: Vec<Uuid>,
-        result: &'static str,
+        key: ContextKey,
+        create: Option<SubjectRow>,
         now: DateTime<Utc>,
-    ) -> Result<(), ApiError> {
-        audit::record_alone(&self.pool, SCHEMA, ctx, ids, result, now).await?;
-        Ok(())
+    ) -> Result<Option<SubjectContext>, ApiError> {
+        let mut tx = self.pool.begin().await?;
+        let (subject, created, mut ids) = match &key {
+            ContextKey::Id(id) => match fetch_subject(&mut tx, *id, false).await? {
+                Some(row) => (row, false, vec![*id]),
+                None => return Ok(None),
+            },
+            ContextKey::Bsn { lookup, lookup_ref } => {
+                match find_or_create(&mut tx, lookup, create, now).await? {
+                    ResolveOutcome::Found(row) => {
+                        let id = row.id;
+                        (row, false, vec![id, *lookup_ref])
+                    }
+                    ResolveOutcome::Created(row) => {
+                        let id = row.id;
+                        (row, true, vec![id, *lookup_ref])
+                    }
+                    ResolveOutcome::NotFound => return Ok(None),
+                }
+            }
+        };
+        // every parent or guardian of the subject with all of their children, in one query
+        let rows: Vec<(Uuid, String, Vec<Uuid>)> = sqlx::query_as(
+            "SELECT r.parent_subject_id, min(p.kind), array_agg(r.child_subject_id ORDER BY r.child_subject_id) \
+             FROM intake.relations p \
+             JOIN intake.relations r ON r.parent_subject_id = p.parent_subject_id \
+             WHERE p.child_subject_id = $1 \
+             GROUP BY r.parent_subject_id ORDER BY r.parent_subject_id",
+        )
+        .bind(subject.id)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut families = Vec::with_capacity(rows.len());
+        for (parent, kind, children) in rows {
+            for id in std::iter::once(parent).chain(children.iter().copied()) {
+                if !ids.contains(&id) {
+                    ids.push(id);
+                }
+            }
+            families.push(ParentFamily {
+                parent,
+                kind: RelationKind::parse(&kind)
+                    .ok_or_else(|| ApiError::internal(format!("stored relation kind {kind:?}")))?,
+                children,
+            });
+        }
+        finish(tx, ctx, ids, "OK", now).await?;
+        Ok(Some(SubjectContext {
+            subject,
+            created,
+            families,
+        }))
     }
 }
