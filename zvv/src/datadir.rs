@@ -6,6 +6,8 @@
 //! <data-dir>/keys/jwt-public.pem    its public key, pinned by the services
 //! <data-dir>/keys/bsn-keys.json     BSN encryption and lookup keys
 //! <data-dir>/keys/<service>-fingerprint.key  request fingerprint key of a service
+//! <data-dir>/keys/audit-signing.pem Ed25519 key that signs audit checkpoints (audit-public.pem)
+//! <data-dir>/audit/<schema>.checkpoints.jsonl  signed audit checkpoints, outside the database
 //! <data-dir>/tokens/<service>.token SERVICE tokens the services call each other with
 //! ```
 
@@ -74,6 +76,21 @@ impl DataDir {
         self.root.join("keys").join("bsn-keys.json")
     }
 
+    /// The private key that signs audit checkpoints.
+    pub fn audit_signing_key(&self) -> PathBuf {
+        self.root.join("keys").join("audit-signing.pem")
+    }
+
+    /// Its public key, for `zvv audit verify`.
+    pub fn audit_public_key(&self) -> PathBuf {
+        self.root.join("keys").join("audit-public.pem")
+    }
+
+    /// The append-only files of the signed checkpoints, one per schema.
+    pub fn checkpoint_dir(&self) -> PathBuf {
+        self.root.join("audit")
+    }
+
     /// The request fingerprint key of a service without a BSN vault (base64, 32 bytes).
     pub fn fingerprint_key(&self, service: &str) -> PathBuf {
         self.root
@@ -105,6 +122,15 @@ impl DataDir {
             restrict(&self.bsn_keys(), 0o600)?;
             println!("created development BSN keys in {}", keys.display());
         }
+        if !self.audit_signing_key().exists() || !self.audit_public_key().exists() {
+            let (private, public) = generate_ed25519_pem()?;
+            std::fs::write(self.audit_signing_key(), private)?;
+            restrict(&self.audit_signing_key(), 0o600)?;
+            std::fs::write(self.audit_public_key(), public)?;
+            println!("created the audit signing key in {}", keys.display());
+        }
+        std::fs::create_dir_all(self.checkpoint_dir())?;
+        restrict(&self.checkpoint_dir(), 0o700)?;
         let fingerprint = self.fingerprint_key("signalling");
         if !fingerprint.exists() {
             std::fs::write(

@@ -7,6 +7,7 @@ mod datadir;
 mod matches;
 mod output;
 mod referral;
+mod roles;
 mod signal;
 mod subject;
 mod token;

@@ -74,6 +74,14 @@ enum Database {
 }
 
 impl Database {
+    /// The administrative connection.
+    fn options(&self) -> PgConnectOptions {
+        match self {
+            Self::Private(cluster) => cluster.connect_options(DATABASE),
+            Self::External(options) => (**options).clone(),
+        }
+    }
+
     fn describe(&self) -> String {
         match self {
             Self::Private(cluster) => format!(
@@ -115,13 +123,25 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         None => Database::Private(start_private_cluster(&data).await?),
     };
     // On an error below, dropping `database` stops the private cluster.
-    let pool = connect(&database, args.db_max_connections).await?;
-    zvv_intake::migrate(&pool)
-        .await
-        .context("applying the intake migrations")?;
-    zvv_signalling::migrate(&pool)
-        .await
-        .context("applying the signalling migrations")?;
+    let admin = connect(&database, 2).await?;
+    let intake_pool = service_pool(
+        &admin,
+        &database,
+        zvv_intake::SCHEMA,
+        args.db_max_connections,
+        |owner| async move { zvv_intake::migrate(&owner).await },
+    )
+    .await?;
+    let signalling_pool = service_pool(
+        &admin,
+        &database,
+        zvv_signalling::SCHEMA,
+        args.db_max_connections,
+        |owner| async move { zvv_signalling::migrate(&owner).await },
+    )
+    .await?;
+    admin.close().await;
+    let audit = audit_settings(&data)?;
 
     let signer = data.signer()?;
     for service in SERVICES {
@@ -138,14 +158,16 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         )
         .context("loading the development token key")?,
     );
+    let mut intake_settings = args.server.settings();
+    intake_settings.audit = audit.clone();
     let deps = Deps {
-        pool: pool.clone(),
+        pool: intake_pool.clone(),
         vault: Arc::new(
             BsnVault::load(&data.bsn_keys()).context("loading the development BSN keys")?,
         ),
         verifier: verifier.clone(),
         clock: Arc::new(SystemClock),
-        settings: args.server.settings(),
+        settings: intake_settings,
         idempotency_retention: zvv_intake::DEFAULT_IDEMPOTENCY_RETENTION,
     };
 
@@ -169,11 +191,13 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         zvv_platform::client::TokenSource::file(data.token_file("signalling")),
     )
     .context("connecting signalling to intake")?;
+    let mut signalling_settings = args.server.settings();
+    signalling_settings.audit = audit;
     let signalling_deps = zvv_signalling::Deps {
-        pool: pool.clone(),
+        pool: signalling_pool.clone(),
         verifier: verifier.clone(),
         clock: Arc::new(SystemClock),
-        settings: args.server.settings(),
+        settings: signalling_settings,
         intake: zvv_proto::intake::v1::subject_service_client::SubjectServiceClient::new(
             intake_channel,
         ),
@@ -246,7 +270,8 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             tracing::warn!("services did not stop within {DRAIN_TIMEOUT:?}; aborted them");
         }
     }
-    pool.close().await;
+    intake_pool.close().await;
+    signalling_pool.close().await;
     if let Database::Private(cluster) = &mut database {
         match cluster.stop() {
             Ok(()) => println!("stopped the private PostgreSQL cluster"),
@@ -374,11 +399,70 @@ async fn start_private_cluster(data: &DataDir) -> anyhow::Result<LocalCluster> {
     Ok(cluster)
 }
 
-async fn connect(database: &Database, max_connections: u32) -> anyhow::Result<PgPool> {
-    let options = match database {
-        Database::Private(cluster) => cluster.connect_options(DATABASE),
-        Database::External(options) => (**options).clone(),
+/// The runtime pool of one service: its owner role migrates the schema and grants the runtime
+/// role only what it needs. A `DATABASE_URL` user that may not create roles runs the service
+/// itself (with a warning: the runtime role then owns its audit log).
+async fn service_pool<F, Fut>(
+    admin: &PgPool,
+    database: &Database,
+    schema: zvv_platform::db::Schema,
+    max_connections: u32,
+    migrate: F,
+) -> anyhow::Result<PgPool>
+where
+    F: FnOnce(PgPool) -> Fut,
+    Fut: std::future::Future<Output = Result<(), sqlx::migrate::MigrateError>>,
+{
+    let base = database.options();
+    let name = base.get_database().unwrap_or("postgres").to_owned();
+    let settings = PoolSettings {
+        max_connections,
+        ..PoolSettings::default()
     };
+    let roles = match crate::roles::ensure(admin, &base, &name, schema).await {
+        Ok(roles) => roles,
+        Err(e) => {
+            tracing::warn!(schema = schema.name(), error = %format!("{e:#}"),
+                "cannot create the service's database roles: running it as the DATABASE_URL user");
+            migrate(admin.clone())
+                .await
+                .with_context(|| format!("applying the {} migrations", schema.name()))?;
+            return zvv_platform::db::connect(base, &settings)
+                .await
+                .with_context(|| format!("connecting to {}", database.describe()));
+        }
+    };
+    let owner = zvv_platform::db::connect(roles.owner.clone(), &PoolSettings::default())
+        .await
+        .with_context(|| format!("connecting as the owner of {}", schema.name()))?;
+    migrate(owner.clone())
+        .await
+        .with_context(|| format!("applying the {} migrations", schema.name()))?;
+    zvv_platform::db::grant_runtime(&owner, schema, &roles.runtime_role)
+        .await
+        .with_context(|| format!("granting the {} runtime role", schema.name()))?;
+    owner.close().await;
+    zvv_platform::db::connect(roles.runtime, &settings)
+        .await
+        .with_context(|| format!("connecting as the {} runtime role", schema.name()))
+}
+
+/// Seals every service's audit chain and signs checkpoints with the development key, written to
+/// `<data-dir>/audit/<schema>.checkpoints.jsonl`.
+fn audit_settings(data: &DataDir) -> anyhow::Result<zvv_platform::server::AuditSettings> {
+    let key = zvv_platform::audit::checkpoint::load_signing_key(&data.audit_signing_key())
+        .context("loading the development audit signing key")?;
+    Ok(zvv_platform::server::AuditSettings {
+        sealer: zvv_platform::audit::seal::SealerSettings::default(),
+        checkpoints: Some(zvv_platform::audit::checkpoint::CheckpointWriter::new(
+            key,
+            Some(data.checkpoint_dir()),
+        )),
+    })
+}
+
+async fn connect(database: &Database, max_connections: u32) -> anyhow::Result<PgPool> {
+    let options = database.options();
     let settings = PoolSettings {
         max_connections,
         ..PoolSettings::default()

@@ -231,6 +231,9 @@ pub struct TestKeys {
     pub bsn_keys: KeyFile,
     /// The base64 of a request fingerprint key (for services without a BSN vault).
     pub fingerprint_key: String,
+    /// The Ed25519 key that signs audit checkpoints (PKCS#8 PEM) and its public key file.
+    pub audit_key_pem: String,
+    pub audit_public_key_path: PathBuf,
     signer: TokenSigner,
 }
 
@@ -241,14 +244,65 @@ impl TestKeys {
         let public_key_path = dir.path().join("jwt-public.pem");
         std::fs::write(&public_key_path, public)?;
         let signer = TokenSigner::from_pem(private.as_bytes(), ISSUER, AUDIENCE)?;
+        let (audit_private, audit_public) = generate_ed25519_pem()?;
+        let audit_public_key_path = dir.path().join("audit-public.pem");
+        std::fs::write(&audit_public_key_path, audit_public)?;
         Ok(Self {
             dir,
             public_key_path,
             private_key_pem: private,
             bsn_keys: KeyFile::generate(),
             fingerprint_key: zvv_platform::idempotency::FingerprintKey::generate_base64(),
+            audit_key_pem: audit_private,
+            audit_public_key_path,
             signer,
         })
+    }
+
+    /// Where the servers of this test append their audit checkpoints.
+    pub fn checkpoint_dir(&self) -> PathBuf {
+        self.dir.path().join("audit")
+    }
+
+    /// The checkpoint writer of this test's servers (signing with [`TestKeys::audit_key_pem`]
+    /// into [`TestKeys::checkpoint_dir`]).
+    pub fn checkpoint_writer(
+        &self,
+    ) -> anyhow::Result<zvv_platform::audit::checkpoint::CheckpointWriter> {
+        use ed25519_dalek::pkcs8::DecodePrivateKey;
+        let key = ed25519_dalek::SigningKey::from_pkcs8_pem(&self.audit_key_pem)
+            .map_err(|e| anyhow::anyhow!("audit key: {e}"))?;
+        Ok(zvv_platform::audit::checkpoint::CheckpointWriter::new(
+            key,
+            Some(self.checkpoint_dir()),
+        ))
+    }
+
+    /// Audit settings for a test server: sealing every 50 ms, checkpoints every second.
+    pub fn audit_settings(&self) -> anyhow::Result<zvv_platform::server::AuditSettings> {
+        Ok(zvv_platform::server::AuditSettings {
+            sealer: zvv_platform::audit::seal::SealerSettings {
+                interval: std::time::Duration::from_millis(50),
+                checkpoint_interval: std::time::Duration::from_secs(1),
+            },
+            checkpoints: Some(self.checkpoint_writer()?),
+        })
+    }
+
+    /// Seals what is final in `schema` and verifies it against this test's checkpoints.
+    pub async fn verify_audit(
+        &self,
+        pool: &sqlx::PgPool,
+        schema: zvv_platform::db::Schema,
+    ) -> anyhow::Result<zvv_platform::audit::VerifyReport> {
+        zvv_platform::audit::seal::seal_all(pool, schema).await?;
+        let file = zvv_platform::audit::checkpoint::sink_file(&self.checkpoint_dir(), schema);
+        let key = zvv_platform::audit::checkpoint::load_public_key(&self.audit_public_key_path)?;
+        let anchors = zvv_platform::audit::Anchors {
+            file: Some(file.as_path()),
+            keys: vec![key],
+        };
+        Ok(zvv_platform::audit::verify(pool, schema, &anchors).await?)
     }
 
     pub fn fingerprints(&self) -> anyhow::Result<Arc<zvv_platform::idempotency::FingerprintKey>> {

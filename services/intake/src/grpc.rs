@@ -87,7 +87,9 @@ impl<S: SubjectStore> SubjectService for SubjectApi<S> {
             municipality_code: r.municipality_code,
             neighbourhood_code: r.neighbourhood_code,
         };
-        let subject = self.logic.register(&ctx, input)
+        let subject = self
+            .logic
+            .register(&ctx, input)
             .await
             .map_err(|e| ctx.fail(e))?;
         Ok(Response::new(pb::RegisterSubjectResponse {

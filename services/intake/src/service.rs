@@ -227,9 +227,7 @@ impl<S: SubjectStore> SubjectLogic<S> {
         };
         let lookup = self.vault.lookup_key(&new.bsn);
         match self.store.register(ctx, row, lookup, key).await? {
-            RegisterOutcome::Created(row) | RegisterOutcome::Replayed(row) => {
-                self.to_subject(row)
-            }
+            RegisterOutcome::Created(row) | RegisterOutcome::Replayed(row) => self.to_subject(row),
             RegisterOutcome::BsnTaken(existing, municipality)
                 if jurisdiction.covers_opt(municipality.as_deref()) =>
             {
@@ -348,7 +346,10 @@ impl<S: SubjectStore> SubjectLogic<S> {
         let id = parse_id("subject_id", subject_id)?;
         let jurisdiction = ctx.principal().jurisdiction();
         ctx.attach([id]);
-        let row = visible(id, self.store.get(ctx, &jurisdiction, id, self.now()).await?)?;
+        let row = visible(
+            id,
+            self.store.get(ctx, &jurisdiction, id, self.now()).await?,
+        )?;
         self.to_subject(row)
     }
 

@@ -23,7 +23,11 @@ pub struct DbArgs {
     /// PostgreSQL URL of the owner role that runs the migrations and owns the tables; the runtime
     /// role (the user of DATABASE_URL) is then granted only what it needs. Without it the service
     /// migrates with its runtime connection, and that role owns (and could alter) its audit log.
-    #[arg(long = "migration-database-url", env = "ZVV_MIGRATION_DATABASE_URL", hide_env_values = true)]
+    #[arg(
+        long = "migration-database-url",
+        env = "ZVV_MIGRATION_DATABASE_URL",
+        hide_env_values = true
+    )]
     pub migration_database_url: Option<SecretString>,
     /// Largest number of pooled connections.
     #[arg(long, env = "ZVV_DB_MAX_CONNECTIONS", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1000))]
@@ -47,9 +51,9 @@ impl DbArgs {
             .as_ref()
             .filter(|u| !u.expose_secret().trim().is_empty())
             .map(|u| {
-                u.expose_secret()
-                    .parse::<PgConnectOptions>()
-                    .map_err(|_| "ZVV_MIGRATION_DATABASE_URL is not a valid PostgreSQL URL".to_owned())
+                u.expose_secret().parse::<PgConnectOptions>().map_err(|_| {
+                    "ZVV_MIGRATION_DATABASE_URL is not a valid PostgreSQL URL".to_owned()
+                })
             })
             .transpose()
     }
@@ -57,7 +61,11 @@ impl DbArgs {
     /// The runtime pool of a service whose schema is `schema`, with its migrations applied: by
     /// the owner role when a migration URL is set (and the runtime role then granted only what it
     /// needs), else by the runtime connection itself, with a warning.
-    pub async fn open<F, Fut>(&self, schema: crate::db::Schema, migrate: F) -> Result<sqlx::PgPool, String>
+    pub async fn open<F, Fut>(
+        &self,
+        schema: crate::db::Schema,
+        migrate: F,
+    ) -> Result<sqlx::PgPool, String>
     where
         F: FnOnce(sqlx::PgPool) -> Fut,
         Fut: std::future::Future<Output = Result<(), sqlx::migrate::MigrateError>>,

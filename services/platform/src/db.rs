@@ -107,9 +107,7 @@ pub async fn grant_runtime(
         format!("GRANT USAGE ON SCHEMA {s} TO {r}"),
         format!("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {s} TO {r}"),
         format!("REVOKE UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER ON {audit} FROM {r}"),
-        format!(
-            "REVOKE ALL ON {s}._sqlx_migrations, {s}._platform_migrations FROM {r}"
-        ),
+        format!("REVOKE ALL ON {s}._sqlx_migrations, {s}._platform_migrations FROM {r}"),
         format!("GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {s} TO {r}"),
     ];
     for sql in statements {
@@ -215,10 +213,12 @@ CREATE TABLE {schema}.audit_entries (
 );
 CREATE INDEX audit_entries_in_seal_order ON {schema}.audit_entries (txid, entry_id);
 
+-- horizon: every transaction with a smaller id had ended when this seal was made, and its
+-- entries were sealed by then; the next round scans from here
 CREATE TABLE {schema}.audit_seals (
     seq       bigint      PRIMARY KEY,
     entry_id  bigint      NOT NULL UNIQUE,
-    txid      xid8        NOT NULL,
+    horizon   xid8        NOT NULL,
     prev_hash bytea       NOT NULL,
     hash      bytea       NOT NULL,
     sealed_at timestamptz NOT NULL DEFAULT clock_timestamp()

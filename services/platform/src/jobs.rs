@@ -55,7 +55,11 @@ mod tests {
             let counter = counter.clone();
             async move {
                 let n = counter.fetch_add(1, Ordering::SeqCst);
-                if n % 2 == 0 { Err("odd failure") } else { Ok(n) }
+                if n % 2 == 0 {
+                    Err("odd failure")
+                } else {
+                    Ok(n)
+                }
             }
         });
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -317,7 +317,11 @@ async fn record(shared: &Shared, ctx: &CallContext, code: Code) {
     tracing::Span::current().record("grpc.status", code_name(code));
     let (ids, result) = ctx.outcome();
     let result = match result {
-        Some(r) if code != Code::Ok && code != Code::DeadlineExceeded && code != Code::Cancelled => r,
+        Some(r)
+            if code != Code::Ok && code != Code::DeadlineExceeded && code != Code::Cancelled =>
+        {
+            r
+        }
         _ => code_name(code),
     };
     if let Err(e) = audit::record_alone(

@@ -58,7 +58,10 @@ pub struct Unseen {
 pub enum ContextKey {
     Id(Uuid),
     /// The BSN's lookup value and its lookup reference (named in the audit record).
-    Bsn { lookup: Vec<u8>, lookup_ref: Uuid },
+    Bsn {
+        lookup: Vec<u8>,
+        lookup_ref: Uuid,
+    },
 }
 
 /// A parent or guardian of the subject with all of their children.

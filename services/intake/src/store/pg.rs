@@ -215,7 +215,12 @@ async fn unseen_pair(
     for (field, id) in [("parent_subject_id", parent), ("child_subject_id", child)] {
         match seen(conn, scope, id, false).await? {
             Visible::Yes(_) => {}
-            Visible::Outside => return Ok(Some(Unseen { field, outside: true })),
+            Visible::Outside => {
+                return Ok(Some(Unseen {
+                    field,
+                    outside: true,
+                }));
+            }
             Visible::Missing => {
                 return Ok(Some(Unseen {
                     field,

@@ -1,8 +1,7 @@
-//! The audit log: one record per call (allowed, denied, unauthenticated, invalid), hash-chained
-//! so that tampering is detected, append-only, and carrying the caller's trace id.
+//! The audit log: one record per call (allowed, denied, unauthenticated, invalid), sealed into a
+//! chain behind the calls, and carrying the caller's trace id. Tampering: see `audit_chain`.
 
 use tonic::{Code, Request};
-use zvv_platform::audit::verify;
 use zvv_proto::intake::v1 as pb;
 
 use crate::helpers::{BSN, TestApp, action, expect_err, register_request, valid_bsn};
@@ -108,95 +107,9 @@ async fn every_call_leaves_one_audit_record() {
         );
     }
 
-    let report = verify(&app.pool, zvv_intake::SCHEMA).await.expect("verify");
-    assert_eq!(report.first_broken, None, "{report:?}");
-    assert_eq!(report.records, 5);
-}
-
-#[tokio::test]
-async fn tampering_with_a_record_is_detected() {
-    let app = TestApp::spawn().await;
-    five_calls(&app).await;
-    let rows = app.audit_rows().await;
-    let middle = rows[rows.len() / 2].seq;
-    assert!(middle > 1 && middle < rows.len() as i64);
-
-    // the owner can switch the guard triggers off; the chain still tells
-    sqlx::query("ALTER TABLE intake.audit_log DISABLE TRIGGER USER")
-        .execute(&app.pool)
-        .await
-        .expect("disable triggers");
-    sqlx::query("UPDATE intake.audit_log SET actor_org = 'someone-else' WHERE seq = $1")
-        .bind(middle)
-        .execute(&app.pool)
-        .await
-        .expect("tamper");
-    sqlx::query("ALTER TABLE intake.audit_log ENABLE TRIGGER USER")
-        .execute(&app.pool)
-        .await
-        .expect("enable triggers");
-
-    let report = verify(&app.pool, zvv_intake::SCHEMA).await.expect("verify");
-    let broken = report.first_broken.expect("tampering detected");
-    assert_eq!(broken.seq, middle, "{broken:?}");
-    assert_eq!(
-        report.records, middle as u64,
-        "verify stops at the first broken link"
-    );
-}
-
-#[tokio::test]
-async fn a_removed_record_is_detected() {
-    let app = TestApp::spawn().await;
-    five_calls(&app).await;
-    sqlx::query("ALTER TABLE intake.audit_log DISABLE TRIGGER USER")
-        .execute(&app.pool)
-        .await
-        .expect("disable triggers");
-    sqlx::query("DELETE FROM intake.audit_log WHERE seq = 3")
-        .execute(&app.pool)
-        .await
-        .expect("remove");
-    sqlx::query("ALTER TABLE intake.audit_log ENABLE TRIGGER USER")
-        .execute(&app.pool)
-        .await
-        .expect("enable triggers");
-    let report = verify(&app.pool, zvv_intake::SCHEMA).await.expect("verify");
-    assert_eq!(report.first_broken.expect("gap detected").seq, 4);
-}
-
-#[tokio::test]
-async fn the_audit_log_is_append_only() {
-    let app = TestApp::spawn().await;
-    five_calls(&app).await;
-    for sql in [
-        "UPDATE intake.audit_log SET result = 'OK'",
-        "UPDATE intake.audit_log SET actor_org = 'x' WHERE seq = 1",
-        "DELETE FROM intake.audit_log",
-        "DELETE FROM intake.audit_log WHERE seq = 5",
-        "TRUNCATE intake.audit_log",
-    ] {
-        let err = sqlx::query(sql).execute(&app.pool).await.expect_err(sql);
-        let code = err
-            .as_database_error()
-            .and_then(|e| e.code())
-            .map(|c| c.into_owned());
-        assert_eq!(code.as_deref(), Some("42501"), "{sql}: {err}");
-    }
-    assert_eq!(
-        app.audit_rows().await.len(),
-        5,
-        "every record is still there"
-    );
-    let results: Vec<String> = app
-        .audit_rows()
-        .await
-        .into_iter()
-        .map(|r| r.result)
-        .collect();
-    assert_eq!(results.iter().filter(|r| *r == "OK").count(), 2);
-    let report = verify(&app.pool, zvv_intake::SCHEMA).await.expect("verify");
-    assert_eq!(report.first_broken, None);
+    let report = app.verify_audit().await;
+    assert!(report.is_intact(), "{report:?}");
+    assert_eq!((report.entries, report.seals), (5, 5));
 }
 
 #[tokio::test]
@@ -391,7 +304,7 @@ async fn every_rpc_is_audited_at_the_service_clock() {
         events.iter().all(|(_, t)| *t == crate::helpers::now()),
         "every event is stamped by the injected clock: {events:?}"
     );
-    let report = verify(&app.pool, zvv_intake::SCHEMA).await.expect("verify");
-    assert_eq!(report.first_broken, None);
-    assert_eq!(report.records, 7);
+    let report = app.verify_audit().await;
+    assert!(report.is_intact(), "{report:?}");
+    assert_eq!(report.entries, 7);
 }

@@ -16,7 +16,7 @@ use tonic::{
     service::interceptor::InterceptedService,
     transport::{Channel, Endpoint},
 };
-use zvv_devkit::testkit::{AUDIENCE, ISSUER, TestDb, TestKeys};
+use zvv_devkit::testkit::{AUDIENCE, ISSUER, ServiceRoles, TestDb, TestKeys};
 pub use zvv_devkit::testkit::{assert_invalid, expect_err, valid_bsn, violation_fields};
 use zvv_platform::{
     auth::{Claims, OrgType, Role},
@@ -53,6 +53,8 @@ pub struct TestApp {
     pub url: String,
     /// A pool of the test's own (separate from the server's) for SQL assertions.
     pub pool: PgPool,
+    /// The owner and runtime roles of intake in this test's database.
+    pub roles: ServiceRoles,
     pub keys: TestKeys,
     pub clock: ManualClock,
     pub db: TestDb,
@@ -79,9 +81,18 @@ impl TestApp {
         )
         .await
         .expect("connect test pool");
-        zvv_intake::migrate(&pool).await.expect("migrate");
+        // the owner migrates and owns the tables; the server runs as the runtime role
+        let roles = db.service_roles("intake").await.expect("roles");
+        let owner = zvv_platform::db::connect(roles.owner.clone(), &PoolSettings::default())
+            .await
+            .expect("connect as owner");
+        zvv_intake::migrate(&owner).await.expect("migrate");
+        zvv_platform::db::grant_runtime(&owner, zvv_intake::SCHEMA, &roles.runtime_role)
+            .await
+            .expect("grant the runtime role");
+        owner.close().await;
         let server_pool = zvv_platform::db::connect(
-            db.options.clone(),
+            roles.runtime.clone(),
             &PoolSettings {
                 max_connections: 10,
                 acquire_timeout: Duration::from_secs(10),
@@ -91,6 +102,20 @@ impl TestApp {
         .expect("connect server pool");
 
         let keys = TestKeys::new().expect("test keys");
+        let mut settings = settings;
+        if settings.audit.checkpoints.is_none() {
+            // the test's signing key; a fast sealer unless the test chose its own timings
+            let fast = keys.audit_settings().expect("audit settings");
+            let default = zvv_platform::audit::seal::SealerSettings::default();
+            let chosen = &settings.audit.sealer;
+            if chosen.interval == default.interval
+                && chosen.checkpoint_interval == default.checkpoint_interval
+            {
+                settings.audit = fast;
+            } else {
+                settings.audit.checkpoints = fast.checkpoints;
+            }
+        }
         let clock = ManualClock::new(now());
         let shared: SharedClock = Arc::new(clock.clone());
         let deps = zvv_intake::Deps {
@@ -113,6 +138,7 @@ impl TestApp {
         Self {
             url: format!("http://{addr}"),
             pool,
+            roles,
             keys,
             clock,
             db,
@@ -250,6 +276,14 @@ impl TestApp {
         .fetch_all(&self.pool)
         .await
         .expect("read audit log")
+    }
+
+    /// Seals the audit log and verifies it against this test's signed checkpoints.
+    pub async fn verify_audit(&self) -> zvv_platform::audit::VerifyReport {
+        self.keys
+            .verify_audit(&self.pool, zvv_intake::SCHEMA)
+            .await
+            .expect("verify the audit log")
     }
 
     pub async fn count_subjects(&self) -> i64 {

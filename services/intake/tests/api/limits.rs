@@ -264,11 +264,6 @@ async fn a_call_dropped_at_the_callers_deadline_is_audited_once() {
         .await
         .expect("count");
     assert_eq!(count, 0);
-    assert!(
-        zvv_platform::audit::verify(&app.pool, zvv_intake::SCHEMA)
-            .await
-            .expect("verify")
-            .first_broken
-            .is_none()
-    );
+    let report = app.verify_audit().await;
+    assert!(report.is_intact(), "{report:?}");
 }

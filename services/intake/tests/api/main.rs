@@ -4,8 +4,10 @@
 mod helpers;
 
 mod audit;
+mod audit_chain;
 mod auth;
 mod binary;
+mod context;
 mod errors;
 mod health;
 mod jurisdiction;

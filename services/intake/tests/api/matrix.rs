@@ -28,6 +28,10 @@ const ROWS: &[Row] = &[
         expect: [DENIED, DENIED, DENIED, DENIED, DENIED, OK],
     },
     Row {
+        method: "GetSubjectContext",
+        expect: [DENIED, DENIED, DENIED, DENIED, DENIED, OK],
+    },
+    Row {
         method: "GetSubject",
         expect: [OK, NOT_FOUND, NOT_FOUND, DENIED, DENIED, OK],
     },
@@ -119,6 +123,18 @@ impl Fixture {
                 .into_inner()
                 .subject_id
                 == child),
+            "GetSubjectContext" => Ok(client
+                .get_subject_context(pb::GetSubjectContextRequest {
+                    subject: Some(pb::get_subject_context_request::Subject::SubjectId(
+                        child.clone(),
+                    )),
+                    ..Default::default()
+                })
+                .await?
+                .into_inner()
+                .families
+                .iter()
+                .any(|f| f.parent_subject_id == self.parent.subject_id)),
             "GetSubject" => Ok(client
                 .get_subject(pb::GetSubjectRequest {
                     subject_id: child.clone(),

@@ -34,7 +34,13 @@ pub struct Checkpoint {
 
 impl Checkpoint {
     /// The bytes that are signed.
-    fn message(schema: &str, seq: i64, head_hash: &str, signed_at: &DateTime<Utc>, key_id: &str) -> Vec<u8> {
+    fn message(
+        schema: &str,
+        seq: i64,
+        head_hash: &str,
+        signed_at: &DateTime<Utc>,
+        key_id: &str,
+    ) -> Vec<u8> {
         format!(
             "zvv-audit-checkpoint-v1\n{schema}\n{seq}\n{head_hash}\n{}\n{key_id}",
             signed_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
@@ -51,7 +57,13 @@ impl Checkpoint {
             return false;
         };
         key.verify(
-            &Self::message(&self.schema, self.seq, &self.head_hash, &self.signed_at, &self.key_id),
+            &Self::message(
+                &self.schema,
+                self.seq,
+                &self.head_hash,
+                &self.signed_at,
+                &self.key_id,
+            ),
             &signature,
         )
         .is_ok()
@@ -173,9 +185,9 @@ impl CheckpointWriter {
             tx.rollback().await?;
             return Ok(None);
         }
-        let head = sqlx::query(schema.sql(
-            "SELECT seq, hash FROM {schema}.audit_seals ORDER BY seq DESC LIMIT 1",
-        ))
+        let head = sqlx::query(
+            schema.sql("SELECT seq, hash FROM {schema}.audit_seals ORDER BY seq DESC LIMIT 1"),
+        )
         .fetch_optional(&mut *tx)
         .await?;
         let Some(head) = head else {
@@ -184,9 +196,9 @@ impl CheckpointWriter {
         };
         let seq: i64 = head.try_get("seq")?;
         let hash: Vec<u8> = head.try_get("hash")?;
-        let last: Option<i64> = sqlx::query_scalar(schema.sql(
-            "SELECT max(seq) FROM {schema}.audit_checkpoints WHERE key_id = $1",
-        ))
+        let last: Option<i64> = sqlx::query_scalar(
+            schema.sql("SELECT max(seq) FROM {schema}.audit_checkpoints WHERE key_id = $1"),
+        )
         .bind(&self.key_id)
         .fetch_one(&mut *tx)
         .await?;
@@ -277,10 +289,22 @@ mod tests {
         let other = SigningKey::generate(&mut rand::rngs::OsRng);
         assert!(!good.signed_by(&other.verifying_key()));
         for changed in [
-            Checkpoint { seq: 41, ..good.clone() },
-            Checkpoint { schema: "signalling".into(), ..good.clone() },
-            Checkpoint { head_hash: hex::encode([8u8; 32]), ..good.clone() },
-            Checkpoint { signature: "garbage".into(), ..good.clone() },
+            Checkpoint {
+                seq: 41,
+                ..good.clone()
+            },
+            Checkpoint {
+                schema: "signalling".into(),
+                ..good.clone()
+            },
+            Checkpoint {
+                head_hash: hex::encode([8u8; 32]),
+                ..good.clone()
+            },
+            Checkpoint {
+                signature: "garbage".into(),
+                ..good.clone()
+            },
         ] {
             assert!(!changed.signed_by(&key.verifying_key()), "{changed:?}");
         }

@@ -204,9 +204,10 @@ pub struct StoredEntry {
 }
 
 impl StoredEntry {
-    /// sha256(prev_hash ‖ seq ‖ entry id ‖ txid ‖ written_at ‖ every field of the record), each
-    /// part prefixed with its length so that no two different entries encode alike.
-    pub fn seal_hash(&self, seq: i64, prev_hash: &[u8]) -> Vec<u8> {
+    /// sha256(prev_hash ‖ seq ‖ horizon ‖ entry id ‖ txid ‖ written_at ‖ every field of the
+    /// record), each part prefixed with its length so that no two different entries encode
+    /// alike. `horizon` is the seal's (see [`seal`]).
+    pub fn seal_hash(&self, seq: i64, horizon: &str, prev_hash: &[u8]) -> Vec<u8> {
         let r = &self.record;
         let ids = r
             .object_ids
@@ -218,6 +219,7 @@ impl StoredEntry {
         h.update(prev_hash);
         for part in [
             seq.to_string().as_str(),
+            horizon,
             &self.entry_id.to_string(),
             &self.txid,
             &self
@@ -255,12 +257,13 @@ pub const NOT_FOUND_OUTSIDE_JURISDICTION: &str = "NOT_FOUND:OUTSIDE_JURISDICTION
 /// The hash before the first seal.
 pub const GENESIS: [u8; 32] = [0; 32];
 
-/// The columns of an entry, in the order [`entry_from_row`] reads them.
-pub(crate) const ENTRY_COLUMNS: &str = "entry_id, txid::text AS txid, written_at, occurred_at, \
+/// The columns of an entry, as [`entry_from_row`] reads them.
+pub const ENTRY_COLUMNS: &str = "entry_id, txid::text AS txid, written_at, occurred_at, \
     action, object_ids, result, actor_sub, actor_org, actor_org_type, actor_roles, end_user_sub, \
     end_user_org, end_user_org_type, end_user_roles, peer, legal_basis, trace_id";
 
-pub(crate) fn entry_from_row(row: &sqlx::postgres::PgRow) -> Result<StoredEntry, sqlx::Error> {
+/// An entry as read with [`ENTRY_COLUMNS`].
+pub fn entry_from_row(row: &sqlx::postgres::PgRow) -> Result<StoredEntry, sqlx::Error> {
     use sqlx::Row;
     Ok(StoredEntry {
         entry_id: row.try_get("entry_id")?,
@@ -384,18 +387,22 @@ mod tests {
         let mut b = entry("x", "y\u{1f}z");
         b.written_at = a.written_at;
         b.record.occurred_at = a.record.occurred_at;
-        assert_ne!(a.seal_hash(1, &GENESIS), b.seal_hash(1, &GENESIS));
-        assert_eq!(a.seal_hash(1, &GENESIS), a.clone().seal_hash(1, &GENESIS));
-        assert_ne!(a.seal_hash(1, &GENESIS), a.seal_hash(2, &GENESIS));
+        assert_ne!(a.seal_hash(1, "0", &GENESIS), b.seal_hash(1, "0", &GENESIS));
+        assert_eq!(
+            a.seal_hash(1, "0", &GENESIS),
+            a.clone().seal_hash(1, "0", &GENESIS)
+        );
+        assert_ne!(a.seal_hash(1, "0", &GENESIS), a.seal_hash(2, "0", &GENESIS));
         let mut c = a.clone();
         c.record.end_user_org = "school-1".into();
-        assert_ne!(a.seal_hash(1, &GENESIS), c.seal_hash(1, &GENESIS));
+        assert_ne!(a.seal_hash(1, "0", &GENESIS), c.seal_hash(1, "0", &GENESIS));
         let mut d = a.clone();
         d.txid = "1235".into();
-        assert_ne!(a.seal_hash(1, &GENESIS), d.seal_hash(1, &GENESIS));
+        assert_ne!(a.seal_hash(1, "0", &GENESIS), d.seal_hash(1, "0", &GENESIS));
+        assert_ne!(a.seal_hash(1, "0", &GENESIS), a.seal_hash(1, "1", &GENESIS));
         let mut e = a.clone();
         e.entry_id = 8;
-        assert_ne!(a.seal_hash(1, &GENESIS), e.seal_hash(1, &GENESIS));
+        assert_ne!(a.seal_hash(1, "0", &GENESIS), e.seal_hash(1, "0", &GENESIS));
     }
 
     #[test]

@@ -1,13 +1,15 @@
-//! The sealer: chains audit entries behind the writers.
+//! The sealer: chains audit entries behind the writers, in the order their transactions are
+//! seen to commit.
 //!
-//! Order and completeness come from transaction ids and the snapshot horizon, not from the insert
-//! order: an entry is sealed only when its transaction id lies below the horizon
-//! (`pg_snapshot_xmin` of the current snapshot), that is when every transaction that could still
-//! commit with a smaller id has ended. Entries are sealed in (transaction id, entry id) order after
-//! the last sealed position, so an entry whose transaction commits late waits until it has
-//! committed and is then sealed exactly once; nothing behind it is sealed before it. One sealer at
-//! a time per schema holds a transaction-scoped advisory lock; the others skip their turn. A seal
-//! is a row of its own (INSERT only), so the runtime role needs no UPDATE on the audit tables.
+//! Completeness comes from transaction ids and the snapshot horizon, not from the insert order.
+//! Each round takes one snapshot and seals every committed entry it shows that has no seal yet,
+//! looking only at transaction ids from the last seal's horizon on. That horizon is the snapshot
+//! xmin of the round that made the seal: every transaction with a smaller id had ended by then, so
+//! its entries were visible and were sealed in that round. A transaction that commits late keeps
+//! the horizon below its id, so the next rounds still look at it, and it is sealed once when it
+//! has committed; entries that committed after it are not held back. One sealer at a time per
+//! schema holds a transaction-scoped advisory lock; the others skip their turn. A seal is a row of
+//! its own (INSERT only), so the runtime role needs no UPDATE on the audit tables.
 
 use std::time::Duration;
 
@@ -27,17 +29,16 @@ pub struct SealReport {
     pub had_the_lock: bool,
 }
 
-/// The position after which the next entry is sealed.
+/// The head of the chain: where the next seal links and from which transaction id to look.
 struct Head {
     seq: i64,
     hash: Vec<u8>,
-    txid: String,
-    entry_id: i64,
+    horizon: String,
 }
 
 async fn head(conn: &mut sqlx::PgConnection, schema: Schema) -> Result<Head, sqlx::Error> {
     let row = sqlx::query(schema.sql(
-        "SELECT seq, hash, txid::text AS txid, entry_id FROM {schema}.audit_seals \
+        "SELECT seq, hash, horizon::text AS horizon FROM {schema}.audit_seals \
          ORDER BY seq DESC LIMIT 1",
     ))
     .fetch_optional(&mut *conn)
@@ -46,22 +47,30 @@ async fn head(conn: &mut sqlx::PgConnection, schema: Schema) -> Result<Head, sql
         Some(r) => Head {
             seq: r.try_get("seq")?,
             hash: r.try_get("hash")?,
-            txid: r.try_get("txid")?,
-            entry_id: r.try_get("entry_id")?,
+            horizon: r.try_get("horizon")?,
         },
         None => Head {
             seq: 0,
             hash: GENESIS.to_vec(),
-            txid: "0".to_owned(),
-            entry_id: 0,
+            horizon: "0".to_owned(),
         },
     })
 }
 
-/// Seals one batch of the entries that are final; safe to run on every replica at once.
-pub async fn seal_batch(pool: &PgPool, schema: Schema) -> Result<SealReport, sqlx::Error> {
+/// Seals one batch of committed, unsealed entries. `wait` waits for the schema's sealing lock
+/// (tools and tests); otherwise a round is skipped while another replica seals.
+pub async fn seal_batch(
+    pool: &PgPool,
+    schema: Schema,
+    wait: bool,
+) -> Result<SealReport, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(hashtext($1))")
+    let lock_sql = if wait {
+        "SELECT pg_advisory_xact_lock(hashtext($1))::text = ''"
+    } else {
+        "SELECT pg_try_advisory_xact_lock(hashtext($1))"
+    };
+    let locked: bool = sqlx::query_scalar(lock_sql)
         .bind(format!("zvv.audit.seal.{}", schema.name()))
         .fetch_one(&mut *tx)
         .await?;
@@ -70,17 +79,16 @@ pub async fn seal_batch(pool: &PgPool, schema: Schema) -> Result<SealReport, sql
         return Ok(SealReport::default());
     }
     let mut head = head(&mut tx, schema).await?;
-    // one statement, one snapshot: every transaction below its horizon has ended, and the
-    // entries of those that committed are visible to it
+    // one statement, one snapshot: the entries it shows, and its horizon
     let sql = format!(
-        "SELECT {ENTRY_COLUMNS} FROM {{schema}}.audit_entries \
-         WHERE txid < pg_snapshot_xmin(pg_current_snapshot()) \
-           AND (txid, entry_id) > ($1::text::xid8, $2) \
-         ORDER BY txid, entry_id LIMIT $3"
+        "SELECT {ENTRY_COLUMNS}, pg_snapshot_xmin(pg_current_snapshot())::text AS horizon_now \
+         FROM {{schema}}.audit_entries e \
+         WHERE e.txid >= $1::text::xid8 \
+           AND NOT EXISTS (SELECT 1 FROM {{schema}}.audit_seals s WHERE s.entry_id = e.entry_id) \
+         ORDER BY e.txid, e.entry_id LIMIT $2"
     );
     let rows = sqlx::query(schema.sql(&sql))
-        .bind(&head.txid)
-        .bind(head.entry_id)
+        .bind(&head.horizon)
         .bind(BATCH)
         .fetch_all(&mut *tx)
         .await?;
@@ -91,30 +99,39 @@ pub async fn seal_batch(pool: &PgPool, schema: Schema) -> Result<SealReport, sql
             had_the_lock: true,
         });
     }
+    // a full batch may have left entries below the new horizon: keep looking from the old one
+    let horizon = if rows.len() < BATCH as usize {
+        let now: String = rows[0].try_get("horizon_now")?;
+        if now.parse::<u64>().unwrap_or(0) > head.horizon.parse::<u64>().unwrap_or(0) {
+            now
+        } else {
+            head.horizon.clone()
+        }
+    } else {
+        head.horizon.clone()
+    };
     let mut seqs = Vec::with_capacity(rows.len());
     let mut entry_ids = Vec::with_capacity(rows.len());
-    let mut txids = Vec::with_capacity(rows.len());
     let mut prevs = Vec::with_capacity(rows.len());
     let mut hashes = Vec::with_capacity(rows.len());
     for row in &rows {
         let entry = entry_from_row(row)?;
         let seq = head.seq + 1;
-        let hash = entry.seal_hash(seq, &head.hash);
+        let hash = entry.seal_hash(seq, &horizon, &head.hash);
         seqs.push(seq);
         entry_ids.push(entry.entry_id);
-        txids.push(entry.txid.clone());
         prevs.push(std::mem::replace(&mut head.hash, hash.clone()));
         hashes.push(hash);
         head.seq = seq;
     }
     sqlx::query(schema.sql(
-        "INSERT INTO {schema}.audit_seals (seq, entry_id, txid, prev_hash, hash) \
-         SELECT s, e, t::xid8, p, h FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::bytea[], $5::bytea[]) \
-         AS u(s, e, t, p, h)",
+        "INSERT INTO {schema}.audit_seals (seq, entry_id, horizon, prev_hash, hash) \
+         SELECT s, e, $3::text::xid8, p, h FROM unnest($1::bigint[], $2::bigint[], $4::bytea[], $5::bytea[]) \
+         AS u(s, e, p, h)",
     ))
     .bind(&seqs)
     .bind(&entry_ids)
-    .bind(&txids)
+    .bind(&horizon)
     .bind(&prevs)
     .bind(&hashes)
     .execute(&mut *tx)
@@ -126,11 +143,15 @@ pub async fn seal_batch(pool: &PgPool, schema: Schema) -> Result<SealReport, sql
     })
 }
 
-/// Seals until nothing final is left unsealed.
+/// Seals until nothing committed is left unsealed, waiting for the sealing lock.
 pub async fn seal_all(pool: &PgPool, schema: Schema) -> Result<u64, sqlx::Error> {
+    seal_rounds(pool, schema, true).await
+}
+
+async fn seal_rounds(pool: &PgPool, schema: Schema, wait: bool) -> Result<u64, sqlx::Error> {
     let mut total = 0;
     loop {
-        let report = seal_batch(pool, schema).await?;
+        let report = seal_batch(pool, schema, wait).await?;
         total += report.sealed;
         if report.sealed < BATCH as u64 {
             return Ok(total);
@@ -166,24 +187,33 @@ pub fn start(
 ) -> Vec<crate::jobs::Job> {
     let mut jobs = Vec::new();
     let seal_pool = pool.clone();
-    jobs.push(crate::jobs::every("audit-sealer", settings.interval, move || {
-        let pool = seal_pool.clone();
-        async move {
-            // five rounds a second: the counts go to debug, not to an info line each
-            seal_all(&pool, schema).await.map(|n| {
-                if n > 0 {
-                    tracing::debug!(schema = schema.name(), sealed = n, "sealed audit entries");
-                }
-            })
-        }
-    }));
+    jobs.push(crate::jobs::every(
+        "audit-sealer",
+        settings.interval,
+        move || {
+            let pool = seal_pool.clone();
+            async move {
+                // five rounds a second: the counts go to debug, not to an info line each
+                seal_rounds(&pool, schema, false).await.map(|n| {
+                    if n > 0 {
+                        tracing::debug!(schema = schema.name(), sealed = n, "sealed audit entries");
+                    }
+                })
+            }
+        },
+    ));
     if let Some(writer) = checkpoints {
         jobs.push(crate::jobs::every(
             "audit-checkpoint",
             settings.checkpoint_interval,
             move || {
                 let (pool, writer) = (pool.clone(), writer.clone());
-                async move { writer.checkpoint(&pool, schema).await.map(|c| c.map(|c| c.seq)) }
+                async move {
+                    writer
+                        .checkpoint(&pool, schema)
+                        .await
+                        .map(|c| c.map(|c| c.seq))
+                }
             },
         ));
     } else {

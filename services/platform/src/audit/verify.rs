@@ -45,9 +45,9 @@ pub enum ProblemKind {
     BrokenLink,
     /// One entry carries two seals.
     SealedTwice,
-    /// Seals are not in (transaction id, entry id) order.
+    /// A seal's horizon lies below the one before it.
     OutOfOrder,
-    /// An unsealed entry sits among sealed ones: it was added afterwards.
+    /// An unsealed entry lies below the horizon of the last seal: it was added afterwards.
     InsertedEntry,
     /// A checkpoint names a position past the end of the chain: records were cut off.
     CutOff,
@@ -80,7 +80,13 @@ impl VerifyReport {
         self.problems.is_empty() && self.more_problems == 0
     }
 
-    fn problem(&mut self, seq: Option<i64>, entry_id: Option<i64>, kind: ProblemKind, detail: String) {
+    fn problem(
+        &mut self,
+        seq: Option<i64>,
+        entry_id: Option<i64>,
+        kind: ProblemKind,
+        detail: String,
+    ) {
         if self.problems.len() < MAX_PROBLEMS {
             self.problems.push(Problem {
                 seq,
@@ -107,7 +113,9 @@ fn txid_number(text: &str) -> u64 {
 }
 
 fn seconds(value: Option<f64>) -> Option<Duration> {
-    value.filter(|s| s.is_finite() && *s >= 0.0).map(Duration::from_secs_f64)
+    value
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map(Duration::from_secs_f64)
 }
 
 async fn database_checkpoints(
@@ -156,8 +164,7 @@ pub async fn verify(
     }
     let mut trusted = Vec::new();
     for (source, c) in checkpoints {
-        let valid = c.schema == schema.name()
-            && anchors.keys.iter().any(|k| c.signed_by(k));
+        let valid = c.schema == schema.name() && anchors.keys.iter().any(|k| c.signed_by(k));
         if valid {
             trusted.push((source, c));
         } else {
@@ -177,7 +184,7 @@ pub async fn verify(
 
     // the walk
     let sql = format!(
-        "SELECT s.seq, s.entry_id AS sealed_entry_id, s.txid::text AS sealed_txid, s.prev_hash, \
+        "SELECT s.seq, s.entry_id AS sealed_entry_id, s.horizon::text AS horizon, s.prev_hash, \
          s.hash, e.* FROM {{schema}}.audit_seals s \
          LEFT JOIN LATERAL (SELECT {ENTRY_COLUMNS} FROM {{schema}}.audit_entries x \
                             WHERE x.entry_id = s.entry_id) e ON true \
@@ -187,7 +194,7 @@ pub async fn verify(
     let mut last_seq = 0i64;
     let mut running = GENESIS.to_vec();
     let mut seen: HashSet<i64> = HashSet::new();
-    let mut position: (u64, i64) = (0, 0);
+    let mut horizon_seen: u64 = 0;
     loop {
         let rows = sqlx::query(schema.sql(&sql))
             .bind(last_seq)
@@ -200,7 +207,7 @@ pub async fn verify(
             report.seals += 1;
             let seq: i64 = row.try_get("seq")?;
             let sealed_entry: i64 = row.try_get("sealed_entry_id")?;
-            let sealed_txid: String = row.try_get("sealed_txid")?;
+            let horizon: String = row.try_get("horizon")?;
             let prev: Vec<u8> = row.try_get("prev_hash")?;
             let stored: Vec<u8> = row.try_get("hash")?;
             last_seq = seq;
@@ -209,7 +216,10 @@ pub async fn verify(
                     Some(expected),
                     None,
                     ProblemKind::MissingSeal,
-                    format!("seals {expected} to {} are missing: records were deleted", seq - 1),
+                    format!(
+                        "seals {expected} to {} are missing: records were deleted",
+                        seq - 1
+                    ),
                 );
             }
             expected = seq + 1;
@@ -229,16 +239,16 @@ pub async fn verify(
                     format!("entry {sealed_entry} is sealed a second time at seq {seq}"),
                 );
             }
-            let here = (txid_number(&sealed_txid), sealed_entry);
-            if here <= position {
+            let here = txid_number(&horizon);
+            if here < horizon_seen {
                 report.problem(
                     Some(seq),
                     Some(sealed_entry),
                     ProblemKind::OutOfOrder,
-                    format!("seal {seq} is out of transaction order"),
+                    format!("seal {seq} has a horizon below the seal before it"),
                 );
             }
-            position = position.max(here);
+            horizon_seen = horizon_seen.max(here);
             match row.try_get::<Option<i64>, _>("entry_id")? {
                 None => report.problem(
                     Some(seq),
@@ -248,7 +258,7 @@ pub async fn verify(
                 ),
                 Some(_) => {
                     let entry = entry_from_row(row)?;
-                    if entry.txid != sealed_txid || entry.seal_hash(seq, &prev) != stored {
+                    if entry.seal_hash(seq, &horizon, &prev) != stored {
                         report.problem(
                             Some(seq),
                             Some(sealed_entry),
@@ -278,12 +288,15 @@ pub async fn verify(
     for row in &rows {
         let entry_id: i64 = row.try_get("entry_id")?;
         let txid: String = row.try_get("txid")?;
-        if (txid_number(&txid), entry_id) < position {
+        if txid_number(&txid) < horizon_seen {
             report.problem(
                 None,
                 Some(entry_id),
                 ProblemKind::InsertedEntry,
-                format!("entry {entry_id} is not sealed but sits among sealed entries: it was inserted afterwards"),
+                format!(
+                    "entry {entry_id} is not sealed although its transaction ended before the \
+                     last seal was made: it was inserted afterwards"
+                ),
             );
         } else {
             report.pending += 1;
@@ -291,11 +304,12 @@ pub async fn verify(
             report.oldest_pending = report.oldest_pending.max(age);
         }
     }
-    report.entries = sqlx::query_scalar::<_, i64>(schema.sql("SELECT count(*) FROM {schema}.audit_entries"))
-        .fetch_one(pool)
-        .await?
-        .try_into()
-        .unwrap_or(0);
+    report.entries =
+        sqlx::query_scalar::<_, i64>(schema.sql("SELECT count(*) FROM {schema}.audit_entries"))
+            .fetch_one(pool)
+            .await?
+            .try_into()
+            .unwrap_or(0);
     report.max_seal_lag = seconds(
         sqlx::query_scalar(schema.sql(
             "SELECT extract(epoch FROM max(s.sealed_at - e.written_at))::float8 \
