@@ -163,12 +163,17 @@ mod redacted {
             };
             assert!(!format!("{r:?}").contains("123456782"));
             let r = GetSubjectContextRequest {
-                subject: Some(get_subject_context_request::Subject::Bsn("123456782".into())),
+                subject: Some(get_subject_context_request::Subject::Bsn(
+                    "123456782".into(),
+                )),
                 birth_date: "2016-05-04".into(),
                 ..Default::default()
             };
             let text = format!("{r:?}");
-            assert!(!text.contains("123456782") && !text.contains("2016-05-04"), "{text}");
+            assert!(
+                !text.contains("123456782") && !text.contains("2016-05-04"),
+                "{text}"
+            );
         }
     }
 }

@@ -70,12 +70,20 @@ impl Harness {
         let shared: SharedClock = Arc::new(clock.clone());
         let (stop, stop_rx) = watch::channel(false);
 
+        let mut settings = settings;
+        if settings.audit.checkpoints.is_none() {
+            settings.audit = keys.audit_settings()?;
+        }
         let settings_for_signalling = settings.clone();
-        zvv_intake::migrate(&pool).await?;
+        let (intake_pool, _) =
+            zvv_devkit::testkit::service_pool(&db, zvv_intake::SCHEMA, 10, |owner| async move {
+                zvv_intake::migrate(&owner).await
+            })
+            .await?;
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let intake_url = format!("http://{}", listener.local_addr()?);
         let deps = zvv_intake::Deps {
-            pool: pool.clone(),
+            pool: intake_pool,
             vault: keys.vault()?,
             verifier: keys.verifier()?,
             clock: shared,
@@ -92,7 +100,13 @@ impl Harness {
             }
         });
 
-        zvv_signalling::migrate(&pool).await?;
+        let (signalling_pool, _) = zvv_devkit::testkit::service_pool(
+            &db,
+            zvv_signalling::SCHEMA,
+            10,
+            |owner| async move { zvv_signalling::migrate(&owner).await },
+        )
+        .await?;
         let service_token = keys.token("zvv-signalling", OrgType::Suite, &[Role::Service]);
         let to_intake = channel(
             &intake_url,
@@ -101,7 +115,7 @@ impl Harness {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let signalling_url = format!("http://{}", listener.local_addr()?);
         let deps = zvv_signalling::Deps {
-            pool: pool.clone(),
+            pool: signalling_pool,
             verifier: keys.verifier()?,
             clock: Arc::new(clock.clone()),
             settings: settings_for_signalling,

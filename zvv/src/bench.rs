@@ -93,6 +93,9 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     }
 }
 
+/// Seconds of load before the measurement starts (caches, connections, plans warm).
+const WARMUP_SECS: u64 = 2;
+
 /// Throughput and latency of a run, printed as one line (and JSON when asked).
 struct Measured<'a> {
     rpc: &'a str,
@@ -101,6 +104,8 @@ struct Measured<'a> {
     seconds: f64,
     concurrency: usize,
     connections: usize,
+    /// Every call made, warm-up included (each leaves one audit entry).
+    total_calls: u64,
 }
 
 impl Measured<'_> {
@@ -134,6 +139,7 @@ impl Measured<'_> {
                     "p50_ms": p50,
                     "p99_ms": p99,
                     "errors": self.errors,
+                    "total_calls": self.total_calls,
                 })
             );
         }
@@ -215,6 +221,7 @@ async fn signal(args: SignalArgs) -> anyhow::Result<()> {
     let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let subject_ids = std::sync::Arc::new(subject_ids);
     let start = Instant::now();
+    let warmup = Duration::from_secs(WARMUP_SECS);
     let measure = Duration::from_secs(args.duration.max(1));
     let mut tasks = Vec::new();
     for worker in 0..args.concurrency.max(1) {
@@ -224,7 +231,7 @@ async fn signal(args: SignalArgs) -> anyhow::Result<()> {
             let mut latencies = Vec::new();
             let mut errors = 0u64;
             loop {
-                if start.elapsed() >= measure {
+                if start.elapsed() >= warmup + measure {
                     break;
                 }
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -244,6 +251,12 @@ async fn signal(args: SignalArgs) -> anyhow::Result<()> {
                         duration_months: 0,
                     })
                     .await;
+                if t0.duration_since(start) < warmup {
+                    if r.is_err() {
+                        errors += 1;
+                    }
+                    continue;
+                }
                 match r {
                     Ok(_) => {
                         latencies.push(t0.elapsed().as_micros().min(u128::from(u32::MAX)) as u32)
@@ -261,12 +274,13 @@ async fn signal(args: SignalArgs) -> anyhow::Result<()> {
         all.extend(l);
         errors += e;
     }
-    let seconds = start
-        .elapsed()
-        .as_secs_f64()
-        .min(measure.as_secs_f64().max(0.001))
+    let seconds = (start.elapsed().as_secs_f64() - warmup.as_secs_f64())
+        .min(measure.as_secs_f64())
         .max(0.001);
-    if next.load(std::sync::atomic::Ordering::Relaxed) >= subject_ids.len() {
+    let made = next
+        .load(std::sync::atomic::Ordering::Relaxed)
+        .min(subject_ids.len());
+    if made >= subject_ids.len() {
         println!("note: ran out of subjects before the duration ended; pass a larger --subjects");
     }
     Measured {
@@ -276,6 +290,7 @@ async fn signal(args: SignalArgs) -> anyhow::Result<()> {
         seconds,
         concurrency: args.concurrency,
         connections,
+        total_calls: made as u64,
     }
     .print(args.json)
 }
@@ -346,14 +361,16 @@ async fn resolve(args: ResolveArgs) -> anyhow::Result<()> {
         seed_start.elapsed().as_secs_f64()
     );
 
-    let warmup = Duration::from_secs(2);
+    let warmup = Duration::from_secs(WARMUP_SECS);
     let measure = Duration::from_secs(args.duration.max(1));
     let start = Instant::now();
     let bsns = std::sync::Arc::new(bsns);
+    // the seeding calls are ResolveSubject calls too: each left an audit entry
+    let total = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(bsns.len() as u64));
     let mut tasks = Vec::new();
     for worker in 0..args.concurrency.max(1) {
         let mut client = clients[worker % connections].clone();
-        let bsns = bsns.clone();
+        let (bsns, total) = (bsns.clone(), total.clone());
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             let mut errors = 0u64;
@@ -364,6 +381,7 @@ async fn resolve(args: ResolveArgs) -> anyhow::Result<()> {
                     break;
                 }
                 i = (i + 104_729) % bsns.len();
+                total.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let r = client
                     .resolve_subject(ResolveSubjectRequest {
                         bsn: bsns[i].clone(),
@@ -371,12 +389,12 @@ async fn resolve(args: ResolveArgs) -> anyhow::Result<()> {
                         ..Default::default()
                     })
                     .await;
-                if t0.duration_since(start) >= warmup {
-                    match r {
-                        Ok(_) => latencies
-                            .push(t0.elapsed().as_micros().min(u128::from(u32::MAX)) as u32),
-                        Err(_) => errors += 1,
+                match r {
+                    Err(_) => errors += 1,
+                    Ok(_) if t0.duration_since(start) >= warmup => {
+                        latencies.push(t0.elapsed().as_micros().min(u128::from(u32::MAX)) as u32)
                     }
+                    Ok(_) => {}
                 }
             }
             (latencies, errors)
@@ -389,36 +407,16 @@ async fn resolve(args: ResolveArgs) -> anyhow::Result<()> {
         all.extend(l);
         errors += e;
     }
-    all.sort_unstable();
-    let secs = measure.as_secs_f64();
-    let rps = all.len() as f64 / secs;
-    let (p50, p99) = (percentile(&all, 0.50), percentile(&all, 0.99));
-    println!(
-        "ResolveSubject: {} calls in {secs:.0}s at concurrency {} over {connections} connections: \
-         {rps:.0} calls/s, p50 {p50:.2} ms, p99 {p99:.2} ms, {errors} errors",
-        all.len(),
-        args.concurrency
-    );
-    if args.json {
-        println!(
-            "{}",
-            serde_json::json!({
-                "rpc": "ResolveSubject",
-                "calls": all.len(),
-                "seconds": secs,
-                "concurrency": args.concurrency,
-                "connections": connections,
-                "calls_per_second": rps,
-                "p50_ms": p50,
-                "p99_ms": p99,
-                "errors": errors,
-            })
-        );
+    Measured {
+        rpc: "ResolveSubject",
+        latencies: all,
+        errors,
+        seconds: measure.as_secs_f64(),
+        concurrency: args.concurrency,
+        connections,
+        total_calls: total.load(std::sync::atomic::Ordering::Relaxed),
     }
-    if errors > 0 {
-        anyhow::bail!("{errors} calls failed");
-    }
-    Ok(())
+    .print(args.json)
 }
 
 #[cfg(test)]

@@ -46,6 +46,8 @@ pub struct ShowArgs {
 pub struct AssignArgs {
     #[command(flatten)]
     conn: ConnArgs,
+    #[command(flatten)]
+    request: crate::output::RequestIdArg,
     match_id: String,
     /// The coordinating organisation; it must take part in the match.
     #[arg(long)]
@@ -58,6 +60,8 @@ pub struct AssignArgs {
 pub struct CoordinatedArgs {
     #[command(flatten)]
     conn: ConnArgs,
+    #[command(flatten)]
+    request: crate::output::RequestIdArg,
     match_id: String,
 }
 
@@ -100,6 +104,7 @@ pub async fn run(cmd: MatchCommand) -> anyhow::Result<()> {
                 a.conn
                     .signalling()?
                     .assign_coordinator(AssignCoordinatorRequest {
+                        request_id: a.request.clone().value(),
                         match_id: a.match_id,
                         organisation: a.organisation,
                         contact: Some(a.contact.into()),
@@ -113,6 +118,7 @@ pub async fn run(cmd: MatchCommand) -> anyhow::Result<()> {
                 a.conn
                     .signalling()?
                     .mark_coordinated(MarkCoordinatedRequest {
+                        request_id: a.request.clone().value(),
                         match_id: a.match_id,
                     })
                     .await,

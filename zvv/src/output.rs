@@ -168,3 +168,17 @@ mod tests {
         }
     }
 }
+
+/// The idempotency key of a mutating command.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct RequestIdArg {
+    /// Idempotency key; default a fresh UUID. Repeat a call with the same key to retry it safely.
+    #[arg(long)]
+    request_id: Option<String>,
+}
+
+impl RequestIdArg {
+    pub(crate) fn value(self) -> String {
+        self.request_id.unwrap_or_else(fresh_request_id)
+    }
+}

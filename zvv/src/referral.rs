@@ -106,6 +106,8 @@ enum Decision {
 pub struct DecideArgs {
     #[command(flatten)]
     conn: ConnArgs,
+    #[command(flatten)]
+    request: crate::output::RequestIdArg,
     referral_id: String,
     #[arg(long, value_enum)]
     decision: Decision,
@@ -205,6 +207,7 @@ pub async fn run(cmd: ReferralCommand) -> anyhow::Result<()> {
                 a.conn
                     .referrals()?
                     .decide_referral(DecideReferralRequest {
+                        request_id: a.request.clone().value(),
                         referral_id: a.referral_id,
                         decision: decision.into(),
                         rationale: a.rationale,

@@ -117,6 +117,8 @@ enum Reason {
 pub struct CloseArgs {
     #[command(flatten)]
     conn: ConnArgs,
+    #[command(flatten)]
+    request: crate::output::RequestIdArg,
     signal_id: String,
     #[arg(long, value_enum)]
     reason: Reason,
@@ -156,6 +158,8 @@ pub struct ShowArgs {
 pub struct InformArgs {
     #[command(flatten)]
     conn: ConnArgs,
+    #[command(flatten)]
+    request: crate::output::RequestIdArg,
     signal_id: String,
     #[command(flatten)]
     duty: DutyArgs,
@@ -230,6 +234,7 @@ pub async fn run(cmd: SignalCommand) -> anyhow::Result<()> {
                 a.conn
                     .signalling()?
                     .close_signal(CloseSignalRequest {
+                        request_id: a.request.clone().value(),
                         signal_id: a.signal_id,
                         reason: reason.into(),
                     })
@@ -297,6 +302,7 @@ pub async fn run(cmd: SignalCommand) -> anyhow::Result<()> {
                 a.conn
                     .signalling()?
                     .record_information_duty(RecordInformationDutyRequest {
+                        request_id: a.request.clone().value(),
                         signal_id: a.signal_id,
                         parents_informed_on: a.duty.parents_informed_on.unwrap_or_default(),
                         child_informed_on: a.duty.child_informed_on.unwrap_or_default(),

@@ -518,6 +518,15 @@ fn up_serves_intake_until_sigterm() {
         data.join("pg/postmaster.pid").exists(),
         "audit verify must leave the running cluster alone"
     );
+    assert!(stdout.contains("seal lag"), "{stdout}");
+
+    // each service runs as its own runtime role, which may only add and read audit rows
+    let port: u16 = std::fs::read_to_string(data.join("pg/zvv-port"))
+        .expect("port file")
+        .trim()
+        .parse()
+        .expect("port");
+    runtime_role_cannot_rewrite_the_audit(port);
 
     stop_up(&mut up, &data);
 
@@ -818,4 +827,41 @@ fn relations_are_recorded_and_removed_by_coordinators_of_the_jurisdiction() {
     assert_eq!(field(&out, "date_of_death"), "2026-01-05", "{out}");
 
     stop_up(&mut up, &data);
+}
+
+/// Connects to the private cluster as intake's runtime role and tries to change its audit log.
+fn runtime_role_cannot_rewrite_the_audit(port: u16) {
+    use sqlx::{Connection, Executor};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let options = sqlx::postgres::PgConnectOptions::new()
+            .host("127.0.0.1")
+            .port(port)
+            .database("zvv")
+            .username("zvv_intake");
+        let mut conn = sqlx::PgConnection::connect_with(&options)
+            .await
+            .expect("connect as zvv_intake");
+        let owner: String = sqlx::query_scalar(
+            "SELECT tableowner::text FROM pg_tables WHERE schemaname = 'intake' AND tablename = 'audit_entries'",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .expect("owner");
+        assert_eq!(owner, "zvv_intake_owner");
+        for sql in [
+            "UPDATE intake.audit_entries SET result = 'OK'",
+            "DELETE FROM intake.audit_seals",
+            "TRUNCATE intake.audit_entries",
+            "ALTER TABLE intake.audit_entries DISABLE TRIGGER ALL",
+        ] {
+            let err = conn.execute(sql).await.expect_err(sql);
+            let code = err.as_database_error().and_then(|e| e.code()).map(|c| c.into_owned());
+            assert_eq!(code.as_deref(), Some("42501"), "{sql}: {err}");
+        }
+        conn.close().await.expect("close");
+    });
 }

@@ -223,6 +223,36 @@ impl TestDb {
     }
 }
 
+/// The runtime pool of a service in a test database, as in a deployment: its owner role runs
+/// `migrate` and grants the runtime role only what it needs, the pool connects as the runtime
+/// role.
+pub async fn service_pool<F, Fut>(
+    db: &TestDb,
+    schema: zvv_platform::db::Schema,
+    max_connections: u32,
+    migrate: F,
+) -> anyhow::Result<(sqlx::PgPool, ServiceRoles)>
+where
+    F: FnOnce(sqlx::PgPool) -> Fut,
+    Fut: std::future::Future<Output = Result<(), sqlx::migrate::MigrateError>>,
+{
+    use zvv_platform::db::{PoolSettings, connect, grant_runtime};
+    let roles = db.service_roles(schema.name()).await?;
+    let owner = connect(roles.owner.clone(), &PoolSettings::default()).await?;
+    migrate(owner.clone()).await?;
+    grant_runtime(&owner, schema, &roles.runtime_role).await?;
+    owner.close().await;
+    let pool = connect(
+        roles.runtime.clone(),
+        &PoolSettings {
+            max_connections,
+            acquire_timeout: std::time::Duration::from_secs(10),
+        },
+    )
+    .await?;
+    Ok((pool, roles))
+}
+
 /// Signing and BSN keys made for one test, and the files that hold them.
 pub struct TestKeys {
     pub dir: tempfile::TempDir,

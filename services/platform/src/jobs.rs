@@ -55,7 +55,7 @@ mod tests {
             let counter = counter.clone();
             async move {
                 let n = counter.fetch_add(1, Ordering::SeqCst);
-                if n % 2 == 0 {
+                if n.is_multiple_of(2) {
                     Err("odd failure")
                 } else {
                     Ok(n)

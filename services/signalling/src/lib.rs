@@ -7,14 +7,12 @@
 //! Background work (idempotency purge, overdue referrals, retention) runs on every replica;
 //! the jobs claim rows with `FOR UPDATE SKIP LOCKED`.
 
+pub mod clients;
 pub mod config;
 pub mod domain;
 pub mod grpc;
-pub mod identity;
+pub mod jobs;
 pub mod policy;
-pub mod referral_service;
-pub mod referrals;
-pub mod retention;
 pub mod service;
 pub mod store;
 
@@ -36,13 +34,13 @@ use zvv_proto::signalling::v1::{
 };
 
 use crate::{
+    clients::{IntakeClient, IntakeService},
     grpc::{ReferralApi, SignalApi},
-    identity::{IntakeClient, IntakeIdentity},
-    referral_service::ReferralLogic,
-    service::SignalLogic,
+    service::{ReferralLogic, SignalLogic, SignalSettings},
     store::PgStore,
 };
 
+pub use jobs::retention;
 pub use store::SCHEMA;
 
 /// Everything the running service needs, built from configuration or by tests.
@@ -75,77 +73,41 @@ pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
     zvv_platform::db::migrate(pool, SCHEMA, sqlx::migrate!("./migrations")).await
 }
 
-/// Serves SignalService and ReferralService on `listener` until `shutdown` completes.
+/// Serves SignalService and ReferralService on `listener` until `shutdown` completes, with the
+/// background jobs running beside them. Migrations must have run.
 pub async fn serve(
     deps: Deps,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
-    let purger = {
-        let (pool, clock, retention) = (
-            deps.pool.clone(),
-            deps.clock.clone(),
-            deps.idempotency_retention,
-        );
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
-            loop {
-                tick.tick().await;
-                if let Err(e) =
-                    zvv_platform::idempotency::purge(&pool, SCHEMA, clock.now() - retention).await
-                {
-                    tracing::warn!(error = %e, "cannot purge idempotency keys");
-                }
-            }
-        })
-    };
-    let identity = IntakeIdentity::new(deps.intake);
-    let logic = Arc::new(SignalLogic::new(
-        PgStore::new(deps.pool.clone()),
-        identity.clone(),
+    let store = PgStore::new(deps.pool.clone());
+    let jobs = jobs::start(
+        Arc::new(store.clone()),
         deps.clock.clone(),
-        deps.default_duration_months,
+        deps.idempotency_retention,
+        deps.retention,
+    );
+    let intake = IntakeService::new(deps.intake);
+    let signals = Arc::new(SignalLogic::new(
+        store.clone(),
+        intake.clone(),
+        deps.clock.clone(),
+        SignalSettings {
+            default_duration_months: deps.default_duration_months,
+            statistics_threshold: deps.statistics_threshold,
+        },
         deps.fingerprints.clone(),
     ));
     let referrals = Arc::new(ReferralLogic::new(
-        PgStore::new(deps.pool.clone()),
-        identity,
+        store,
+        intake,
         deps.clock.clone(),
         deps.referral_deadline_working_days,
-        deps.fingerprints.clone(),
+        deps.fingerprints,
     ));
-    let retention_job = {
-        let (pool, clock, rules) = (deps.pool.clone(), deps.clock.clone(), deps.retention);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
-            loop {
-                tick.tick().await;
-                match retention::run(&pool, &rules, clock.today(), clock.now()).await {
-                    Ok(r) if r == retention::RetentionReport::default() => {}
-                    Ok(r) => tracing::info!(report = ?r, "retention run"),
-                    Err(e) => tracing::warn!(error = %e, "retention run failed"),
-                }
-            }
-        })
-    };
-    let monitor = {
-        let referrals = referrals.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
-            loop {
-                tick.tick().await;
-                match referrals.report_overdue().await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(reported = n, "referrals past their triage deadline"),
-                    Err(e) => tracing::warn!(error = %e, "cannot report overdue referrals"),
-                }
-            }
-        })
-    };
     let max = deps.settings.max_message_bytes;
     let routes = Routes::new(
-        SignalServiceServer::new(SignalApi::new(logic, deps.statistics_threshold))
-            .max_decoding_message_size(max),
+        SignalServiceServer::new(SignalApi::new(signals)).max_decoding_message_size(max),
     )
     .add_service(
         ReferralServiceServer::new(ReferralApi::new(referrals)).max_decoding_message_size(max),
@@ -170,9 +132,7 @@ pub async fn serve(
         shutdown,
     )
     .await;
-    purger.abort();
-    monitor.abort();
-    retention_job.abort();
+    drop(jobs);
     served
 }
 

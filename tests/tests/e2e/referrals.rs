@@ -129,6 +129,7 @@ async fn a_police_referral_goes_through_human_triage() {
     // a decision needs a rationale
     let status = client(&suite, &officer)
         .decide_referral(DecideReferralRequest {
+            request_id: uuid::Uuid::new_v4().to_string(),
             referral_id: submitted.referral_id.clone(),
             decision: ReferralDecision::OpenFamilyApproach as i32,
             rationale: "  ".into(),
@@ -138,6 +139,7 @@ async fn a_police_referral_goes_through_human_triage() {
     assert_eq!(status.code(), tonic::Code::InvalidArgument);
     let decided = client(&suite, &officer)
         .decide_referral(DecideReferralRequest {
+            request_id: uuid::Uuid::new_v4().to_string(),
             referral_id: submitted.referral_id.clone(),
             decision: ReferralDecision::OpenFamilyApproach as i32,
             rationale: "Signalen van school en politie; gezin nog niet in beeld bij het wijkteam."
@@ -153,6 +155,7 @@ async fn a_police_referral_goes_through_human_triage() {
     assert!(!decided.overdue);
     let status = client(&suite, &officer)
         .decide_referral(DecideReferralRequest {
+            request_id: uuid::Uuid::new_v4().to_string(),
             referral_id: submitted.referral_id,
             decision: ReferralDecision::NoAction as i32,
             rationale: "again".into(),

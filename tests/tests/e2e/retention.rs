@@ -172,9 +172,11 @@ async fn retention_expires_archives_and_destroys() {
         audited.contains(&"retention/destroy-archived-signals".to_owned()),
         "{audited:?}"
     );
-    let report = zvv_platform::audit::verify(&suite.pool, zvv_signalling::SCHEMA)
+    let report = suite
+        .keys
+        .verify_audit(&suite.pool, zvv_signalling::SCHEMA)
         .await
         .expect("verify");
-    assert!(report.first_broken.is_none());
+    assert!(report.is_intact(), "{report:?}");
     suite.stop().await;
 }

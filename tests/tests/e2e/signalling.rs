@@ -99,21 +99,11 @@ async fn two_organisations_signalling_one_child_are_put_in_touch() {
     assert!(!signalling_trace.is_empty());
     assert_eq!(
         intake_calls,
-        [
-            (
-                "zvv.intake.v1.SubjectService/ResolveSubject".to_owned(),
-                "zvv-signalling".to_owned()
-            ),
-            (
-                "zvv.intake.v1.SubjectService/GetSubject".to_owned(),
-                "zvv-signalling".to_owned()
-            ),
-            (
-                "zvv.intake.v1.SubjectService/ListFamily".to_owned(),
-                "zvv-signalling".to_owned()
-            ),
-        ],
-        "intake's records of the lookups carry signalling's trace"
+        [(
+            "zvv.intake.v1.SubjectService/GetSubjectContext".to_owned(),
+            "zvv-signalling".to_owned()
+        )],
+        "one intake call per signal, in signalling's trace"
     );
     suite.stop().await;
 }
@@ -167,6 +157,7 @@ async fn a_match_gets_a_coordinator_and_signals_record_the_information_duty() {
     // marking coordinated before there is a coordinator is refused
     let status = as_school
         .mark_coordinated(MarkCoordinatedRequest {
+            request_id: uuid::Uuid::new_v4().to_string(),
             match_id: m.match_id.clone(),
         })
         .await
@@ -175,6 +166,7 @@ async fn a_match_gets_a_coordinator_and_signals_record_the_information_duty() {
     // the coordinator must take part in the match
     let status = as_team
         .assign_coordinator(AssignCoordinatorRequest {
+            request_id: uuid::Uuid::new_v4().to_string(),
             match_id: m.match_id.clone(),
             organisation: "someone-else".into(),
             contact: Some(Contact {
@@ -189,6 +181,7 @@ async fn a_match_gets_a_coordinator_and_signals_record_the_information_duty() {
 
     let assigned = as_team
         .assign_coordinator(AssignCoordinatorRequest {
+            request_id: uuid::Uuid::new_v4().to_string(),
             match_id: m.match_id.clone(),
             organisation: "team-west".into(),
             contact: Some(Contact {
@@ -211,6 +204,7 @@ async fn a_match_gets_a_coordinator_and_signals_record_the_information_duty() {
     );
     let done = as_school
         .mark_coordinated(MarkCoordinatedRequest {
+            request_id: uuid::Uuid::new_v4().to_string(),
             match_id: m.match_id.clone(),
         })
         .await
@@ -226,6 +220,7 @@ async fn a_match_gets_a_coordinator_and_signals_record_the_information_duty() {
         .signalling(&outsider)
         .expect("client")
         .mark_coordinated(MarkCoordinatedRequest {
+            request_id: uuid::Uuid::new_v4().to_string(),
             match_id: m.match_id.clone(),
         })
         .await
@@ -238,6 +233,7 @@ async fn a_match_gets_a_coordinator_and_signals_record_the_information_duty() {
         .to_string();
     let parents_only = as_school
         .record_information_duty(RecordInformationDutyRequest {
+            request_id: uuid::Uuid::new_v4().to_string(),
             signal_id: first.signal_id.clone(),
             parents_informed_on: today.clone(),
             child_informed_on: String::new(),
@@ -251,6 +247,7 @@ async fn a_match_gets_a_coordinator_and_signals_record_the_information_duty() {
     assert!(!parents_only.information_duty.expect("duty").met);
     let both = as_school
         .record_information_duty(RecordInformationDutyRequest {
+            request_id: uuid::Uuid::new_v4().to_string(),
             signal_id: first.signal_id.clone(),
             parents_informed_on: today.clone(),
             child_informed_on: today,
@@ -355,6 +352,7 @@ async fn signals_on_siblings_make_a_family_match() {
         .signalling(&school)
         .expect("client")
         .close_signal(CloseSignalRequest {
+            request_id: uuid::Uuid::new_v4().to_string(),
             signal_id: school_signal.to_string(),
             reason: CloseReason::RiskGone as i32,
         })

@@ -82,24 +82,12 @@ impl TestApp {
         .await
         .expect("connect test pool");
         // the owner migrates and owns the tables; the server runs as the runtime role
-        let roles = db.service_roles("intake").await.expect("roles");
-        let owner = zvv_platform::db::connect(roles.owner.clone(), &PoolSettings::default())
+        let (server_pool, roles) =
+            zvv_devkit::testkit::service_pool(&db, zvv_intake::SCHEMA, 10, |owner| async move {
+                zvv_intake::migrate(&owner).await
+            })
             .await
-            .expect("connect as owner");
-        zvv_intake::migrate(&owner).await.expect("migrate");
-        zvv_platform::db::grant_runtime(&owner, zvv_intake::SCHEMA, &roles.runtime_role)
-            .await
-            .expect("grant the runtime role");
-        owner.close().await;
-        let server_pool = zvv_platform::db::connect(
-            roles.runtime.clone(),
-            &PoolSettings {
-                max_connections: 10,
-                acquire_timeout: Duration::from_secs(10),
-            },
-        )
-        .await
-        .expect("connect server pool");
+            .expect("intake's database roles and pool");
 
         let keys = TestKeys::new().expect("test keys");
         let mut settings = settings;

@@ -1,29 +1,46 @@
-//! Storage of signals and matches behind a trait; [`PgStore`] is the PostgreSQL implementation.
-//! Each method is one transaction that also appends the call's audit record and its events.
+//! Storage behind traits, one per aggregate; [`PgStore`] implements them all on PostgreSQL.
+//!
+//! Each method is one transaction. A call that succeeds commits its change, its events and its
+//! audit record together; an outcome that is a failure (not found, already exists, a
+//! precondition) rolls back and is returned, and the call layer audits it from the logic's error.
+//! Idempotent mutations take their [`Key`]: the first response is stored with it, and a replay
+//! is answered with that response and changes nothing.
 
 mod pg;
-mod referrals;
 
 use std::future::Future;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 use zvv_platform::{audit::CallContext, auth::Jurisdiction, error::ApiError, idempotency::Key};
 
-use crate::{
-    identity::Family,
-    referrals::{Decision, Referral},
+use crate::domain::{
+    CloseReason, Coordinator, Decision, Family, InformationDuty, Match, Referral, Signal,
+    SignalStatus, StatisticsRow,
 };
-
-use crate::domain::{CloseReason, Coordinator, InformationDuty, Match, Signal, SignalStatus};
 
 pub use pg::{PgStore, SCHEMA};
 
+/// An idempotent call that needs another service before it can do its work: either the first
+/// response under its key (audited as this call's record), or the open transaction, which holds
+/// the key, to do the work in. Dropping the transaction rolls it back.
+#[derive(Debug)]
+pub enum Begun<T, R> {
+    Replayed(R),
+    Fresh(T),
+}
+
+/// What RegisterSignal answers: the signal and the matches it is in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Registered {
+    pub signal: Signal,
+    pub matches: Vec<Match>,
+}
+
 #[derive(Debug)]
 pub enum RegisterOutcome {
-    /// The new signal and the matches it is now part of.
-    Created(Signal, Vec<Match>),
-    Replayed(Signal, Vec<Match>),
+    Created(Box<Registered>),
     /// The organisation already has an active signal on this subject.
     Duplicate(Uuid),
 }
@@ -35,25 +52,42 @@ pub enum CloseOutcome {
     NotActive(SignalStatus),
 }
 
-/// A change to a match by one of its participants.
-#[derive(Debug, Clone)]
-pub enum MatchChange {
-    AssignCoordinator(Coordinator),
-    MarkCoordinated,
-}
-
-#[derive(Debug)]
-pub enum MatchOutcome {
-    Changed(Box<Match>),
-    /// No open match with this id that the caller's organisation is in.
-    NotFound,
-    /// The coordinator must be a participating organisation.
-    CoordinatorNotParticipant,
-    /// A match can only be marked coordinated once a coordinator is assigned.
-    NoCoordinator,
+/// A registration in progress (see [`Begun`]).
+pub trait Registration: Send {
+    /// Stores the signal and brings the matches it touches up to date: the subject's CLIENT
+    /// match and a FAMILY match per parent in `families`. Commits.
+    fn register(
+        self,
+        ctx: &CallContext,
+        signal: Signal,
+        families: Vec<Family>,
+        key: &Key,
+    ) -> impl Future<Output = Result<RegisterOutcome, ApiError>> + Send;
 }
 
 pub trait SignalStore: Send + Sync + 'static {
+    type Registration: Registration;
+
+    /// Opens a RegisterSignal transaction and looks up its key (INVALID_ARGUMENT when the
+    /// request id was used for another request).
+    fn begin_registration(
+        &self,
+        ctx: &CallContext,
+        key: &Key,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Begun<Self::Registration, Registered>, ApiError>> + Send;
+
+    /// Closes a signal of `organisation`; it leaves its matches.
+    fn close(
+        &self,
+        ctx: &CallContext,
+        organisation: &str,
+        id: Uuid,
+        reason: CloseReason,
+        key: &Key,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<CloseOutcome, ApiError>> + Send;
+
     /// Records the information duty on a signal of `organisation`; `None` when there is none.
     fn record_information_duty(
         &self,
@@ -61,46 +95,9 @@ pub trait SignalStore: Send + Sync + 'static {
         organisation: &str,
         id: Uuid,
         duty: InformationDuty,
-        now: DateTime<Utc>,
-    ) -> impl Future<Output = Result<Option<Signal>, ApiError>> + Send;
-
-    fn change_match(
-        &self,
-        ctx: &CallContext,
-        organisation: &str,
-        id: Uuid,
-        change: MatchChange,
-        now: DateTime<Utc>,
-    ) -> impl Future<Output = Result<MatchOutcome, ApiError>> + Send;
-
-    /// The first answer to an idempotent RegisterSignal already made under `key`, if any
-    /// (audited as the call's record when found); INVALID_ARGUMENT when the request id was used
-    /// for another request. Writes nothing when there is none.
-    fn replay(
-        &self,
-        ctx: &CallContext,
         key: &Key,
         now: DateTime<Utc>,
-    ) -> impl Future<Output = Result<Option<(Signal, Vec<Match>)>, ApiError>> + Send;
-
-    /// Stores a signal and brings the matches it touches up to date: the subject's CLIENT match
-    /// and a FAMILY match per parent in `families`.
-    fn register(
-        &self,
-        ctx: &CallContext,
-        signal: Signal,
-        families: Vec<Family>,
-        idem: Key,
-    ) -> impl Future<Output = Result<RegisterOutcome, ApiError>> + Send;
-
-    fn close(
-        &self,
-        ctx: &CallContext,
-        organisation: &str,
-        id: Uuid,
-        reason: CloseReason,
-        now: DateTime<Utc>,
-    ) -> impl Future<Output = Result<CloseOutcome, ApiError>> + Send;
+    ) -> impl Future<Output = Result<Option<Signal>, ApiError>> + Send;
 
     /// A signal of `organisation`, or `None`.
     fn get(
@@ -121,6 +118,36 @@ pub trait SignalStore: Send + Sync + 'static {
         limit: u32,
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<Vec<Signal>, ApiError>> + Send;
+}
+
+/// A change to a match by one of its participants.
+#[derive(Debug, Clone)]
+pub enum MatchChange {
+    AssignCoordinator(Coordinator),
+    MarkCoordinated,
+}
+
+#[derive(Debug)]
+pub enum MatchOutcome {
+    Changed(Box<Match>),
+    /// No open match with this id that the caller's organisation is in.
+    NotFound,
+    /// The coordinator must be a participating organisation.
+    CoordinatorNotParticipant,
+    /// A match can only be marked coordinated once a coordinator is assigned.
+    NoCoordinator,
+}
+
+pub trait MatchStore: Send + Sync + 'static {
+    fn change_match(
+        &self,
+        ctx: &CallContext,
+        organisation: &str,
+        id: Uuid,
+        change: MatchChange,
+        key: &Key,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<MatchOutcome, ApiError>> + Send;
 
     /// The matches `organisation` has (or had) a signal in, ordered by id, after the cursor.
     fn list_matches(
@@ -132,6 +159,7 @@ pub trait SignalStore: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<Vec<Match>, ApiError>> + Send;
 
+    /// A match `organisation` has a signal in, or `None`.
     fn get_match(
         &self,
         ctx: &CallContext,
@@ -139,52 +167,55 @@ pub trait SignalStore: Send + Sync + 'static {
         id: Uuid,
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<Option<Match>, ApiError>> + Send;
+}
 
-    fn audit_failure(
-        &self,
-        ctx: &CallContext,
-        ids: Vec<Uuid>,
-        result: &'static str,
-        now: DateTime<Utc>,
-    ) -> impl Future<Output = Result<(), ApiError>> + Send;
-
-    /// Per (neighbourhood, birth date, organisation type) of subjects in the municipality with a
-    /// signal active on some day in [from, to]: the distinct subjects. The caller bands the ages
-    /// and suppresses small cells.
+pub trait StatisticsStore: Send + Sync + 'static {
+    /// Per subject in the municipality with a signal active on some day in [from, to]: its
+    /// neighbourhood, birth date and the signalling organisation's type. The logic bands the
+    /// ages and leaves out small cells. Audited without ids: no person is returned.
     fn statistics(
         &self,
         ctx: &CallContext,
         municipality: &str,
-        from: chrono::NaiveDate,
-        to: chrono::NaiveDate,
+        from: NaiveDate,
+        to: NaiveDate,
         now: DateTime<Utc>,
-    ) -> impl Future<Output = Result<Vec<(String, Uuid, chrono::NaiveDate, String)>, ApiError>> + Send;
+    ) -> impl Future<Output = Result<Vec<StatisticsRow>, ApiError>> + Send;
 }
 
 #[derive(Debug)]
 pub enum DecideOutcome {
     Decided(Box<Referral>),
     NotFound,
-    AlreadyDecided,
+    /// Routed to a municipality outside the caller's jurisdiction.
+    OutsideJurisdiction,
+    AlreadyDecided {
+        subject_id: Uuid,
+    },
 }
 
-/// Storage of referrals.
-pub trait ReferralStore: Send + Sync + 'static {
+/// A submission in progress (see [`Begun`]).
+pub trait Submission: Send {
+    /// Stores the referral with its event. Commits.
     fn submit(
-        &self,
+        self,
         ctx: &CallContext,
         referral: Referral,
-        idem: Key,
+        key: &Key,
     ) -> impl Future<Output = Result<Referral, ApiError>> + Send;
+}
 
-    /// The referral an earlier SubmitReferral under `key` made, if any (audited when found);
-    /// INVALID_ARGUMENT when the request id was used for another request.
-    fn replay_referral(
+pub trait ReferralStore: Send + Sync + 'static {
+    type Submission: Submission;
+
+    /// Opens a SubmitReferral transaction and looks up its key (INVALID_ARGUMENT when the
+    /// request id was used for another request).
+    fn begin_submission(
         &self,
         ctx: &CallContext,
         key: &Key,
         now: DateTime<Utc>,
-    ) -> impl Future<Output = Result<Option<Referral>, ApiError>> + Send;
+    ) -> impl Future<Output = Result<Begun<Self::Submission, Referral>, ApiError>> + Send;
 
     /// Referrals routed to a municipality in `scope`, ordered by id after the cursor; `decided`
     /// filters on the status, `overdue_on` keeps only those awaiting triage past their deadline
@@ -195,13 +226,14 @@ pub trait ReferralStore: Send + Sync + 'static {
         ctx: &CallContext,
         scope: &Jurisdiction,
         decided: Option<bool>,
-        overdue_on: Option<chrono::NaiveDate>,
+        overdue_on: Option<NaiveDate>,
         after: Option<Uuid>,
         limit: u32,
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<Vec<Referral>, ApiError>> + Send;
 
-    /// Decides a referral routed to a municipality in `scope` (any other is `NotFound`).
+    /// Decides a referral routed to a municipality in `scope`.
+    #[allow(clippy::too_many_arguments)]
     fn decide(
         &self,
         ctx: &CallContext,
@@ -209,6 +241,7 @@ pub trait ReferralStore: Send + Sync + 'static {
         id: Uuid,
         decision: Decision,
         rationale: String,
+        key: &Key,
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<DecideOutcome, ApiError>> + Send;
 
@@ -216,7 +249,56 @@ pub trait ReferralStore: Send + Sync + 'static {
     /// `today`; safe on any number of replicas. Returns how many were reported.
     fn report_overdue(
         &self,
-        today: chrono::NaiveDate,
+        today: NaiveDate,
         now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<u64, ApiError>> + Send;
+}
+
+/// The deletions of retention, each one batch (claimed with `FOR UPDATE SKIP LOCKED`) in one
+/// transaction with an audit record of `job` naming the ids. Each returns how many rows it
+/// handled; zero means there is nothing left to do.
+pub trait RetentionStore: Send + Sync + 'static {
+    /// Active signals past their end date (before `today`) become EXPIRED (archived) and leave
+    /// their matches.
+    fn expire_signals(
+        &self,
+        job: &CallContext,
+        today: NaiveDate,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<u64, ApiError>> + Send;
+
+    /// Archived (closed or expired) signals archived before `cutoff` are destroyed.
+    fn destroy_archived_signals(
+        &self,
+        job: &CallContext,
+        cutoff: NaiveDate,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<u64, ApiError>> + Send;
+
+    /// Everything about subjects born on or before `born_by` is destroyed: their signals
+    /// (leaving their matches) and referrals. Returns (signals, referrals).
+    fn destroy_at_age_limit(
+        &self,
+        job: &CallContext,
+        born_by: NaiveDate,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(u64, u64), ApiError>> + Send;
+
+    /// Referrals decided before `decided_before` are destroyed.
+    fn destroy_decided_referrals(
+        &self,
+        job: &CallContext,
+        decided_before: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<u64, ApiError>> + Send;
+
+    /// Closed matches without any signal left are removed.
+    fn drop_empty_matches(&self) -> impl Future<Output = Result<u64, ApiError>> + Send;
+
+    /// Idempotency keys (and the first responses kept with them) stored before `cutoff` are
+    /// deleted.
+    fn purge_idempotency_keys(
+        &self,
+        cutoff: DateTime<Utc>,
     ) -> impl Future<Output = Result<u64, ApiError>> + Send;
 }

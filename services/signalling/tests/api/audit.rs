@@ -1,13 +1,14 @@
 //! Every call leaves one audit record in signalling; the calls signalling makes to intake are
 //! audited there under signalling's own identity, in the same trace.
 
+use sqlx::Connection;
 use tonic::{Code, Request};
-use zvv_platform::audit::verify;
+use zvv_platform::audit::{Anchors, seal, verify};
 use zvv_proto::signalling::v1 as pb;
 
 use crate::helpers::{
     PRISON, SCHOOL, SIGNALLING_ORG, TestApp, YOUTH_HEALTH, action, assert_code, by_bsn, by_subject,
-    valid_bsn,
+    request_id, valid_bsn,
 };
 
 fn uuid(s: &str) -> uuid::Uuid {
@@ -97,6 +98,7 @@ async fn every_call_leaves_one_audit_record() {
     );
     client
         .close_signal(pb::CloseSignalRequest {
+            request_id: request_id(),
             signal_id: school_id.clone(),
             reason: pb::CloseReason::RiskGone as i32,
         })
@@ -151,11 +153,21 @@ async fn every_call_leaves_one_audit_record() {
         "close names the signal"
     );
 
-    let report = verify(&app.pool, zvv_signalling::SCHEMA)
+    seal::seal_all(&app.pool, zvv_signalling::SCHEMA)
         .await
-        .expect("verify");
-    assert_eq!(report.first_broken, None, "{report:?}");
-    assert_eq!(report.records, 13);
+        .expect("seal");
+    let report = verify(
+        &app.pool,
+        zvv_signalling::SCHEMA,
+        &Anchors {
+            file: None,
+            keys: vec![],
+        },
+    )
+    .await
+    .expect("verify");
+    assert!(report.is_intact(), "{report:?}");
+    assert_eq!(report.entries, 13);
 }
 
 #[tokio::test]
@@ -165,7 +177,7 @@ async fn intake_audits_signallings_lookups_in_the_callers_trace() {
     let subject = app.child(&bsn).await;
     let before = app.intake_audit_rows().await.len();
 
-    // by BSN: ResolveSubject and GetSubject, in the caller's trace
+    // by BSN, in the caller's trace
     let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
     let mut request = Request::new(by_bsn(&bsn, SCHOOL));
     request.metadata_mut().insert(
@@ -216,31 +228,10 @@ async fn intake_audits_signallings_lookups_in_the_callers_trace() {
             })
             .collect()
     };
-    let first = in_trace(trace_id);
-    assert!(
-        first.iter().any(|a| a == "ResolveSubject"),
-        "the BSN was resolved in the caller's trace: {lookups:?}"
-    );
-    assert!(
-        first
-            .iter()
-            .all(|a| ["ResolveSubject", "GetSubject", "ListFamily"].contains(&a.as_str())),
-        "{first:?}"
-    );
-    let second = in_trace(other_trace);
-    assert!(
-        second.iter().any(|a| a == "GetSubject"),
-        "the subject was read in the caller's trace: {lookups:?}"
-    );
-    assert!(
-        !second.iter().any(|a| a == "ResolveSubject"),
-        "no BSN to resolve"
-    );
-    assert_eq!(
-        first.len() + second.len(),
-        lookups.len(),
-        "every lookup belongs to one of the two traces: {lookups:?}"
-    );
+    // one GetSubjectContext per registration, nothing else
+    assert_eq!(in_trace(trace_id), ["GetSubjectContext"], "{lookups:?}");
+    assert_eq!(in_trace(other_trace), ["GetSubjectContext"], "{lookups:?}");
+    assert_eq!(lookups.len(), 2, "{lookups:?}");
     for r in &lookups {
         // a resolved BSN is also named by its lookup reference
         assert_eq!(r.object_ids[0], uuid(&subject), "{r:?}");
@@ -259,4 +250,108 @@ async fn intake_audits_signallings_lookups_in_the_callers_trace() {
             "the callers of signalling are the end users"
         );
     }
+}
+
+#[tokio::test]
+async fn each_registration_and_submission_asks_intake_exactly_once() {
+    let app = TestApp::spawn().await;
+    // a family, so that intake has parents and siblings to tell
+    let (_, first, second) = app.family(1).await;
+    let bsn = valid_bsn(4);
+    app.child(&bsn).await;
+    let before = app.intake_audit_rows().await.len();
+
+    let mut signals = Vec::new();
+    for (org, request) in [
+        (SCHOOL, by_subject(&first, SCHOOL)),
+        (YOUTH_HEALTH, by_subject(&second, YOUTH_HEALTH)),
+        (SCHOOL, by_bsn(&bsn, SCHOOL)),
+        (YOUTH_HEALTH, by_bsn(&bsn, YOUTH_HEALTH)),
+    ] {
+        let response = app
+            .client(org)
+            .register_signal(request.clone())
+            .await
+            .expect("registered")
+            .into_inner();
+        // a retry is answered without asking intake
+        app.client(org)
+            .register_signal(request)
+            .await
+            .expect("retry");
+        signals.push(response.signal.expect("signal").signal_id);
+    }
+    app.referrals_with(&app.token(crate::helpers::POLICE))
+        .submit_referral(crate::helpers::referral_on(&first))
+        .await
+        .expect("submitted");
+
+    let asked: Vec<(String, String)> = app.intake_audit_rows().await[before..]
+        .iter()
+        .map(|r| {
+            (
+                r.action
+                    .trim_start_matches("zvv.intake.v1.SubjectService/")
+                    .to_owned(),
+                r.actor_org.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        asked,
+        vec![("GetSubjectContext".to_owned(), SIGNALLING_ORG.to_owned()); signals.len() + 1],
+        "one GetSubjectContext per signal and per referral, and no other intake call"
+    );
+    // the family was in that one answer: the siblings are in a family match
+    let family_matches = app
+        .count("SELECT count(*) FROM signalling.matches WHERE kind = 'FAMILY'")
+        .await;
+    assert_eq!(family_matches, 1);
+}
+
+#[tokio::test]
+async fn the_runtime_role_cannot_change_or_remove_audit_entries() {
+    let app = TestApp::spawn().await;
+    let subject = app.child(&valid_bsn(1)).await;
+    app.signal(SCHOOL, &subject).await;
+    let entries = app.audit_rows().await;
+    assert!(!entries.is_empty());
+
+    let mut conn = sqlx::PgConnection::connect_with(&app.roles.runtime)
+        .await
+        .expect("connect as the runtime role");
+    // it reads and appends (the service does both)
+    let seen: i64 = sqlx::query_scalar("SELECT count(*) FROM signalling.audit_entries")
+        .fetch_one(&mut conn)
+        .await
+        .expect("select");
+    assert_eq!(seen, entries.len() as i64);
+    for sql in [
+        "UPDATE signalling.audit_entries SET result = 'OK'",
+        "DELETE FROM signalling.audit_entries",
+        "TRUNCATE signalling.audit_entries",
+        "ALTER TABLE signalling.audit_entries DISABLE TRIGGER ALL",
+        "UPDATE signalling.audit_seals SET hash = ''::bytea",
+        "DELETE FROM signalling.audit_seals",
+    ] {
+        let err = sqlx::query(sql).execute(&mut conn).await.expect_err(sql);
+        let code = err
+            .as_database_error()
+            .and_then(|e| e.code())
+            .map(|c| c.into_owned());
+        assert_eq!(code.as_deref(), Some("42501"), "{sql}: {err}");
+    }
+    conn.close().await.expect("close");
+    let after = app.audit_rows().await;
+    assert_eq!(
+        after
+            .iter()
+            .map(|r| (r.seq, r.result.clone()))
+            .collect::<Vec<_>>(),
+        entries
+            .iter()
+            .map(|r| (r.seq, r.result.clone()))
+            .collect::<Vec<_>>(),
+        "every entry as it was"
+    );
 }

@@ -15,7 +15,7 @@ use tonic::{
     service::interceptor::InterceptedService,
     transport::{Channel, Endpoint},
 };
-use zvv_devkit::testkit::{TestDb, TestKeys};
+use zvv_devkit::testkit::{ServiceRoles, TestDb, TestKeys};
 pub use zvv_devkit::testkit::{assert_invalid, expect_err, valid_bsn, violation_fields};
 use zvv_platform::{
     auth::{OrgType, Role, TokenRequest},
@@ -128,8 +128,12 @@ pub struct TestApp {
     pub url: String,
     /// `http://127.0.0.1:<port>` of intake.
     pub intake_url: String,
-    /// A pool of the test's own for SQL assertions.
+    /// A pool of the test's own for SQL assertions (a superuser's).
     pub pool: PgPool,
+    /// The pool signalling runs on (its runtime role), for running its jobs in tests.
+    pub runtime_pool: PgPool,
+    /// signalling's owner and runtime roles.
+    pub roles: ServiceRoles,
     pub keys: TestKeys,
     pub clock: ManualClock,
     /// Kept for the whole test: the database is dropped with it.
@@ -139,9 +143,9 @@ pub struct TestApp {
     intake: Server,
 }
 
-async fn pool(db: &TestDb, max_connections: u32) -> PgPool {
+async fn pool(options: &sqlx::postgres::PgConnectOptions, max_connections: u32) -> PgPool {
     zvv_platform::db::connect(
-        db.options.clone(),
+        options.clone(),
         &PoolSettings {
             max_connections,
             acquire_timeout: Duration::from_secs(10),
@@ -149,6 +153,27 @@ async fn pool(db: &TestDb, max_connections: u32) -> PgPool {
     )
     .await
     .expect("connect pool")
+}
+
+/// Migrates a service with its owner role, grants its runtime role, and opens the runtime pool.
+async fn migrated<F, Fut>(
+    roles: &ServiceRoles,
+    schema: zvv_platform::db::Schema,
+    migrate: F,
+) -> PgPool
+where
+    F: FnOnce(PgPool) -> Fut,
+    Fut: Future<Output = Result<(), sqlx::migrate::MigrateError>>,
+{
+    let owner = pool(&roles.owner, 2).await;
+    migrate(owner.clone())
+        .await
+        .unwrap_or_else(|e| panic!("migrate {}: {e}", schema.name()));
+    zvv_platform::db::grant_runtime(&owner, schema, &roles.runtime_role)
+        .await
+        .unwrap_or_else(|e| panic!("grant the runtime role of {}: {e}", schema.name()));
+    owner.close().await;
+    pool(&roles.runtime, 10).await
 }
 
 fn spawn_server(
@@ -165,13 +190,22 @@ impl TestApp {
     pub async fn spawn() -> Self {
         init_telemetry();
         let db = TestDb::create().await.expect("create test database");
-        let test_pool = pool(&db, 4).await;
-        zvv_intake::migrate(&test_pool)
+        let test_pool = pool(&db.options, 4).await;
+        // each service migrates as its owner role and runs as its runtime role, which may only
+        // add and read audit rows
+        let intake_roles = db.service_roles("intake").await.expect("intake roles");
+        let intake_pool = migrated(&intake_roles, zvv_intake::SCHEMA, |owner| async move {
+            zvv_intake::migrate(&owner).await
+        })
+        .await;
+        let roles = db
+            .service_roles("signalling")
             .await
-            .expect("migrate intake");
-        zvv_signalling::migrate(&test_pool)
-            .await
-            .expect("migrate signalling");
+            .expect("signalling roles");
+        let runtime_pool = migrated(&roles, zvv_signalling::SCHEMA, |owner| async move {
+            zvv_signalling::migrate(&owner).await
+        })
+        .await;
 
         let keys = TestKeys::new().expect("test keys");
         let clock = ManualClock::new(now());
@@ -179,7 +213,7 @@ impl TestApp {
 
         // intake
         let intake_deps = zvv_intake::Deps {
-            pool: pool(&db, 10).await,
+            pool: intake_pool,
             vault: keys.vault().expect("vault"),
             verifier: keys.verifier().expect("verifier"),
             clock: shared.clone(),
@@ -206,7 +240,7 @@ impl TestApp {
             .expect("intake channel"),
         );
         let deps = zvv_signalling::Deps {
-            pool: pool(&db, 10).await,
+            pool: runtime_pool.clone(),
             verifier: keys.verifier().expect("verifier"),
             clock: shared,
             settings: ServerSettings::default(),
@@ -232,6 +266,8 @@ impl TestApp {
             url,
             intake_url,
             pool: test_pool,
+            runtime_pool,
+            roles,
             keys,
             clock,
             db,
@@ -337,6 +373,48 @@ impl TestApp {
             .subject_id
     }
 
+    /// Records in intake that `parent` is a parent of `child` (as a coordinator of GM0363).
+    pub async fn link(&self, parent: &str, child: &str) {
+        let token = self.keys.token_in(
+            "gm0363",
+            OrgType::Municipality,
+            &[Role::Coordinator],
+            &["GM0363"],
+        );
+        self.intake_with(&token)
+            .link_relation(ipb::LinkRelationRequest {
+                request_id: request_id(),
+                parent_subject_id: parent.to_owned(),
+                child_subject_id: child.to_owned(),
+                kind: ipb::RelationKind::Parent as i32,
+                source: ipb::RelationSource::Brp as i32,
+            })
+            .await
+            .unwrap_or_else(|s| panic!("link {parent} to {child}: {s:?}"));
+    }
+
+    /// A parent and two children in intake, the BSNs numbered from `n`; returns (parent, first
+    /// child, second child).
+    pub async fn family(&self, n: usize) -> (String, String, String) {
+        let parent = self.child_born(&valid_bsn(n), "1985-01-01").await;
+        let first = self.child(&valid_bsn(n + 1)).await;
+        let second = self.child_born(&valid_bsn(n + 2), "2017-09-01").await;
+        self.link(&parent, &first).await;
+        self.link(&parent, &second).await;
+        (parent, first, second)
+    }
+
+    /// The number of outbox events, of one type or (`None`) of all.
+    pub async fn events(&self, event_type: Option<&str>) -> i64 {
+        sqlx::query_scalar(
+            "SELECT count(*) FROM signalling.outbox WHERE $1::text IS NULL OR event_type = $1",
+        )
+        .bind(event_type)
+        .fetch_one(&self.pool)
+        .await
+        .expect("count events")
+    }
+
     /// Makes intake know a BSN without a birth date (ResolveSubject with create_if_missing, as a
     /// suite service other than signalling); returns the subject_id.
     pub async fn subject_without_birth_date(&self, bsn: &str) -> String {
@@ -370,10 +448,7 @@ impl TestApp {
     /// Closes a signal as `org`; panics on an error.
     pub async fn close(&self, org: Org, signal_id: &str) -> pb::Signal {
         self.client(org)
-            .close_signal(pb::CloseSignalRequest {
-                signal_id: signal_id.to_owned(),
-                reason: pb::CloseReason::RiskGone as i32,
-            })
+            .close_signal(close_request(signal_id))
             .await
             .unwrap_or_else(|s| panic!("{} closes {signal_id}: {s:?}", org.name))
             .into_inner()
@@ -537,6 +612,15 @@ pub fn by_subject(subject_id: &str, org: Org) -> pb::RegisterSignalRequest {
         subject: Some(Subject::SubjectId(subject_id.to_owned())),
         contact: Some(contact(org)),
         duration_months: 0,
+    }
+}
+
+/// A CloseSignal request (reason: risk gone) with a fresh request id.
+pub fn close_request(signal_id: &str) -> pb::CloseSignalRequest {
+    pb::CloseSignalRequest {
+        signal_id: signal_id.to_owned(),
+        reason: pb::CloseReason::RiskGone as i32,
+        request_id: request_id(),
     }
 }
 

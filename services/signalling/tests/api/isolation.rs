@@ -5,7 +5,7 @@ use tonic::Code;
 use zvv_proto::signalling::v1 as pb;
 
 use crate::helpers::{
-    POLICE, SCHOOL, TEAM, TestApp, YOUTH_HEALTH, assert_code, expect_err, valid_bsn,
+    POLICE, SCHOOL, TEAM, TestApp, YOUTH_HEALTH, assert_code, expect_err, request_id, valid_bsn,
 };
 
 #[tokio::test]
@@ -46,6 +46,7 @@ async fn another_organisation_can_read_none_of_a_signal_or_match() {
     assert_code(
         police
             .close_signal(pb::CloseSignalRequest {
+                request_id: request_id(),
                 signal_id: signal_id.clone(),
                 reason: pb::CloseReason::Unjustified as i32,
             })
@@ -94,6 +95,7 @@ async fn another_organisation_can_read_none_of_a_signal_or_match() {
     assert_code(
         app.client(SCHOOL)
             .close_signal(pb::CloseSignalRequest {
+                request_id: request_id(),
                 signal_id: health_signal.clone(),
                 reason: pb::CloseReason::Unjustified as i32,
             })

@@ -126,6 +126,7 @@ async fn triage_is_for_the_desks_of_the_referrals_municipality_only() {
         "the routing is not echoed to the submitter"
     );
     let decide = |id: &str| pb::DecideReferralRequest {
+        request_id: request_id(),
         referral_id: id.to_owned(),
         decision: pb::ReferralDecision::NoAction as i32,
         rationale: "bekend".into(),
@@ -384,7 +385,7 @@ async fn a_reused_request_id_is_refused_before_intake_is_asked() {
     let asked = || {
         app.count(
             "SELECT count(*) FROM intake.audit_log WHERE actor_org = 'zvv-signalling' \
-             AND action LIKE '%ResolveSubject'",
+             AND action LIKE '%GetSubjectContext'",
         )
     };
     let before = asked().await;
@@ -437,7 +438,7 @@ async fn probing_for_unknown_children_is_audited_with_the_lookup_reference() {
     .await
     .expect("signalling audit");
     let intakes: Vec<Vec<uuid::Uuid>> = sqlx::query_scalar(
-        "SELECT object_ids FROM intake.audit_log WHERE action LIKE '%ResolveSubject' ORDER BY seq",
+        "SELECT object_ids FROM intake.audit_log WHERE action LIKE '%GetSubjectContext' ORDER BY seq",
     )
     .fetch_all(&app.pool)
     .await
@@ -482,6 +483,7 @@ async fn decided_referrals_are_destroyed_after_the_retention_period() {
     let desk = triage(&app, "zvh", OrgType::Municipality, &[AMSTERDAM]);
     app.referrals_with(&desk)
         .decide_referral(pb::DecideReferralRequest {
+            request_id: request_id(),
             referral_id: decided.clone(),
             decision: pb::ReferralDecision::NoAction as i32,
             rationale: "geen zorgen".into(),
@@ -494,7 +496,7 @@ async fn decided_referrals_are_destroyed_after_the_retention_period() {
     };
     let run = |months: u32| {
         let at = crate::helpers::now() + Months::new(months) + Duration::days(1);
-        let pool = app.pool.clone();
+        let pool = app.runtime_pool.clone();
         async move {
             zvv_signalling::retention::run(&pool, &rules, at.date_naive(), at)
                 .await

@@ -215,3 +215,69 @@ async fn two_organisations_at_the_same_moment_make_exactly_one_match() {
         10
     );
 }
+
+#[tokio::test]
+async fn siblings_signalled_by_two_organisations_make_a_family_match_until_one_leaves() {
+    let app = TestApp::spawn().await;
+    let (parent, first, second) = app.family(1).await;
+
+    // one organisation on both children: no match
+    let school_first = app.signal(SCHOOL, &first).await;
+    let school_second = app.signal(SCHOOL, &second).await;
+    assert!(
+        school_second.matches.is_empty(),
+        "{:?}",
+        school_second.matches
+    );
+
+    // a second organisation on one of them: a family match of all three signals
+    let health = app.signal(YOUTH_HEALTH, &second).await;
+    let family: Vec<&pb::Match> = health
+        .matches
+        .iter()
+        .filter(|m| m.kind == pb::MatchKind::Family as i32)
+        .collect();
+    assert_eq!(family.len(), 1, "{:?}", health.matches);
+    let family = family[0].clone();
+    assert_eq!(family.subject_ids, sorted([&first, &second]));
+    assert_eq!(
+        signal_ids(&family),
+        sorted([
+            &id_of(&school_first),
+            &id_of(&school_second),
+            &id_of(&health)
+        ])
+    );
+    assert_eq!(
+        organisations(&family),
+        sorted([SCHOOL.name, YOUTH_HEALTH.name])
+    );
+    // and a client match on the second child
+    assert!(
+        health
+            .matches
+            .iter()
+            .any(|m| m.kind == pb::MatchKind::Client as i32),
+        "{:?}",
+        health.matches
+    );
+    let anchored: String = sqlx::query_scalar(
+        "SELECT anchor_subject_id::text FROM signalling.matches WHERE kind = 'FAMILY'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .expect("family match");
+    assert_eq!(anchored, parent, "anchored at the parent");
+
+    // the school leaves the first child: two organisations remain, but on one child only
+    app.close(SCHOOL, &id_of(&school_first)).await;
+    let closed = app.get_match(YOUTH_HEALTH, &family.match_id).await;
+    assert_eq!(closed.status, pb::MatchStatus::Closed as i32, "{closed:?}");
+    assert_eq!(
+        app.count(
+            "SELECT count(*) FROM signalling.matches WHERE kind = 'FAMILY' AND status = 'OPEN'"
+        )
+        .await,
+        0
+    );
+}

@@ -13,7 +13,8 @@ use zvv_proto::signalling::v1 as pb;
 use zvv_signalling::policy::{REFERRAL_SERVICE, SIGNAL_SERVICE};
 
 use crate::helpers::{
-    Org, POLICE, TODAY, TestApp, YOUTH_HEALTH, by_subject, contact, referral_on, valid_bsn,
+    Org, POLICE, TODAY, TestApp, YOUTH_HEALTH, by_subject, contact, referral_on, request_id,
+    valid_bsn,
 };
 
 const OWN: &str = "GM0363";
@@ -150,6 +151,7 @@ impl Fixture {
                 let signal = self.fresh_signal().await;
                 Ok(signals
                     .close_signal(pb::CloseSignalRequest {
+                        request_id: request_id(),
                         signal_id: signal.clone(),
                         reason: pb::CloseReason::RiskGone as i32,
                     })
@@ -175,6 +177,7 @@ impl Fixture {
                 .any(|s| s.signal_id == self.signal)),
             "RecordInformationDuty" => Ok(signals
                 .record_information_duty(pb::RecordInformationDutyRequest {
+                    request_id: request_id(),
                     signal_id: self.signal.clone(),
                     parents_informed_on: TODAY.into(),
                     ..Default::default()
@@ -200,6 +203,7 @@ impl Fixture {
                 .is_some()),
             "AssignCoordinator" => Ok(signals
                 .assign_coordinator(pb::AssignCoordinatorRequest {
+                    request_id: request_id(),
                     match_id: self.match_id.clone(),
                     organisation: ORG.into(),
                     contact: Some(contact(SIGNALLER)),
@@ -210,6 +214,7 @@ impl Fixture {
                 .is_some()),
             "MarkCoordinated" => Ok(signals
                 .mark_coordinated(pb::MarkCoordinatedRequest {
+                    request_id: request_id(),
                     match_id: self.match_id.clone(),
                 })
                 .await?
@@ -244,6 +249,7 @@ impl Fixture {
                 let referral = self.fresh_referral().await;
                 Ok(referrals
                     .decide_referral(pb::DecideReferralRequest {
+                        request_id: request_id(),
                         referral_id: referral,
                         decision: pb::ReferralDecision::NoAction as i32,
                         rationale: "al bekend bij het wijkteam".into(),
@@ -308,6 +314,7 @@ async fn jurisdiction_matrix() {
         .app
         .client(SIGNALLER)
         .assign_coordinator(pb::AssignCoordinatorRequest {
+            request_id: request_id(),
             match_id: fixture.match_id.clone(),
             organisation: ORG.into(),
             contact: Some(contact(SIGNALLER)),

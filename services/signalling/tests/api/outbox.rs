@@ -72,3 +72,97 @@ async fn create_join_leave_and_close_are_events_of_ids_and_codes() {
         }
     }
 }
+
+/// The match events as (type, ids, codes), in order.
+async fn match_events(app: &TestApp) -> Vec<(String, serde_json::Value, serde_json::Value)> {
+    sqlx::query_as(
+        "SELECT event_type, ids, codes FROM signalling.outbox \
+         WHERE event_type LIKE 'signalling.match.%' ORDER BY occurred_at, event_id",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .expect("outbox")
+}
+
+#[tokio::test]
+async fn retention_and_close_signal_emit_the_same_match_closed_payload() {
+    let app = TestApp::spawn().await;
+    // a client match closed by CloseSignal
+    let closed_by_hand = app.child(&valid_bsn(1)).await;
+    let school = app
+        .signal(SCHOOL, &closed_by_hand)
+        .await
+        .signal
+        .expect("signal");
+    let first = app.signal(YOUTH_HEALTH, &closed_by_hand).await.matches[0]
+        .match_id
+        .clone();
+    app.close(SCHOOL, &school.signal_id).await;
+    // a client match and a family match that retention closes when their signals expire
+    let expiring = app.child(&valid_bsn(2)).await;
+    app.signal(SCHOOL, &expiring).await;
+    let second = app.signal(YOUTH_HEALTH, &expiring).await.matches[0]
+        .match_id
+        .clone();
+    let (_, sister, brother) = app.family(10).await;
+    app.signal(SCHOOL, &sister).await;
+    let family = app
+        .signal(POLICE, &brother)
+        .await
+        .matches
+        .iter()
+        .find(|m| m.kind == zvv_proto::signalling::v1::MatchKind::Family as i32)
+        .expect("a family match")
+        .match_id
+        .clone();
+
+    let later = crate::helpers::now() + chrono::Months::new(13);
+    let report = zvv_signalling::retention::run(
+        &app.runtime_pool,
+        &zvv_signalling::retention::RetentionRules::default(),
+        later.date_naive(),
+        later,
+    )
+    .await
+    .expect("retention");
+    assert_eq!(report.expired, 5, "{report:?}");
+
+    let events = match_events(&app).await;
+    let closed: Vec<&(String, serde_json::Value, serde_json::Value)> = events
+        .iter()
+        .filter(|(t, _, _)| t == "signalling.match.closed")
+        .collect();
+    let payload = |id: &str, kind: &str| {
+        (
+            serde_json::json!({ "match_id": id }),
+            serde_json::json!({ "kind": kind }),
+        )
+    };
+    assert_eq!(
+        closed
+            .iter()
+            .map(|(_, ids, codes)| (ids.clone(), codes.clone()))
+            .collect::<Vec<_>>(),
+        [
+            payload(&first, "CLIENT"),
+            payload(&second, "CLIENT"),
+            payload(&family, "FAMILY"),
+        ],
+        "CloseSignal and retention close matches with one payload"
+    );
+    // created and updated carry the same payload as closed
+    for (event_type, ids, codes) in &events {
+        let keys = |v: &serde_json::Value| -> Vec<String> {
+            v.as_object()
+                .map(|o| o.keys().cloned().collect())
+                .unwrap_or_default()
+        };
+        if ["created", "updated", "closed"]
+            .iter()
+            .any(|s| event_type.ends_with(s))
+        {
+            assert_eq!(keys(ids), ["match_id"], "{event_type}: {ids}");
+            assert_eq!(keys(codes), ["kind"], "{event_type}: {codes}");
+        }
+    }
+}

@@ -4,7 +4,8 @@ use tonic::Code;
 use zvv_proto::signalling::v1::{self as pb, register_signal_request::Subject};
 
 use crate::helpers::{
-    SCHOOL, TestApp, assert_code, assert_invalid, by_subject, date, expect_err, valid_bsn,
+    SCHOOL, TestApp, assert_code, assert_invalid, by_subject, date, expect_err, request_id,
+    valid_bsn,
 };
 
 #[tokio::test]
@@ -230,7 +231,7 @@ async fn subject_and_request_id_are_validated() {
     assert_eq!(
         app.count(
             "SELECT count(*) FROM intake.audit_log \
-             WHERE action = 'zvv.intake.v1.SubjectService/ResolveSubject'"
+             WHERE action = 'zvv.intake.v1.SubjectService/GetSubjectContext'"
         )
         .await,
         0
@@ -247,6 +248,7 @@ async fn close_needs_a_reason_and_an_active_signal() {
     let status = expect_err(
         client
             .close_signal(pb::CloseSignalRequest {
+                request_id: request_id(),
                 signal_id: signal.signal_id.clone(),
                 reason: pb::CloseReason::Unspecified as i32,
             })
@@ -257,6 +259,7 @@ async fn close_needs_a_reason_and_an_active_signal() {
     let status = expect_err(
         client
             .close_signal(pb::CloseSignalRequest {
+                request_id: request_id(),
                 signal_id: "nope".into(),
                 reason: pb::CloseReason::RiskGone as i32,
             })
@@ -267,6 +270,7 @@ async fn close_needs_a_reason_and_an_active_signal() {
 
     let closed = client
         .close_signal(pb::CloseSignalRequest {
+            request_id: request_id(),
             signal_id: signal.signal_id.clone(),
             reason: pb::CloseReason::Unjustified as i32,
         })
@@ -281,6 +285,7 @@ async fn close_needs_a_reason_and_an_active_signal() {
     assert_code(
         client
             .close_signal(pb::CloseSignalRequest {
+                request_id: request_id(),
                 signal_id: signal.signal_id.clone(),
                 reason: pb::CloseReason::RiskGone as i32,
             })

@@ -1,11 +1,11 @@
 //! Referrals into human triage: the source's colour is provenance, a triage officer decides
 //! with a rationale, and YELLOW and above that wait past their deadline are reported overdue.
-//! Knows neither tonic nor sqlx.
 
 use chrono::{DateTime, Datelike, NaiveDate, Utc, Weekday};
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Level {
     White,
     Yellow,
@@ -39,7 +39,7 @@ impl Level {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Decision {
     OpenFamilyApproach,
     ForwardToVeiligThuis,
@@ -65,7 +65,7 @@ impl Decision {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Referral {
     pub id: Uuid,
     pub subject_id: Uuid,

@@ -1,16 +1,17 @@
+//! Referrals: submission, triage decisions within the jurisdiction, the overdue monitor.
+
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::{Row, postgres::PgRow};
 use uuid::Uuid;
 use zvv_platform::{
-    audit::{self, CallContext, NOT_FOUND_OUTSIDE_JURISDICTION},
-    auth::Jurisdiction,
-    error::ApiError,
-    idempotency::{self, Key},
-    outbox::{self, Event},
+    audit::CallContext, auth::Jurisdiction, error::ApiError, idempotency::Key, outbox::Event,
 };
 
-use super::{DecideOutcome, PgStore, ReferralStore, SCHEMA};
-use crate::referrals::{Decision, Level, Referral};
+use super::{PgStore, Tx, abandon, commit, emit, first_response, remember};
+use crate::{
+    domain::{Decision, Level, Referral},
+    store::{Begun, DecideOutcome, ReferralStore, Submission},
+};
 
 const COLUMNS: &str = "referral_id, subject_id, organisation, source_instrument, instrument_version, \
     level, observed_on, municipality_code, birth_date, decide_by, decision, rationale, decided_by, \
@@ -58,50 +59,20 @@ async fn fetch(
         .transpose()
 }
 
-/// The referral an earlier submission under `idem` made, audited as this call's record.
-async fn replayed(
-    mut tx: sqlx::Transaction<'_, sqlx::Postgres>,
-    ctx: &CallContext,
-    idem: &Key,
-    now: DateTime<Utc>,
-) -> Result<Option<Referral>, ApiError> {
-    let Some(stored) = idempotency::lookup(&mut tx, SCHEMA, idem).await? else {
-        tx.rollback().await?;
-        return Ok(None);
-    };
-    let id = Uuid::from_slice(&stored)
-        .map_err(|_| ApiError::internal("stored response is not an id"))?;
-    let first = fetch(&mut tx, id, false).await?.ok_or_else(|| {
-        ApiError::NotFound("the referral this request submitted no longer exists".into())
-    })?;
-    audit::commit(tx, SCHEMA, ctx, vec![first.id, first.subject_id], "OK", now).await?;
-    Ok(Some(first))
+/// A SubmitReferral transaction that holds its idempotency key.
+pub struct PgSubmission {
+    tx: Tx,
 }
 
-impl ReferralStore for PgStore {
-    async fn replay_referral(
-        &self,
-        ctx: &CallContext,
-        key: &Key,
-        now: DateTime<Utc>,
-    ) -> Result<Option<Referral>, ApiError> {
-        replayed(self.pool.begin().await?, ctx, key, now).await
-    }
-
+impl Submission for PgSubmission {
     async fn submit(
-        &self,
+        self,
         ctx: &CallContext,
         referral: Referral,
-        idem: Key,
+        key: &Key,
     ) -> Result<Referral, ApiError> {
+        let Self { mut tx } = self;
         let now = referral.created_at;
-        let mut tx = self.pool.begin().await?;
-        if idempotency::lookup(&mut tx, SCHEMA, &idem).await?.is_some() {
-            // submitted concurrently under the same key: answer as the first did
-            return replayed(tx, ctx, &idem, now)
-                .await?
-                .ok_or_else(|| ApiError::internal("idempotency key vanished"));
-        }
         sqlx::query(
             "INSERT INTO signalling.referrals (referral_id, subject_id, organisation, source_instrument, \
              instrument_version, level, observed_on, status, decide_by, created_at, birth_date, \
@@ -121,11 +92,9 @@ impl ReferralStore for PgStore {
         .bind(&referral.municipality_code)
         .execute(&mut *tx)
         .await?;
-        idempotency::store(&mut tx, SCHEMA, &idem, referral.id.as_bytes(), now).await?;
-        outbox::append(
+        emit(
             &mut tx,
-            SCHEMA,
-            &Event::new("signalling.referral.submitted")
+            Event::new("signalling.referral.submitted")
                 .id("referral_id", referral.id)
                 .id("subject_id", referral.subject_id)
                 .code("level", referral.level.as_str())
@@ -133,16 +102,29 @@ impl ReferralStore for PgStore {
             now,
         )
         .await?;
-        audit::commit(
-            tx,
-            SCHEMA,
-            ctx,
-            vec![referral.id, referral.subject_id],
-            "OK",
-            now,
-        )
-        .await?;
+        remember(&mut tx, key, &referral, now).await?;
+        commit(tx, ctx, vec![referral.id, referral.subject_id], now).await?;
         Ok(referral)
+    }
+}
+
+impl ReferralStore for PgStore {
+    type Submission = PgSubmission;
+
+    async fn begin_submission(
+        &self,
+        ctx: &CallContext,
+        key: &Key,
+        now: DateTime<Utc>,
+    ) -> Result<Begun<PgSubmission, Referral>, ApiError> {
+        let mut tx = self.pool.begin().await?;
+        match first_response::<Referral>(&mut tx, key).await? {
+            Some(first) => {
+                commit(tx, ctx, vec![first.id, first.subject_id], now).await?;
+                Ok(Begun::Replayed(first))
+            }
+            None => Ok(Begun::Fresh(PgSubmission { tx })),
+        }
     }
 
     async fn list_referrals(
@@ -179,7 +161,7 @@ impl ReferralStore for PgStore {
             .iter()
             .flat_map(|r| [r.id, r.subject_id])
             .collect();
-        audit::commit(tx, SCHEMA, ctx, ids, "OK", now).await?;
+        commit(tx, ctx, ids, now).await?;
         Ok(referrals)
     }
 
@@ -190,32 +172,30 @@ impl ReferralStore for PgStore {
         id: Uuid,
         decision: Decision,
         rationale: String,
+        key: &Key,
         now: DateTime<Utc>,
     ) -> Result<DecideOutcome, ApiError> {
         let mut tx = self.pool.begin().await?;
+        if let Some(first) = first_response::<Referral>(&mut tx, key).await? {
+            commit(tx, ctx, vec![first.id, first.subject_id], now).await?;
+            return Ok(DecideOutcome::Decided(Box::new(first)));
+        }
         let mut referral = match fetch(&mut tx, id, true).await? {
             Some(r) if scope.covers(&r.municipality_code) => r,
             found => {
-                let result = if found.is_some() {
-                    NOT_FOUND_OUTSIDE_JURISDICTION
+                abandon(tx).await?;
+                return Ok(if found.is_some() {
+                    DecideOutcome::OutsideJurisdiction
                 } else {
-                    "NOT_FOUND"
-                };
-                audit::commit(tx, SCHEMA, ctx, vec![id], result, now).await?;
-                return Ok(DecideOutcome::NotFound);
+                    DecideOutcome::NotFound
+                });
             }
         };
         if referral.decision.is_some() {
-            audit::commit(
-                tx,
-                SCHEMA,
-                ctx,
-                vec![id, referral.subject_id],
-                "FAILED_PRECONDITION",
-                now,
-            )
-            .await?;
-            return Ok(DecideOutcome::AlreadyDecided);
+            abandon(tx).await?;
+            return Ok(DecideOutcome::AlreadyDecided {
+                subject_id: referral.subject_id,
+            });
         }
         let officer = ctx.principal().sub;
         sqlx::query(
@@ -229,10 +209,9 @@ impl ReferralStore for PgStore {
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        outbox::append(
+        emit(
             &mut tx,
-            SCHEMA,
-            &Event::new("signalling.referral.decided")
+            Event::new("signalling.referral.decided")
                 .id("referral_id", id)
                 .id("subject_id", referral.subject_id)
                 .code("decision", decision.as_str()),
@@ -243,7 +222,8 @@ impl ReferralStore for PgStore {
         referral.rationale = Some(rationale);
         referral.decided_by = Some(officer);
         referral.decided_at = Some(now);
-        audit::commit(tx, SCHEMA, ctx, vec![id, referral.subject_id], "OK", now).await?;
+        remember(&mut tx, key, &referral, now).await?;
+        commit(tx, ctx, vec![id, referral.subject_id], now).await?;
         Ok(DecideOutcome::Decided(Box::new(referral)))
     }
 
@@ -260,18 +240,21 @@ impl ReferralStore for PgStore {
             .fetch_all(&mut *tx)
             .await?;
             if due.is_empty() {
+                tx.rollback().await?;
                 return Ok(reported);
             }
+            let ids: Vec<Uuid> = due.iter().map(|(id, _, _)| *id).collect();
+            sqlx::query(
+                "UPDATE signalling.referrals SET overdue_reported_at = $2 WHERE referral_id = ANY($1)",
+            )
+            .bind(&ids)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
             for (id, subject, level) in &due {
-                sqlx::query("UPDATE signalling.referrals SET overdue_reported_at = $2 WHERE referral_id = $1")
-                    .bind(id)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                outbox::append(
+                emit(
                     &mut tx,
-                    SCHEMA,
-                    &Event::new("signalling.referral.overdue")
+                    Event::new("signalling.referral.overdue")
                         .id("referral_id", *id)
                         .id("subject_id", *subject)
                         .code("level", level.clone()),
