@@ -1,0 +1,20 @@
+-- For comparison only: the RegisterSignal SQL of register-signal.sql without any audit entry:
+-- the limit the audited calls can approach.
+\set n random(1, :subjects)
+BEGIN;
+SELECT subject_id AS sid FROM zvv_bench.subjects WHERE n = :n \gset
+SELECT subject_id, bsn_ciphertext, bsn_key_id, given_name, family_name, birth_date, municipality_code, neighbourhood_code, date_of_death, created_at, updated_at FROM intake.subjects WHERE subject_id = :'sid'::uuid;
+SELECT r.parent_subject_id, min(p.kind), array_agg(r.child_subject_id ORDER BY r.child_subject_id) FROM intake.relations p JOIN intake.relations r ON r.parent_subject_id = p.parent_subject_id WHERE p.child_subject_id = :'sid'::uuid GROUP BY r.parent_subject_id ORDER BY r.parent_subject_id;
+COMMIT;
+BEGIN;
+SELECT gen_random_uuid() AS subj, gen_random_uuid() AS sig, gen_random_uuid() AS rid \gset
+SELECT pg_advisory_xact_lock(hashtext('zvv.idem.signalling.zvv-bench/RegisterSignal.' || :'rid'));
+SELECT fingerprint, response FROM signalling.idempotency WHERE scope = 'zvv-bench/RegisterSignal' AND request_id = :'rid';
+SELECT pg_advisory_xact_lock(hashtext('zvv.signalling.subject.' || s.id::text)) FROM unnest(ARRAY[:'subj'::uuid]) AS s(id);
+SELECT signal_id FROM signalling.signals WHERE subject_id = :'subj'::uuid AND organisation = 'zvv-bench' AND status = 'ACTIVE';
+INSERT INTO signalling.signals (signal_id, subject_id, organisation, organisation_type, contact_name, contact_phone, contact_email, registered_on, duration_months, expires_on, status, birth_date, municipality_code, neighbourhood_code, created_at) VALUES (:'sig'::uuid, :'subj'::uuid, 'zvv-bench', 'SCHOOL', 'Bench', '+31 20 555 0100', 'bench@example.nl', current_date, 12, current_date + 365, 'ACTIVE', '2015-06-01', 'GM0363', 'WK036305', now());
+INSERT INTO signalling.outbox (event_id, event_type, occurred_at, ids, codes, trace_id) VALUES (gen_random_uuid(), 'signalling.signal.registered', now(), jsonb_build_object('signal_id', :'sig', 'subject_id', :'subj'), '{"organisation_type": "SCHOOL"}', '4bf92f3577b34da6a3ce929d0e0e4736');
+SELECT signal_id, subject_id, organisation FROM signalling.signals WHERE subject_id = ANY(ARRAY[:'subj'::uuid]) AND status = 'ACTIVE' ORDER BY created_at, signal_id;
+SELECT m.match_id, m.kind, m.anchor_subject_id, coalesce(array_agg(ms.signal_id) FILTER (WHERE ms.signal_id IS NOT NULL), '{}') FROM signalling.matches m LEFT JOIN signalling.match_signals ms ON ms.match_id = m.match_id WHERE m.status = 'OPEN' AND m.anchor_subject_id = ANY(ARRAY[:'subj'::uuid]) GROUP BY m.match_id;
+INSERT INTO signalling.idempotency (scope, request_id, fingerprint, response, created_at) VALUES ('zvv-bench/RegisterSignal', :'rid', sha256(convert_to(:'rid', 'UTF8')), convert_to('{"signal":{"id":"' || :'sig' || '","subject_id":"' || :'subj' || '","organisation":"zvv-bench","organisation_type":"SCHOOL","contact":{"name":"Bench","phone":"+31 20 555 0100","email":"bench@example.nl"},"registered_on":"2026-12-03","duration_months":12,"expires_on":"2027-12-03","status":"Active","close_reason":null,"closed_at":null,"parents_informed_on":null,"child_informed_on":null,"postponement_reason":null,"birth_date":"2015-06-01","municipality_code":"GM0363","neighbourhood_code":"WK036305","created_at":"2026-12-03T08:00:00Z"},"matches":[]}', 'UTF8'), now());
+COMMIT;
