@@ -34,7 +34,7 @@ start_suite() {
 }
 
 stop_suite() {
-  [ -n "${sampler_pid:-}" ] && kill "$sampler_pid" 2>/dev/null
+  if [ -n "${sampler_pid:-}" ]; then kill "$sampler_pid" 2>/dev/null || true; fi
   kill -TERM "$up_pid" 2>/dev/null || true
   wait "$up_pid" 2>/dev/null || true
   rm -rf "$work"

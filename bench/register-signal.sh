@@ -36,6 +36,7 @@ grpc_json=$("$zvv" bench signal --intake-addr "http://127.0.0.1:$port" --signall
 read -r max_lag mean_waiters max_waiters samples < <(sampler_stop)
 cpu_service1=$(cpu_seconds "$up_pid"); cpu_pg1=$(pg_cpu_seconds)
 total=$(python3 -c "import json,sys; print(json.loads(sys.argv[1])['total_calls'])" "$grpc_json")
+client_cpu=$(python3 -c "import json,sys; print(json.loads(sys.argv[1])['client_cpu_s'] or 0)" "$grpc_json")
 seeded=$(run_psql -tAc "SELECT count(*) FROM intake.audit_entries WHERE action = 'zvv.intake.v1.SubjectService/RegisterSubject'")
 sleep 1   # let the sealers finish the tail
 read -r entries audit_ok < <(audit_check zvv.signalling.v1.SignalService/RegisterSignal "$total")
@@ -64,5 +65,6 @@ report "$grpc_json" "$pg_tps" "$pg_p50" "$pg_p99" \
   suite_cpu_ms_per_call_incl_seeding "$(per_call "$cpu_service0" "$cpu_service1" "$((total + seeded))")" \
   postgres_cpu_ms_per_call_incl_seeding "$(per_call "$cpu_pg0" "$cpu_pg1" "$((total + seeded))")" \
   postgres_cpu_ms_per_pgbench_tx "$(per_call "$cpu_pgb0" "$cpu_pgb1" "$pg_calls")" \
+  load_generator_cpu_ms_per_call_incl_seeding "$(per_call 0 "$client_cpu" "$((total + seeded))")" \
   max_seal_lag_s "$max_lag" lock_waiters_mean "$mean_waiters" lock_waiters_max "$max_waiters" samples "$samples" \
   audit_entries "$entries" calls "$total" intake_calls "$intake_calls" audit_verified "$audit_ok"

@@ -33,6 +33,7 @@ grpc_json=$("$zvv" bench resolve --intake-addr "http://127.0.0.1:$port" --token 
 read -r max_lag mean_waiters max_waiters samples < <(sampler_stop)
 cpu_service1=$(cpu_seconds "$up_pid"); cpu_pg1=$(pg_cpu_seconds)
 total=$(python3 -c "import json,sys; print(json.loads(sys.argv[1])['total_calls'])" "$grpc_json")
+client_cpu=$(python3 -c "import json,sys; print(json.loads(sys.argv[1])['client_cpu_s'] or 0)" "$grpc_json")
 sleep 1   # let the sealer finish the tail
 read -r entries audit_ok < <(audit_check zvv.intake.v1.SubjectService/ResolveSubject "$total")
 per_call() { python3 -c "print(round(($2 - $1) / $3 * 1000, 3))" "$@"; }
@@ -56,5 +57,6 @@ report "$grpc_json" "$pg_tps" "$pg_p50" "$pg_p99" \
   service_cpu_ms_per_call "$(per_call "$cpu_service0" "$cpu_service1" "$total")" \
   postgres_cpu_ms_per_call "$(per_call "$cpu_pg0" "$cpu_pg1" "$total")" \
   postgres_cpu_ms_per_pgbench_tx "$(per_call "$cpu_pgb0" "$cpu_pgb1" "$pg_calls")" \
+  load_generator_cpu_ms_per_call "$(per_call 0 "$client_cpu" "$total")" \
   max_seal_lag_s "$max_lag" lock_waiters_mean "$mean_waiters" lock_waiters_max "$max_waiters" samples "$samples" \
   audit_entries "$entries" calls "$total" audit_verified "$audit_ok"

@@ -140,6 +140,7 @@ impl Measured<'_> {
                     "p99_ms": p99,
                     "errors": self.errors,
                     "total_calls": self.total_calls,
+                    "client_cpu_s": own_cpu_seconds(),
                 })
             );
         }
@@ -148,6 +149,19 @@ impl Measured<'_> {
         }
         Ok(())
     }
+}
+
+/// User and system CPU seconds this process (the load generator) used so far, from
+/// `/proc/self/stat` (Linux; `null` elsewhere).
+fn own_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // the fields after the command name, which is in parentheses and may hold spaces
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    // clock ticks per second: 100 on every Linux this runs on
+    Some((utime + stime) / 100.0)
 }
 
 fn require_local(conn: &ConnArgs, allow_remote: bool) -> anyhow::Result<()> {
