@@ -3,7 +3,7 @@
 \set n random(1, :subjects)
 BEGIN;
 SELECT subject_id AS sid FROM zvv_bench.subjects WHERE n = :n \gset
-SELECT subject_id, bsn_ciphertext, bsn_key_id, given_name, family_name, birth_date, municipality_code, neighbourhood_code, date_of_death, created_at, updated_at FROM intake.subjects WHERE subject_id = :sid::uuid;
+SELECT subject_id, bsn_ciphertext, bsn_key_id, bsn_aad, given_name, family_name, birth_date, municipality_code, neighbourhood_code, date_of_death, created_at, updated_at FROM intake.subjects WHERE subject_id = :sid::uuid;
 SELECT r.parent_subject_id, min(p.kind), array_agg(r.child_subject_id ORDER BY r.child_subject_id) FROM intake.relations p JOIN intake.relations r ON r.parent_subject_id = p.parent_subject_id WHERE p.child_subject_id = :sid::uuid GROUP BY r.parent_subject_id ORDER BY r.parent_subject_id;
 COMMIT;
 BEGIN;

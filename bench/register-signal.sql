@@ -9,7 +9,7 @@
 \set n random(1, :subjects)
 BEGIN;
 SELECT subject_id AS sid FROM zvv_bench.subjects WHERE n = :n \gset
-SELECT subject_id, bsn_ciphertext, bsn_key_id, given_name, family_name, birth_date, municipality_code, neighbourhood_code, date_of_death, created_at, updated_at FROM intake.subjects WHERE subject_id = :sid::uuid;
+SELECT subject_id, bsn_ciphertext, bsn_key_id, bsn_aad, given_name, family_name, birth_date, municipality_code, neighbourhood_code, date_of_death, created_at, updated_at FROM intake.subjects WHERE subject_id = :sid::uuid;
 SELECT r.parent_subject_id, min(p.kind), array_agg(r.child_subject_id ORDER BY r.child_subject_id) FROM intake.relations p JOIN intake.relations r ON r.parent_subject_id = p.parent_subject_id WHERE p.child_subject_id = :sid::uuid GROUP BY r.parent_subject_id ORDER BY r.parent_subject_id;
 INSERT INTO zvv_bench.intake_audit_entries (occurred_at, action, object_ids, result, actor_sub, actor_org, actor_org_type, actor_roles, end_user_sub, end_user_org, end_user_org_type, end_user_roles, peer, legal_basis, trace_id) VALUES (now(), 'zvv.intake.v1.SubjectService/GetSubjectContext', ARRAY[:sid::uuid], 'OK', 'signalling', 'zvv-signalling', 'SUITE', 'SERVICE', 'zvv-bench-dev', 'zvv-bench', 'SCHOOL', 'PROFESSIONAL', '127.0.0.1:40000', 'AVG art. 6(1)(e); Jeugdwet art. 7.4.0: assessing the family situation', '4bf92f3577b34da6a3ce929d0e0e4736');
 COMMIT;

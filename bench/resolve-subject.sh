@@ -24,7 +24,7 @@ done
 
 # as many database connections as pgbench gets below, so both sides have the same resources
 start_suite "$concurrency"
-service_token=$(token --org zvv-bench --org-type SUITE --role SERVICE --sub zvv-bench-dev)
+service_token=$(token --org zvv-bench --org-type SUITE --role SERVICE --for-service intake --sub zvv-bench-dev)
 echo "== gRPC: zvv bench resolve (concurrency $concurrency, $connections connections, ${duration}s after a warm-up)"
 cpu_service0=$(cpu_seconds "$up_pid"); cpu_pg0=$(pg_cpu_seconds)
 sampler_start

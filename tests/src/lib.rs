@@ -62,8 +62,22 @@ impl Harness {
 
     /// Like [`Harness::start`], with other server settings.
     pub async fn start_with(settings: ServerSettings) -> anyhow::Result<Self> {
-        init_telemetry();
         let db = TestDb::create().await?;
+        let pools = PoolSettings {
+            max_connections: 10,
+            acquire_timeout: std::time::Duration::from_secs(10),
+        };
+        Self::start_on(db, settings, pools).await
+    }
+
+    /// Every service against `db` (e.g. on a cluster the test stops and starts), with these
+    /// server settings and runtime pool settings for each service.
+    pub async fn start_on(
+        db: TestDb,
+        settings: ServerSettings,
+        pools: PoolSettings,
+    ) -> anyhow::Result<Self> {
+        init_telemetry();
         let pool = connect(db.options.clone(), &PoolSettings::default()).await?;
         let keys = TestKeys::new()?;
         let clock = ManualClock::new(chrono::Utc::now());
@@ -75,17 +89,19 @@ impl Harness {
             settings.audit = keys.audit_settings()?;
         }
         let settings_for_signalling = settings.clone();
-        let (intake_pool, _) =
-            zvv_devkit::testkit::service_pool(&db, zvv_intake::SCHEMA, 10, |owner| async move {
-                zvv_intake::migrate(&owner).await
-            })
-            .await?;
+        let (intake_pool, _) = zvv_devkit::testkit::service_pool_with(
+            &db,
+            zvv_intake::SCHEMA,
+            &pools,
+            |owner| async move { zvv_intake::migrate(&owner).await },
+        )
+        .await?;
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let intake_url = format!("http://{}", listener.local_addr()?);
         let deps = zvv_intake::Deps {
             pool: intake_pool,
             vault: keys.vault()?,
-            verifier: keys.verifier()?,
+            verifier: keys.verifier(zvv_intake::SCHEMA.name())?,
             clock: shared,
             settings: settings.clone(),
             idempotency_retention: zvv_intake::DEFAULT_IDEMPOTENCY_RETENTION,
@@ -100,14 +116,14 @@ impl Harness {
             }
         });
 
-        let (signalling_pool, _) = zvv_devkit::testkit::service_pool(
+        let (signalling_pool, _) = zvv_devkit::testkit::service_pool_with(
             &db,
             zvv_signalling::SCHEMA,
-            10,
+            &pools,
             |owner| async move { zvv_signalling::migrate(&owner).await },
         )
         .await?;
-        let service_token = keys.token("zvv-signalling", OrgType::Suite, &[Role::Service]);
+        let service_token = keys.service_token("zvv-signalling", zvv_intake::SCHEMA.name());
         let to_intake = channel(
             &intake_url,
             TokenSource::Static(SecretString::from(service_token)),
@@ -116,7 +132,7 @@ impl Harness {
         let signalling_url = format!("http://{}", listener.local_addr()?);
         let deps = zvv_signalling::Deps {
             pool: signalling_pool,
-            verifier: keys.verifier()?,
+            verifier: keys.verifier(zvv_signalling::SCHEMA.name())?,
             clock: Arc::new(clock.clone()),
             settings: settings_for_signalling,
             intake: SubjectServiceClient::new(to_intake),

@@ -6,16 +6,12 @@
 use anyhow::Context;
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::postgres::PgConnectOptions;
-use zvv_devkit::devdb::{ClusterOptions, DevDbError, LocalCluster};
 use zvv_platform::{
     audit::{Anchors, VerifyReport},
     db::{PoolSettings, Schema},
 };
 
-use crate::datadir::{DataDir, DataDirArg};
-
-/// Database `zvv up` creates in the private cluster.
-const DATABASE: &str = "zvv";
+use crate::datadir::{DataDirArg, PrivateCluster};
 
 /// Services with an audit log, and their schemas.
 const SERVICES: &[(&str, Schema)] = &[
@@ -116,7 +112,7 @@ async fn verify(
             verify_in(options, "DATABASE_URL", name, schema, &anchors).await?
         }
         None => {
-            let mut private = PrivateCluster::open(data).await?;
+            let mut private = PrivateCluster::open(&data.data_dir).await?;
             let options = private.connect_options()?;
             let report = verify_in(
                 options,
@@ -188,74 +184,4 @@ async fn verify_in(
         .with_context(|| format!("reading the {service} audit log"));
     pool.close().await;
     report
-}
-
-/// The private cluster of `zvv up`, started for this command if it was not running.
-struct PrivateCluster {
-    cluster: Option<LocalCluster>,
-    was_running: bool,
-}
-
-impl PrivateCluster {
-    async fn open(data: &DataDirArg) -> anyhow::Result<Self> {
-        let hint = "run `zvv up` with the same --data-dir first, or set DATABASE_URL";
-        if !data.data_dir.is_dir() {
-            anyhow::bail!("no data folder at {}: {hint}", data.data_dir.display());
-        }
-        let data = DataDir::new(&data.data_dir)?;
-        let pg_dir = data.pg_dir();
-        if !pg_dir.join("PG_VERSION").exists() {
-            anyhow::bail!(
-                "no private PostgreSQL cluster in {}: {hint}",
-                pg_dir.display()
-            );
-        }
-        let was_running = pg_dir.join("postmaster.pid").exists();
-        let options = ClusterOptions {
-            port: None,
-            durable: true,
-        };
-        let cluster = match LocalCluster::start(&pg_dir, options).await {
-            Ok(cluster) => cluster,
-            Err(e @ DevDbError::NotInstalled) => anyhow::bail!("{e}"),
-            Err(e) => {
-                return Err(anyhow::Error::from(e).context(format!(
-                    "starting the private PostgreSQL cluster in {}",
-                    pg_dir.display()
-                )));
-            }
-        };
-        Ok(Self {
-            cluster: Some(cluster),
-            was_running,
-        })
-    }
-
-    fn connect_options(&self) -> anyhow::Result<PgConnectOptions> {
-        match &self.cluster {
-            Some(cluster) => Ok(cluster.connect_options(DATABASE)),
-            None => anyhow::bail!("the private PostgreSQL cluster was already stopped"),
-        }
-    }
-
-    /// Stops the cluster unless it was running before (then `zvv up` owns it).
-    fn finish(&mut self) -> anyhow::Result<()> {
-        if let Some(mut cluster) = self.cluster.take() {
-            if self.was_running {
-                // Dropping a LocalCluster stops it; the running `zvv up` still needs it.
-                std::mem::forget(cluster);
-            } else {
-                cluster
-                    .stop()
-                    .context("stopping the private PostgreSQL cluster")?;
-            }
-        }
-        Ok(())
-    }
-}
-
-impl Drop for PrivateCluster {
-    fn drop(&mut self) {
-        let _ = self.finish();
-    }
 }

@@ -14,10 +14,15 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use sqlx::postgres::PgConnectOptions;
+use zvv_devkit::devdb::{ClusterOptions, DevDbError, LocalCluster};
 use zvv_platform::{
     auth::{TokenSigner, generate_ed25519_pem},
     bsn::KeyFile,
 };
+
+/// The database `zvv up` creates in the private cluster.
+pub const DATABASE: &str = "zvv";
 
 /// Issuer and audience of development tokens.
 pub const DEV_ISSUER: &str = "zvv-dev";
@@ -159,4 +164,126 @@ impl DataDir {
         }
         Ok(TokenSigner::from_pem_file(&path, DEV_ISSUER, DEV_AUDIENCE)?)
     }
+}
+
+impl DataDir {
+    /// Takes the lock `zvv up` holds on the data folder for as long as it runs, or fails when a
+    /// `zvv up` runs with it (the lock ends with the returned file).
+    pub fn lock_against_up(&self, why: &str) -> anyhow::Result<std::fs::File> {
+        let path = self.root.join("zvv-up.lock");
+        let file =
+            std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+                "`zvv up` is running with the data folder {}: stop it first ({why})",
+                self.root.display()
+            ),
+            Err(std::fs::TryLockError::Error(e)) => {
+                Err(e).with_context(|| format!("locking {}", path.display()))
+            }
+        }
+    }
+}
+
+/// The private cluster of `zvv up` in a data folder, started for one command if it was not
+/// running and stopped again afterwards (a running `zvv up` keeps its cluster).
+pub struct PrivateCluster {
+    cluster: Option<LocalCluster>,
+    was_running: bool,
+}
+
+impl PrivateCluster {
+    /// Whether `zvv up` ever made a cluster in this data folder.
+    pub fn exists(data: &Path) -> bool {
+        data.join("pg").join("PG_VERSION").exists()
+    }
+
+    pub async fn open(data: &Path) -> anyhow::Result<Self> {
+        let hint = "run `zvv up` with the same --data-dir first, or set DATABASE_URL";
+        if !data.is_dir() {
+            anyhow::bail!("no data folder at {}: {hint}", data.display());
+        }
+        let data = DataDir::new(data)?;
+        let pg_dir = data.pg_dir();
+        if !pg_dir.join("PG_VERSION").exists() {
+            anyhow::bail!(
+                "no private PostgreSQL cluster in {}: {hint}",
+                pg_dir.display()
+            );
+        }
+        let was_running = pg_dir.join("postmaster.pid").exists();
+        let options = ClusterOptions {
+            port: None,
+            durable: true,
+        };
+        let cluster = match LocalCluster::start(&pg_dir, options).await {
+            Ok(cluster) => cluster,
+            Err(e @ DevDbError::NotInstalled) => anyhow::bail!("{e}"),
+            Err(e) => {
+                return Err(anyhow::Error::from(e).context(format!(
+                    "starting the private PostgreSQL cluster in {}",
+                    pg_dir.display()
+                )));
+            }
+        };
+        Ok(Self {
+            cluster: Some(cluster),
+            was_running,
+        })
+    }
+
+    /// The superuser's connection to `zvv up`'s database.
+    pub fn connect_options(&self) -> anyhow::Result<PgConnectOptions> {
+        match &self.cluster {
+            Some(cluster) => Ok(cluster.connect_options(DATABASE)),
+            None => anyhow::bail!("the private PostgreSQL cluster was already stopped"),
+        }
+    }
+
+    /// Stops the cluster unless it was running before (then `zvv up` owns it).
+    pub fn finish(&mut self) -> anyhow::Result<()> {
+        if let Some(mut cluster) = self.cluster.take() {
+            if self.was_running {
+                // Dropping a LocalCluster stops it; the running `zvv up` still needs it.
+                std::mem::forget(cluster);
+            } else {
+                cluster
+                    .stop()
+                    .context("stopping the private PostgreSQL cluster")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for PrivateCluster {
+    fn drop(&mut self) {
+        let _ = self.finish();
+    }
+}
+
+/// Writes `text` to `path` through a temporary file readable by the owner only.
+pub fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    let tmp: PathBuf = path.with_extension("tmp");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        options.mode(0o600);
+        // A leftover file keeps its old mode on open; make sure it is private.
+        if tmp.exists() {
+            std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))
+                .with_context(|| format!("restricting {}", tmp.display()))?;
+        }
+    }
+    use std::io::Write;
+    let mut file = options
+        .open(&tmp)
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    file.write_all(text.as_bytes())
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
 }

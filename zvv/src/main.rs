@@ -4,6 +4,7 @@ mod audit;
 mod bench;
 mod client;
 mod datadir;
+mod keys;
 mod matches;
 mod output;
 mod referral;
@@ -47,6 +48,9 @@ enum Command {
     /// Audit log tools.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// Key ids of the data folder and the database; rotate and re-encrypt the BSN keys.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
     /// Measure a running suite.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -63,6 +67,7 @@ async fn main() -> std::process::ExitCode {
         Command::Match(cmd) => matches::run(cmd).await,
         Command::Referral(cmd) => referral::run(cmd).await,
         Command::Audit(cmd) => audit::run(cmd).await,
+        Command::Keys(cmd) => keys::run(cmd).await,
         Command::Bench(cmd) => bench::run(cmd).await,
     };
     match result {

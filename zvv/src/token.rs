@@ -40,6 +40,11 @@ pub struct TokenArgs {
     /// Subject (`sub` claim); default `<org>-dev`.
     #[arg(long)]
     pub sub: Option<String>,
+    /// The one service the token is for (`aud` becomes `zvv/<service>`): intake or signalling.
+    /// Required for suite SERVICE tokens (--org-type SUITE --role SERVICE), which a service
+    /// accepts only when they name it; any other token without it works with every service.
+    #[arg(long, value_name = "SERVICE", value_parser = parse_service)]
+    pub for_service: Option<String>,
     /// Lifetime: a number with s, m, h or d (e.g. 90s, 30m, 1h, 2d); at most 30d.
     #[arg(long, default_value = "1h", value_parser = parse_ttl)]
     pub ttl: chrono::Duration,
@@ -75,6 +80,13 @@ pub fn run(args: TokenArgs) -> anyhow::Result<()> {
     if municipalities.len() > MAX_MUNICIPALITIES {
         anyhow::bail!("--municipality: at most {MAX_MUNICIPALITIES} municipalities per token");
     }
+    let suite_service = args.org_type == OrgType::Suite && roles.contains(&Role::Service);
+    if suite_service && args.for_service.is_none() {
+        anyhow::bail!(
+            "a suite SERVICE token is accepted only by the service it names: add --for-service {}",
+            SERVICES.join("|")
+        );
+    }
     let request = TokenRequest {
         sub,
         org: org.to_owned(),
@@ -82,17 +94,23 @@ pub fn run(args: TokenArgs) -> anyhow::Result<()> {
         roles,
         municipalities,
         ttl: args.ttl,
+        for_service: args.for_service,
     };
     let token = signer.mint(&request).context("signing the token")?;
     let until = chrono::Utc::now() + args.ttl;
     let roles: Vec<&str> = request.roles.iter().map(|r| r.as_str()).collect();
+    let services = match &request.for_service {
+        Some(service) => format!("{service} only"),
+        None => "every service".to_owned(),
+    };
     eprintln!(
-        "token for sub={} org={} org_type={} roles={}, jurisdiction: {}, valid until {}",
+        "token for sub={} org={} org_type={} roles={}, jurisdiction: {}, accepted by {}, valid until {}",
         request.sub,
         request.org,
         request.org_type,
         roles.join(","),
         jurisdiction(&request),
+        services,
         until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
     );
     println!("{token}");
@@ -122,6 +140,18 @@ fn jurisdiction(request: &TokenRequest) -> String {
         }
         _ => "none (add --municipality GM0000 for the municipalities the organisation works for)"
             .to_owned(),
+    }
+}
+
+/// The services a token can be for.
+const SERVICES: &[&str] = &["intake", "signalling"];
+
+fn parse_service(input: &str) -> Result<String, String> {
+    let name = input.trim().to_ascii_lowercase();
+    if SERVICES.contains(&name.as_str()) {
+        Ok(name)
+    } else {
+        Err(format!("unknown service; one of: {}", SERVICES.join(", ")))
     }
 }
 
@@ -212,6 +242,8 @@ mod tests {
         assert_eq!(parse_org_type("youth-care"), Ok(OrgType::YouthCare));
         assert_eq!(parse_role("Professional"), Ok(Role::Professional));
         assert_eq!(parse_role("triage_officer"), Ok(Role::TriageOfficer));
+        assert_eq!(parse_service(" Intake "), Ok("intake".to_owned()));
+        assert!(parse_service("reintegration").is_err());
     }
 
     fn request(
@@ -227,6 +259,7 @@ mod tests {
             roles: roles.to_vec(),
             municipalities: municipalities.iter().map(|m| (*m).to_owned()).collect(),
             ttl: chrono::Duration::hours(1),
+            for_service: None,
         }
     }
 

@@ -3,9 +3,8 @@
 
 use std::{
     fs::File,
-    io::Write,
     net::{IpAddr, Ipv4Addr, SocketAddr},
-    path::{Path, PathBuf},
+    path::Path,
     sync::Arc,
     time::Duration,
 };
@@ -26,10 +25,8 @@ use zvv_platform::{
     telemetry,
 };
 
-use crate::datadir::{DEV_AUDIENCE, DEV_ISSUER, DataDir, DataDirArg};
+use crate::datadir::{DATABASE, DEV_AUDIENCE, DEV_ISSUER, DataDir, DataDirArg};
 
-/// Database created in the private cluster.
-const DATABASE: &str = "zvv";
 /// Lifetime of the SERVICE tokens `zvv up` mints for the services.
 const SERVICE_TOKEN_TTL: chrono::Duration = chrono::Duration::hours(24);
 /// How often the SERVICE tokens are minted afresh (well before they expire).
@@ -39,7 +36,8 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
 /// Leeway on token `exp`/`nbf`, in seconds.
 const TOKEN_LEEWAY_SECS: u64 = 10;
 /// The services `zvv up` runs, each with a SERVICE token of its own.
-const SERVICES: &[&str] = &["intake", "signalling"];
+/// The SERVICE tokens the suite calls itself with: (caller, the one service the token is for).
+const SERVICE_TOKENS: &[(&str, &str)] = &[("signalling", "intake")];
 /// Ports kept for the services of later issues (shown in the banner).
 const RESERVED: &[(&str, u16)] = &[("reintegration", 50053), ("notifications", 50054)];
 
@@ -143,29 +141,54 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     admin.close().await;
     let audit = audit_settings(&data)?;
 
+    // the keys of the data folder must be the ones this database's data was written with
+    let vault =
+        Arc::new(BsnVault::load(&data.bsn_keys()).context("loading the development BSN keys")?);
+    zvv_intake::check_keys(&intake_pool, &vault)
+        .await
+        .with_context(|| {
+            format!(
+                "the BSN keys in {} do not belong to this database",
+                data.bsn_keys().display()
+            )
+        })?;
+    let fingerprints = Arc::new(
+        zvv_platform::idempotency::FingerprintKey::load(&data.fingerprint_key("signalling"))
+            .map_err(anyhow::Error::msg)?,
+    );
+    zvv_signalling::check_keys(&signalling_pool, &fingerprints)
+        .await
+        .with_context(|| {
+            format!(
+                "the signalling fingerprint key in {} does not belong to this database",
+                data.fingerprint_key("signalling").display()
+            )
+        })?;
+
     let signer = data.signer()?;
-    for service in SERVICES {
-        write_service_token(&signer, &data, service)?;
+    for (caller, callee) in SERVICE_TOKENS {
+        write_service_token(&signer, &data, caller, callee)?;
     }
 
-    let verifier = Arc::new(
-        TokenVerifier::from_files(
-            &[data.public_key()],
-            None,
-            DEV_ISSUER,
-            DEV_AUDIENCE,
-            TOKEN_LEEWAY_SECS,
-        )
-        .context("loading the development token key")?,
-    );
+    let verifier = |service: &str| -> anyhow::Result<Arc<TokenVerifier>> {
+        Ok(Arc::new(
+            TokenVerifier::from_files(
+                &[data.public_key()],
+                None,
+                DEV_ISSUER,
+                DEV_AUDIENCE,
+                TOKEN_LEEWAY_SECS,
+            )
+            .context("loading the development token key")?
+            .for_service(service),
+        ))
+    };
     let mut intake_settings = args.server.settings();
     intake_settings.audit = audit.clone();
     let deps = Deps {
         pool: intake_pool.clone(),
-        vault: Arc::new(
-            BsnVault::load(&data.bsn_keys()).context("loading the development BSN keys")?,
-        ),
-        verifier: verifier.clone(),
+        vault,
+        verifier: verifier(zvv_intake::SCHEMA.name())?,
         clock: Arc::new(SystemClock),
         settings: intake_settings,
         idempotency_retention: zvv_intake::DEFAULT_IDEMPOTENCY_RETENTION,
@@ -195,7 +218,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     signalling_settings.audit = audit;
     let signalling_deps = zvv_signalling::Deps {
         pool: signalling_pool.clone(),
-        verifier: verifier.clone(),
+        verifier: verifier(zvv_signalling::SCHEMA.name())?,
         clock: Arc::new(SystemClock),
         settings: signalling_settings,
         intake: zvv_proto::intake::v1::subject_service_client::SubjectServiceClient::new(
@@ -205,10 +228,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         idempotency_retention: zvv_intake::DEFAULT_IDEMPOTENCY_RETENTION,
         referral_deadline_working_days: zvv_signalling::DEFAULT_REFERRAL_DEADLINE_WORKING_DAYS,
         statistics_threshold: zvv_signalling::DEFAULT_STATISTICS_THRESHOLD,
-        fingerprints: Arc::new(
-            zvv_platform::idempotency::FingerprintKey::load(&data.fingerprint_key("signalling"))
-                .map_err(anyhow::Error::msg)?,
-        ),
+        fingerprints,
         retention: zvv_signalling::retention::RetentionRules::default(),
     };
     let signalling_listener = bind_signalling(args.signalling_listen).await?;
@@ -238,9 +258,9 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
                 break Err(service_ended(joined));
             }
             _ = refresh.tick() => {
-                for service in SERVICES {
-                    if let Err(e) = write_service_token(&signer, &data, service) {
-                        tracing::warn!(service, error = %format!("{e:#}"), "could not refresh a service token");
+                for (caller, callee) in SERVICE_TOKENS {
+                    if let Err(e) = write_service_token(&signer, &data, caller, callee) {
+                        tracing::warn!(service = caller, error = %format!("{e:#}"), "could not refresh a service token");
                     }
                 }
             }
@@ -472,9 +492,14 @@ async fn connect(database: &Database, max_connections: u32) -> anyhow::Result<Pg
         .with_context(|| format!("connecting to {}", database.describe()))
 }
 
-/// Mints the SERVICE token `service` calls other services with and writes it (mode 0600,
-/// atomically) where the services read it.
-fn write_service_token(signer: &TokenSigner, data: &DataDir, service: &str) -> anyhow::Result<()> {
+/// Mints the SERVICE token `service` calls `callee` with (accepted by `callee` only) and
+/// writes it (mode 0600, atomically) where the service reads it.
+fn write_service_token(
+    signer: &TokenSigner,
+    data: &DataDir,
+    service: &str,
+    callee: &str,
+) -> anyhow::Result<()> {
     let token = signer
         .mint(&TokenRequest {
             sub: service.to_owned(),
@@ -483,34 +508,11 @@ fn write_service_token(signer: &TokenSigner, data: &DataDir, service: &str) -> a
             roles: vec![Role::Service],
             municipalities: Vec::new(),
             ttl: SERVICE_TOKEN_TTL,
+            for_service: Some(callee.to_owned()),
         })
-        .with_context(|| format!("minting the {service} service token"))?;
+        .with_context(|| format!("minting the {service} service token for {callee}"))?;
     let path = data.token_file(service);
-    write_private(&path, &format!("{token}\n"))
-}
-
-/// Writes `text` to `path` through a temporary file readable by the owner only.
-fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
-    let tmp: PathBuf = path.with_extension("tmp");
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-        options.mode(0o600);
-        // A leftover file keeps its old mode on open; make sure it is private.
-        if tmp.exists() {
-            std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))
-                .with_context(|| format!("restricting {}", tmp.display()))?;
-        }
-    }
-    let mut file = options
-        .open(&tmp)
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    file.write_all(text.as_bytes())
-        .and_then(|()| file.sync_all())
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
+    crate::datadir::write_private(&path, &format!("{token}\n"))
 }
 
 /// What runs where, and how to call it.

@@ -175,19 +175,35 @@ fn token_puts_the_municipalities_in_the_claim() {
     assert!(jwt_payload(&jwt).get("municipalities").is_none());
     assert!(stderr.contains("jurisdiction: none"), "{stderr}");
 
-    let (ok, _, stderr) = token(
+    let service = [
+        "--org",
+        "zvv-signalling",
+        "--org-type",
+        "SUITE",
+        "--role",
+        "SERVICE",
+    ];
+    // a SERVICE token must name the one service it is for
+    let (ok, jwt, stderr) = token(dir.path(), &service);
+    assert!(!ok && jwt.is_empty(), "{stderr}");
+    assert!(
+        stderr.contains("--for-service intake|signalling"),
+        "{stderr}"
+    );
+    let (ok, jwt, stderr) = token(
         dir.path(),
-        &[
-            "--org",
-            "zvv-signalling",
-            "--org-type",
-            "SUITE",
-            "--role",
-            "SERVICE",
-        ],
+        &[&service[..], &["--for-service", "intake"]].concat(),
     );
     assert!(ok, "{stderr}");
     assert!(stderr.contains("jurisdiction: not limited"), "{stderr}");
+    assert!(stderr.contains("accepted by intake only"), "{stderr}");
+    assert_eq!(jwt_payload(&jwt)["aud"], "zvv/intake");
+    let (ok, _, stderr) = token(
+        dir.path(),
+        &[&service[..], &["--for-service", "reintegration"]].concat(),
+    );
+    assert!(!ok, "{stderr}");
+    assert!(stderr.contains("one of: intake, signalling"), "{stderr}");
 }
 
 #[test]
@@ -245,14 +261,17 @@ fn token_takes_sub_and_comma_separated_roles() {
             "SUITE",
             "--role",
             "SERVICE,auditor",
+            "--for-service",
+            "signalling",
         ])
         .args(["--sub", "signalling", "--data-dir"])
         .arg(dir.path()));
     assert!(out.status.success(), "stderr: {}", text(&out.stderr));
     let stdout = text(&out.stdout);
     let jwt = stdout.lines().last().expect("a last line").trim();
-    let verifier =
-        TokenVerifier::from_files(&[public], None, "zvv-dev", "zvv", 10).expect("verifier");
+    let verifier = TokenVerifier::from_files(&[public], None, "zvv-dev", "zvv", 10)
+        .expect("verifier")
+        .for_service("signalling");
     let principal = verifier.verify(jwt).expect("the token verifies");
     assert_eq!(principal.sub, "signalling");
     assert_eq!(principal.org_type, OrgType::Suite);
@@ -393,9 +412,17 @@ fn up_serves_intake_until_sigterm() {
     let listen: SocketAddr = format!("127.0.0.1:{port}").parse().expect("address");
     let mut up = Up::start(&data, listen, any_port(), &tmp.path().join("up.log"));
     up.wait_for_port(listen, Duration::from_secs(90));
-    assert!(
-        data.join("tokens/intake.token").is_file(),
-        "service token written"
+    // signalling's token to intake, for intake only, readable by the owner only
+    let token_file = data.join("tokens/signalling.token");
+    let service_token = fs::read_to_string(&token_file).expect("service token written");
+    assert_eq!(jwt_payload(service_token.trim())["aud"], "zvv/intake");
+    assert_eq!(
+        fs::metadata(&token_file)
+            .expect("token file")
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
     );
 
     let out = run(zvv()
@@ -469,6 +496,8 @@ fn up_serves_intake_until_sigterm() {
             "SUITE",
             "--role",
             "SERVICE",
+            "--for-service",
+            "intake",
             "--data-dir",
         ])
         .arg(&data));
@@ -526,7 +555,7 @@ fn up_serves_intake_until_sigterm() {
         .trim()
         .parse()
         .expect("port");
-    runtime_role_cannot_rewrite_the_audit(port);
+    runtime_role_cannot_rewrite_the_audit(port, &data);
 
     stop_up(&mut up, &data);
 
@@ -614,7 +643,13 @@ fn relations_are_recorded_and_removed_by_coordinators_of_the_jurisdiction() {
         "COORDINATOR",
         &[],
     );
-    let service = mint(&data, "zvv-signalling", "SUITE", "SERVICE", &[]);
+    let service = mint(
+        &data,
+        "zvv-signalling",
+        "SUITE",
+        "SERVICE",
+        &["--for-service", "intake"],
+    );
 
     let addr = format!("http://{listen}");
     let call = |token: &str, args: &[&str]| {
@@ -829,8 +864,9 @@ fn relations_are_recorded_and_removed_by_coordinators_of_the_jurisdiction() {
     stop_up(&mut up, &data);
 }
 
-/// Connects to the private cluster as intake's runtime role and tries to change its audit log.
-fn runtime_role_cannot_rewrite_the_audit(port: u16) {
+/// Connects to the private cluster (only with the generated superuser password: a login without
+/// it is refused), takes intake's runtime role and tries to change its audit log.
+fn runtime_role_cannot_rewrite_the_audit(port: u16, data: &Path) {
     use sqlx::{Connection, Executor};
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -840,11 +876,23 @@ fn runtime_role_cannot_rewrite_the_audit(port: u16) {
         let options = sqlx::postgres::PgConnectOptions::new()
             .host("127.0.0.1")
             .port(port)
-            .database("zvv")
-            .username("zvv_intake");
-        let mut conn = sqlx::PgConnection::connect_with(&options)
-            .await
-            .expect("connect as zvv_intake");
+            .database("zvv");
+        for user in ["postgres", "zvv_intake"] {
+            let refused = sqlx::PgConnection::connect_with(&options.clone().username(user)).await;
+            assert!(refused.is_err(), "{user} logged in without a password");
+        }
+        let secret_file = data.join("pg").join("zvv-superuser.secret");
+        assert_eq!(
+            fs::metadata(&secret_file).expect("secret file").permissions().mode() & 0o777,
+            0o600
+        );
+        let secret = fs::read_to_string(&secret_file).expect("superuser secret");
+        let mut conn = sqlx::PgConnection::connect_with(
+            &options.clone().username("postgres").password(secret.trim()),
+        )
+        .await
+        .expect("connect with the generated password");
+        conn.execute("SET ROLE zvv_intake").await.expect("take the runtime role");
         let owner: String = sqlx::query_scalar(
             "SELECT tableowner::text FROM pg_tables WHERE schemaname = 'intake' AND tablename = 'audit_entries'",
         )

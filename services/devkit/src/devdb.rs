@@ -2,8 +2,26 @@
 //!
 //! `zvv up` keeps a persistent cluster under its data folder; the test harness makes a
 //! throwaway one in a temporary directory. Either way the cluster listens on `127.0.0.1`
-//! only, trusts local connections (unix socket and loopback), has the superuser `postgres`,
-//! and keeps its unix socket inside the data directory.
+//! only, has the superuser `postgres`, and keeps its unix socket inside the data directory.
+//!
+//! Only the owner of the data directory can reach the cluster:
+//!
+//! - Every connection, over TCP and over the unix socket, authenticates with SCRAM-SHA-256;
+//!   nothing is trusted. The superuser password is generated (32 hex characters) when the
+//!   cluster is created and kept in `zvv-superuser.secret` inside the data directory, mode
+//!   `0600`. The data directory itself is `0700` (PostgreSQL insists), so only its OS owner
+//!   (and root) can read the secret. [`LocalCluster::connect_options`] and [`LocalCluster::url`]
+//!   carry the password.
+//! - The unix socket lives in the data directory with `unix_socket_permissions = 0700`. Local
+//!   connections still need the password, so a server started by hand with the default socket
+//!   directory is no easier to reach.
+//! - `password_encryption` is `scram-sha-256`, so roles created with a password log in over TCP.
+//!
+//! Clusters created by earlier versions trusted every local connection. [`LocalCluster::start`]
+//! upgrades them before they listen on TCP again: it stops the server if it runs, sets a freshly
+//! generated superuser password in single-user mode (no listening server involved), writes the
+//! secret file, and changes every `trust` line of `pg_hba.conf` to `scram-sha-256`. The same
+//! happens when the secret file has gone missing: the password is reset.
 //!
 //! `initdb` and `postgres` refuse to run as root. When this process is root, every PostgreSQL
 //! binary runs as the `postgres` OS user (`runuser -u postgres -- ...`), which then owns the data
@@ -11,7 +29,7 @@
 //! a `tempfile::TempDir`, which is created `0700`, must be made `0755` first); [`LocalCluster::start`]
 //! checks this early and says so.
 
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
@@ -53,6 +71,16 @@ const ENV_TO_CLEAR: [&str; 6] = [
 ];
 /// Lines of the server log quoted in a start failure.
 const LOG_TAIL_LINES: usize = 30;
+/// File in the data directory holding the superuser password (mode `0600`).
+const SECRET_FILE: &str = "zvv-superuser.secret";
+/// Bytes of randomness in a generated superuser password (hex-encoded: twice as many characters).
+const SECRET_BYTES: usize = 16;
+/// The client authentication file `initdb` writes in the data directory.
+const HBA_FILE: &str = "pg_hba.conf";
+/// The only authentication method the cluster accepts.
+const AUTH_METHOD: &str = "scram-sha-256";
+/// Permissions of the unix socket (owner only).
+const SOCKET_PERMISSIONS: &str = "0700";
 
 /// Why the development cluster could not be set up, started or stopped.
 #[derive(Debug, thiserror::Error)]
@@ -114,6 +142,18 @@ pub enum DevDbError {
     /// A database name outside `[a-z0-9_]{1,63}`.
     #[error("invalid database name {0:?}: use 1 to 63 characters from [a-z0-9_]")]
     InvalidDatabaseName(String),
+    /// The cluster rejected the superuser password kept in the secret file.
+    #[error(
+        "the cluster in {} rejected the superuser password in {}: remove that file and start again to reset the password",
+        data_dir.display(),
+        secret_file.display()
+    )]
+    PasswordRejected {
+        /// The data directory.
+        data_dir: PathBuf,
+        /// The file holding the superuser password.
+        secret_file: PathBuf,
+    },
     /// A SQL statement against the cluster failed.
     #[error("database error: {0}")]
     Sql(#[from] sqlx::Error),
@@ -214,6 +254,30 @@ impl Default for ClusterOptions {
     }
 }
 
+/// A password that never shows up in `Debug` output.
+#[derive(Clone, Default, PartialEq, Eq)]
+struct Secret(String);
+
+impl Secret {
+    /// 32 random hex characters from the OS random source.
+    fn generate() -> Self {
+        use rand::RngCore;
+        let mut bytes = [0u8; SECRET_BYTES];
+        rand::rngs::OsRng.fill_bytes(&mut bytes);
+        Self(hex::encode(bytes))
+    }
+
+    fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
 /// A running private PostgreSQL cluster; stopped on [`LocalCluster::stop`] or drop.
 #[derive(Debug)]
 pub struct LocalCluster {
@@ -222,14 +286,21 @@ pub struct LocalCluster {
     data_dir: PathBuf,
     port: u16,
     running: bool,
+    password: Secret,
+    durable: bool,
 }
 
 impl LocalCluster {
-    /// Creates the cluster in `data_dir` on first use (initdb, trust auth for local connections
-    /// only, superuser "postgres", UTF8, --no-sync when !durable) and starts it listening on
-    /// 127.0.0.1:<port> only, with its unix socket inside the data dir. Waits until it accepts
+    /// Creates the cluster in `data_dir` on first use (initdb, superuser "postgres" with a
+    /// generated password kept in the data dir, SCRAM-SHA-256 authentication for every
+    /// connection, UTF8, --no-sync when !durable) and starts it listening on 127.0.0.1:<port>
+    /// only, with its unix socket (mode 0700) inside the data dir. Waits until it accepts
     /// connections. A cluster already running in `data_dir` is adopted when it listens on the
     /// wanted port, and restarted otherwise.
+    ///
+    /// A cluster that still trusts connections (made by an earlier version) or whose secret
+    /// file is gone is stopped if it runs, given a fresh superuser password and a `pg_hba.conf`
+    /// without `trust`, and started again; see the module documentation.
     ///
     /// When this process is root, the `postgres` OS user must be able to traverse the parents
     /// of `data_dir`.
@@ -253,15 +324,25 @@ impl LocalCluster {
 
         let remembered = read_port_file(&data_dir)?;
         let wanted = options.port.or(remembered);
+        let hardening = Hardening::inspect(&data_dir)?;
         let mut cluster = Self {
             binaries,
             runner,
             data_dir,
             port: wanted.unwrap_or(0),
             running: false,
+            password: hardening.password.clone().unwrap_or_default(),
+            durable: options.durable,
         };
 
-        if cluster.status().await? == Status::Running {
+        let already_running = cluster.status().await? == Status::Running;
+        if already_running && hardening.needed() {
+            let pid_file = read_pid_file(&cluster.data_dir)?;
+            tracing::warn!(data_dir = %cluster.data_dir.display(), "running postgresql cluster lacks password authentication, stopping it to set a superuser password");
+            cluster.port = pid_file.port.unwrap_or(cluster.port);
+            cluster.running = true;
+            cluster.stop()?;
+        } else if already_running {
             let pid_file = read_pid_file(&cluster.data_dir)?;
             let adoptable = pid_file.listen_address.as_deref() == Some(LISTEN_ADDRESS)
                 && pid_file.port.is_some()
@@ -279,6 +360,12 @@ impl LocalCluster {
                     cluster.stop()?;
                 }
             }
+        }
+
+        if hardening.needed() {
+            cluster.password = hardening
+                .apply(&cluster.binaries, &cluster.runner, &cluster.data_dir)
+                .await?;
         }
 
         if !cluster.running {
@@ -299,21 +386,29 @@ impl LocalCluster {
         &self.data_dir
     }
 
-    /// Connect options for `database` in this cluster (host 127.0.0.1, port, user postgres,
-    /// no TLS).
+    /// The file holding the superuser password (mode 0600, inside the data directory).
+    pub fn secret_file(&self) -> PathBuf {
+        self.data_dir.join(SECRET_FILE)
+    }
+
+    /// Connect options for `database` in this cluster (host 127.0.0.1, port, user postgres with
+    /// its password, no TLS).
     pub fn connect_options(&self, database: &str) -> PgConnectOptions {
         PgConnectOptions::new_without_pgpass()
             .host(LISTEN_ADDRESS)
             .port(self.port)
             .username(SUPERUSER)
+            .password(self.password.expose())
             .database(database)
             .ssl_mode(PgSslMode::Disable)
     }
 
-    /// A `postgres://` URL for `database` in this cluster.
+    /// A `postgres://` URL for `database` in this cluster. It carries the superuser password
+    /// (hex, so no escaping is needed): hand it to child processes, never to a log.
     pub fn url(&self, database: &str) -> String {
         format!(
-            "postgres://{SUPERUSER}@{LISTEN_ADDRESS}:{}/{database}?sslmode=disable",
+            "postgres://{SUPERUSER}:{}@{LISTEN_ADDRESS}:{}/{database}?sslmode=disable",
+            self.password.expose(),
             self.port
         )
     }
@@ -343,6 +438,27 @@ impl LocalCluster {
 
     /// Stops the cluster (`pg_ctl stop -m fast`), idempotent.
     pub fn stop(&mut self) -> Result<(), DevDbError> {
+        self.stop_in_mode("fast")
+    }
+
+    /// Stops the cluster the way a crash does (`pg_ctl stop -m immediate`): every server
+    /// process quits at once, open connections break, and the next start recovers from the
+    /// WAL. For fault tests; [`Self::start_again`] brings it back on the same port.
+    pub fn crash(&mut self) -> Result<(), DevDbError> {
+        self.stop_in_mode("immediate")
+    }
+
+    /// Starts a cluster stopped by [`Self::stop`] or [`Self::crash`] again on its port and
+    /// waits until it accepts connections.
+    pub async fn start_again(&mut self) -> Result<(), DevDbError> {
+        if !self.running {
+            self.pg_ctl_start(self.port, self.durable).await?;
+            self.running = true;
+        }
+        self.wait_until_accepting().await
+    }
+
+    fn stop_in_mode(&mut self, mode: &str) -> Result<(), DevDbError> {
         if !self.running {
             return Ok(());
         }
@@ -350,7 +466,7 @@ impl LocalCluster {
         cmd.arg("stop")
             .arg("-D")
             .arg(&self.data_dir)
-            .args(["-m", "fast", "-w", "-t"])
+            .args(["-m", mode, "-w", "-t"])
             .arg(PG_CTL_TIMEOUT_SECS.to_string());
         let output = cmd
             .output()
@@ -370,7 +486,7 @@ impl LocalCluster {
             }
         }
         self.running = false;
-        tracing::info!(data_dir = %self.data_dir.display(), port = self.port, "stopped postgresql cluster");
+        tracing::info!(data_dir = %self.data_dir.display(), port = self.port, mode, "stopped postgresql cluster");
         Ok(())
     }
 
@@ -463,8 +579,10 @@ impl LocalCluster {
             tracing::debug!(data_dir = %self.data_dir.display(), "data dir too long for a unix socket, disabling it");
             "''".to_owned()
         };
-        let mut server_options =
-            format!("-p {port} -k {socket_dir} -c listen_addresses={LISTEN_ADDRESS}");
+        let mut server_options = format!(
+            "-p {port} -k {socket_dir} -c listen_addresses={LISTEN_ADDRESS} \
+             -c unix_socket_permissions={SOCKET_PERMISSIONS} -c password_encryption={AUTH_METHOD}"
+        );
         if !durable {
             server_options
                 .push_str(" -c fsync=off -c synchronous_commit=off -c full_page_writes=off");
@@ -502,6 +620,13 @@ impl LocalCluster {
                 Ok(conn) => {
                     conn.close().await?;
                     return Ok(());
+                }
+                // A wrong password does not fix itself by waiting.
+                Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("28P01") => {
+                    return Err(DevDbError::PasswordRejected {
+                        data_dir: self.data_dir.clone(),
+                        secret_file: self.secret_file(),
+                    });
                 }
                 Err(e) if Instant::now() < deadline => {
                     tracing::debug!(port = self.port, error = %e, "postgresql not accepting connections yet");
@@ -614,7 +739,8 @@ async fn prepare_data_dir(runner: &Runner, data_dir: &Path) -> Result<PathBuf, D
     Ok(data_dir)
 }
 
-/// Runs `initdb` in the (empty) data directory.
+/// Runs `initdb` in the (empty) data directory with a generated superuser password, then
+/// keeps that password in the secret file.
 async fn init_cluster(
     binaries: &PgBinaries,
     runner: &Runner,
@@ -629,16 +755,253 @@ async fn init_cluster(
         });
     }
     tracing::info!(data_dir = %data_dir.display(), "initializing postgresql cluster");
+    let password = Secret::generate();
+    // initdb wants the password in a file it can read, and the data directory must be empty:
+    // a temporary 0600 file, owned by whoever runs initdb, removed when this function returns.
+    // As root, initdb runs as the postgres OS user, who can traverse the data dir's parent.
+    let pw_dir = match data_dir.parent() {
+        Some(parent) if runner.as_postgres => parent.to_path_buf(),
+        _ => std::env::temp_dir(),
+    };
+    let mut pw_file = tempfile::Builder::new()
+        .prefix(".zvv-initdb-")
+        .tempfile_in(&pw_dir)
+        .map_err(|e| {
+            DevDbError::io(
+                format!("creating a password file in {}", pw_dir.display()),
+                e,
+            )
+        })?;
+    writeln!(pw_file, "{}", password.expose())
+        .and_then(|()| pw_file.flush())
+        .map_err(|e| DevDbError::io("writing the initdb password file", e))?;
+    if runner.as_postgres {
+        let mut cmd = Command::new("chown");
+        cmd.arg(format!("{POSTGRES_OS_USER}:")).arg(pw_file.path());
+        check(cmd, "running chown").await?;
+    }
+
     let mut cmd = runner.command(&binaries.binary("initdb"));
     cmd.arg("-D")
         .arg(data_dir)
         .args(["-U", SUPERUSER, "-E", "UTF8", "--locale=C"])
-        // initdb's pg_hba.conf covers only the unix socket and loopback addresses.
-        .args(["--auth-local=trust", "--auth-host=trust"]);
+        // initdb's pg_hba.conf covers only the unix socket and loopback addresses; both need
+        // the password.
+        .arg(format!("--auth-local={AUTH_METHOD}"))
+        .arg(format!("--auth-host={AUTH_METHOD}"))
+        .arg("--pwfile")
+        .arg(pw_file.path());
     if !durable {
         cmd.arg("--no-sync");
     }
-    check(cmd, "running initdb").await
+    check(cmd, "running initdb").await?;
+    pw_file
+        .close()
+        .map_err(|e| DevDbError::io("removing the initdb password file", e))?;
+    write_secret(data_dir, &password)
+}
+
+/// What a cluster in a data directory lacks before it may listen on TCP.
+#[derive(Debug)]
+struct Hardening {
+    /// The password in the secret file; `None` when the file is missing or empty (a cluster
+    /// from an earlier version, or a lost secret): a new password must be set.
+    password: Option<Secret>,
+    /// `pg_hba.conf` with its `trust` lines changed to SCRAM, when it had any.
+    hba: Option<String>,
+}
+
+impl Hardening {
+    fn inspect(data_dir: &Path) -> Result<Self, DevDbError> {
+        let hba_path = data_dir.join(HBA_FILE);
+        let hba = std::fs::read_to_string(&hba_path)
+            .map_err(|e| DevDbError::io(format!("reading {}", hba_path.display()), e))?;
+        Ok(Self {
+            password: read_secret(data_dir)?,
+            hba: without_trust(&hba),
+        })
+    }
+
+    fn needed(&self) -> bool {
+        self.password.is_none() || self.hba.is_some()
+    }
+
+    /// Sets a new superuser password when there is none and rewrites `pg_hba.conf`; the server
+    /// must be stopped. Returns the password the cluster now has.
+    async fn apply(
+        &self,
+        binaries: &PgBinaries,
+        runner: &Runner,
+        data_dir: &Path,
+    ) -> Result<Secret, DevDbError> {
+        let password = match &self.password {
+            Some(password) => password.clone(),
+            None => {
+                tracing::warn!(data_dir = %data_dir.display(), "postgresql cluster has no superuser password file, setting a new password");
+                let password = Secret::generate();
+                set_superuser_password(binaries, runner, data_dir, &password).await?;
+                write_secret(data_dir, &password)?;
+                password
+            }
+        };
+        if let Some(hba) = &self.hba {
+            // Written in place, so the file keeps its owner (the postgres OS user when root).
+            let path = data_dir.join(HBA_FILE);
+            std::fs::write(&path, hba)
+                .map_err(|e| DevDbError::io(format!("writing {}", path.display()), e))?;
+            tracing::warn!(path = %path.display(), "replaced trust authentication with {AUTH_METHOD}");
+        }
+        Ok(password)
+    }
+}
+
+/// Sets the superuser password in single-user mode: no server listens meanwhile, and the
+/// password travels on stdin, not on a command line.
+async fn set_superuser_password(
+    binaries: &PgBinaries,
+    runner: &Runner,
+    data_dir: &Path,
+    password: &Secret,
+) -> Result<(), DevDbError> {
+    use tokio::io::AsyncWriteExt;
+
+    let mut cmd = runner.command(&binaries.binary("postgres"));
+    cmd.args(["--single", "-D"])
+        .arg(data_dir)
+        // Fail (exit status 1) on an error instead of carrying on, and never echo the statement.
+        .args(["-c", "exit_on_error=on"])
+        .args(["-c", "log_min_error_statement=panic"])
+        .args(["-c", "log_checkpoints=off"])
+        .arg("-c")
+        .arg(format!("password_encryption={AUTH_METHOD}"))
+        .arg(SUPERUSER)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let command = display_command(&cmd);
+    tracing::debug!(%command, "running");
+    let mut child = tokio::process::Command::from(cmd)
+        .spawn()
+        .map_err(|e| DevDbError::io("running postgres --single", e))?;
+    // The password is hex, so quoting it is safe.
+    let statement = format!(
+        "ALTER ROLE \"{SUPERUSER}\" PASSWORD '{}';\n",
+        password.expose()
+    );
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(statement.as_bytes())
+            .await
+            .map_err(|e| DevDbError::io("writing to postgres --single", e))?;
+    }
+    let output = child
+        .wait_with_output()
+        .await
+        .map_err(|e| DevDbError::io("running postgres --single", e))?;
+    if output.status.success() {
+        return Ok(());
+    }
+    Err(DevDbError::Command {
+        command,
+        status: output.status,
+        output: command_error_text(&output).replace(password.expose(), "[redacted]"),
+    })
+}
+
+/// `hba` with the method of every `trust` line changed to SCRAM-SHA-256, or `None` when no
+/// line trusts. Comments, spacing and all other lines stay as they are.
+fn without_trust(hba: &str) -> Option<String> {
+    let mut changed = false;
+    let mut out = String::with_capacity(hba.len());
+    for line in hba.split_inclusive('\n') {
+        let content = match line.find('#') {
+            Some(hash) => &line[..hash],
+            None => line,
+        };
+        let fields = fields_with_offsets(content);
+        let method_index = match fields.first().map(|(_, kind)| *kind) {
+            Some("local") => Some(3),
+            Some("host" | "hostssl" | "hostnossl" | "hostgssenc" | "hostnogssenc") => {
+                // An address without a prefix length is followed by a separate netmask.
+                match fields.get(3) {
+                    Some((_, address)) if address.parse::<std::net::IpAddr>().is_ok() => Some(5),
+                    _ => Some(4),
+                }
+            }
+            _ => None,
+        };
+        match method_index.and_then(|i| fields.get(i)) {
+            Some((start, "trust")) => {
+                out.push_str(&line[..*start]);
+                out.push_str(AUTH_METHOD);
+                out.push_str(&line[start + "trust".len()..]);
+                changed = true;
+            }
+            _ => out.push_str(line),
+        }
+    }
+    changed.then_some(out)
+}
+
+/// The whitespace-separated fields of `text`, each with its byte offset.
+fn fields_with_offsets(text: &str) -> Vec<(usize, &str)> {
+    let mut fields = Vec::new();
+    let mut start = None;
+    for (i, c) in text.char_indices() {
+        match (c.is_ascii_whitespace(), start) {
+            (true, Some(s)) => {
+                fields.push((s, &text[s..i]));
+                start = None;
+            }
+            (false, None) => start = Some(i),
+            _ => {}
+        }
+    }
+    if let Some(s) = start {
+        fields.push((s, &text[s..]));
+    }
+    fields
+}
+
+/// The superuser password from the secret file; `None` when the file is missing or empty.
+/// Tightens the file to 0600 if it became readable by others.
+fn read_secret(data_dir: &Path) -> Result<Option<Secret>, DevDbError> {
+    let path = data_dir.join(SECRET_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(DevDbError::io(format!("reading {}", path.display()), e)),
+    };
+    let mode = std::fs::metadata(&path)
+        .map_err(|e| DevDbError::io(format!("reading {}", path.display()), e))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        tracing::warn!(path = %path.display(), mode = %format!("{:o}", mode & 0o777), "superuser password file was readable by others, restricting it to its owner");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| DevDbError::io(format!("restricting {}", path.display()), e))?;
+    }
+    let password = text.trim();
+    Ok((!password.is_empty()).then(|| Secret(password.to_owned())))
+}
+
+/// Replaces the secret file atomically with one holding `password`, mode 0600.
+fn write_secret(data_dir: &Path, password: &Secret) -> Result<(), DevDbError> {
+    let path = data_dir.join(SECRET_FILE);
+    let context = || format!("writing {}", path.display());
+    // Created 0600 by tempfile; set again so a umask or platform default cannot widen it.
+    let mut file = tempfile::Builder::new()
+        .prefix(".zvv-secret-")
+        .tempfile_in(data_dir)
+        .map_err(|e| DevDbError::io(context(), e))?;
+    file.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(0o600))
+        .and_then(|()| writeln!(file, "{}", password.expose()))
+        .and_then(|()| file.as_file().sync_all())
+        .map_err(|e| DevDbError::io(context(), e))?;
+    file.persist(&path)
+        .map_err(|e| DevDbError::io(context(), e.error))?;
+    Ok(())
 }
 
 /// Runs `cmd`, capturing its output.
@@ -823,6 +1186,44 @@ mod tests {
     fn quoting() {
         assert_eq!(shell_quote("/tmp/a b"), "'/tmp/a b'");
         assert_eq!(shell_quote("it's"), r"'it'\''s'");
+    }
+
+    #[test]
+    fn trust_lines_become_scram() {
+        let old = "# TYPE  DATABASE USER ADDRESS METHOD\n\
+                   local   all      all              trust\n\
+                   host    all      all  127.0.0.1/32 trust  # loopback\n\
+                   host    all      all  ::1/128      trust\n\
+                   host    all      all  127.0.0.1 255.255.255.255 trust\n\
+                   local   replication all           trust\n\
+                   host    trust    trust 127.0.0.1/32 md5\n\
+                   # host  all      all  0.0.0.0/0    trust\n";
+        let new = without_trust(old).expect("trust lines found");
+        assert_eq!(
+            new,
+            "# TYPE  DATABASE USER ADDRESS METHOD\n\
+             local   all      all              scram-sha-256\n\
+             host    all      all  127.0.0.1/32 scram-sha-256  # loopback\n\
+             host    all      all  ::1/128      scram-sha-256\n\
+             host    all      all  127.0.0.1 255.255.255.255 scram-sha-256\n\
+             local   replication all           scram-sha-256\n\
+             host    trust    trust 127.0.0.1/32 md5\n\
+             # host  all      all  0.0.0.0/0    trust\n"
+        );
+        assert_eq!(without_trust(&new), None);
+        assert_eq!(
+            without_trust("host all all 127.0.0.1/32 trust"),
+            Some("host all all 127.0.0.1/32 scram-sha-256".to_owned())
+        );
+    }
+
+    #[test]
+    fn secrets_stay_out_of_debug_output() {
+        let secret = Secret::generate();
+        assert_eq!(secret.expose().len(), 2 * SECRET_BYTES);
+        assert!(secret.expose().bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_ne!(secret, Secret::generate());
+        assert!(!format!("{secret:?}").contains(secret.expose()));
     }
 
     #[test]

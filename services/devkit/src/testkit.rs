@@ -156,6 +156,20 @@ fn with_database(url: &str, name: &str) -> String {
 }
 
 impl TestDb {
+    /// A fresh database on a cluster of the test's own (e.g. one a fault test stops and
+    /// starts); it goes with the cluster.
+    pub async fn on_cluster(cluster: &LocalCluster) -> anyhow::Result<Self> {
+        let name = format!("zvv_test_{}", uuid::Uuid::new_v4().simple());
+        cluster.create_database(&name).await?;
+        Ok(Self {
+            options: cluster.connect_options(&name),
+            url: cluster.url(&name),
+            drop_from: None,
+            roles: std::sync::Mutex::new(Vec::new()),
+            name,
+        })
+    }
+
     pub async fn create() -> anyhow::Result<Self> {
         let server = server().await?;
         let name = format!("zvv_test_{}", uuid::Uuid::new_v4().simple());
@@ -236,20 +250,31 @@ where
     F: FnOnce(sqlx::PgPool) -> Fut,
     Fut: std::future::Future<Output = Result<(), sqlx::migrate::MigrateError>>,
 {
+    let settings = zvv_platform::db::PoolSettings {
+        max_connections,
+        acquire_timeout: std::time::Duration::from_secs(10),
+    };
+    service_pool_with(db, schema, &settings, migrate).await
+}
+
+/// [`service_pool`] with the runtime pool's settings.
+pub async fn service_pool_with<F, Fut>(
+    db: &TestDb,
+    schema: zvv_platform::db::Schema,
+    settings: &zvv_platform::db::PoolSettings,
+    migrate: F,
+) -> anyhow::Result<(sqlx::PgPool, ServiceRoles)>
+where
+    F: FnOnce(sqlx::PgPool) -> Fut,
+    Fut: std::future::Future<Output = Result<(), sqlx::migrate::MigrateError>>,
+{
     use zvv_platform::db::{PoolSettings, connect, grant_runtime};
     let roles = db.service_roles(schema.name()).await?;
     let owner = connect(roles.owner.clone(), &PoolSettings::default()).await?;
     migrate(owner.clone()).await?;
     grant_runtime(&owner, schema, &roles.runtime_role).await?;
     owner.close().await;
-    let pool = connect(
-        roles.runtime.clone(),
-        &PoolSettings {
-            max_connections,
-            acquire_timeout: std::time::Duration::from_secs(10),
-        },
-    )
-    .await?;
+    let pool = connect(roles.runtime.clone(), settings).await?;
     Ok((pool, roles))
 }
 
@@ -342,14 +367,12 @@ impl TestKeys {
         ))
     }
 
-    pub fn verifier(&self) -> anyhow::Result<Arc<TokenVerifier>> {
-        Ok(Arc::new(TokenVerifier::from_files(
-            &[&self.public_key_path],
-            None,
-            ISSUER,
-            AUDIENCE,
-            5,
-        )?))
+    /// The verifier of `service` (e.g. `intake`): SERVICE tokens must name it.
+    pub fn verifier(&self, service: &str) -> anyhow::Result<Arc<TokenVerifier>> {
+        Ok(Arc::new(
+            TokenVerifier::from_files(&[&self.public_key_path], None, ISSUER, AUDIENCE, 5)?
+                .for_service(service),
+        ))
     }
 
     pub fn vault(&self) -> anyhow::Result<Arc<BsnVault>> {
@@ -383,6 +406,37 @@ impl TestKeys {
                 roles: roles.to_vec(),
                 municipalities: municipalities.iter().map(|m| (*m).to_owned()).collect(),
                 ttl: chrono::Duration::hours(1),
+                for_service: None,
+            })
+            .unwrap_or_else(|e| panic!("test token: {e}"))
+    }
+
+    /// The token of a matrix caller of an RPC of `service` (e.g. `intake`): a suite SERVICE
+    /// caller gets a SERVICE token for that service.
+    pub fn caller_token(&self, caller: &matrix::Caller, service: &str) -> String {
+        if caller.org_type == OrgType::Suite && caller.role == Role::Service {
+            return self.service_token(&caller.org, service);
+        }
+        self.token_in(
+            &caller.org,
+            caller.org_type,
+            &[caller.role],
+            &caller.municipalities,
+        )
+    }
+
+    /// A suite SERVICE token of `org` (e.g. `zvv-signalling`) for `service` (e.g. `intake`),
+    /// valid for an hour.
+    pub fn service_token(&self, org: &str, service: &str) -> String {
+        self.signer
+            .mint(&TokenRequest {
+                sub: org.to_owned(),
+                org: org.to_owned(),
+                org_type: OrgType::Suite,
+                roles: vec![Role::Service],
+                municipalities: Vec::new(),
+                ttl: chrono::Duration::hours(1),
+                for_service: Some(service.to_owned()),
             })
             .unwrap_or_else(|e| panic!("test token: {e}"))
     }

@@ -11,10 +11,15 @@ use zvv_platform::config::{AuditArgs, AuthArgs, DbArgs, ServerArgs};
     version
 )]
 pub struct Config {
+    /// Without a command: serve.
+    #[command(subcommand)]
+    pub command: Option<Command>,
     /// Address to listen on.
     #[arg(long, env = "ZVV_INTAKE_LISTEN", default_value = "127.0.0.1:50051")]
     pub listen: SocketAddr,
-    /// JSON file with the BSN encryption and lookup keys.
+    /// JSON file with the BSN encryption keys (by id; `active_key_id` seals new BSNs), the lookup
+    /// key and its id. The service refuses to start when these are not the keys recorded in its
+    /// database.
     #[arg(long, env = "ZVV_BSN_KEYS_FILE")]
     pub bsn_keys_file: PathBuf,
     /// Hours idempotency keys, and the first responses kept with them, are kept.
@@ -28,4 +33,17 @@ pub struct Config {
     pub server: ServerArgs,
     #[command(flatten)]
     pub audit: AuditArgs,
+}
+
+/// What `zvv-intake` does instead of serving.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Re-encrypt every subject's BSN with the active key of the key file (after a rotation),
+    /// in batches, each audited; then exit. Safe beside running replicas, once every replica
+    /// runs with this key file.
+    Reencrypt {
+        /// Subjects per transaction.
+        #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=10000))]
+        batch_size: u32,
+    },
 }

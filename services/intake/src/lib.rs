@@ -6,6 +6,7 @@
 pub mod config;
 pub mod domain;
 pub mod grpc;
+pub mod keys;
 pub mod policy;
 pub mod service;
 pub mod store;
@@ -27,6 +28,7 @@ use zvv_proto::intake::v1::subject_service_server::SubjectServiceServer;
 
 use crate::{grpc::SubjectApi, service::SubjectLogic, store::PgStore};
 
+pub use keys::{ReencryptError, ReencryptOptions, check_keys, reencrypt, reencrypt_with};
 pub use store::SCHEMA;
 
 /// Everything the running service needs, built from configuration or by tests.
@@ -55,12 +57,14 @@ pub async fn purge_idempotency_keys(
     zvv_platform::idempotency::purge(pool, SCHEMA, clock.now() - retention).await
 }
 
-/// Applies intake's migrations (platform tables and its own) in schema `intake`.
+/// Applies intake's migrations (platform tables, the key records among them, and its own) in
+/// schema `intake`. Run it as the schema's owner.
 pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
     zvv_platform::db::migrate(pool, SCHEMA, sqlx::migrate!("./migrations")).await
 }
 
-/// Serves SubjectService on `listener` until `shutdown` completes. Migrations must have run.
+/// Serves SubjectService on `listener` until `shutdown` completes. Migrations must have run, and
+/// [`check_keys`] must have accepted `deps.vault` for `deps.pool`'s database.
 pub async fn serve(
     deps: Deps,
     listener: TcpListener,
@@ -77,7 +81,7 @@ pub async fn serve(
             async move { purge_idempotency_keys(&pool, &clock, retention).await }
         })
     };
-    let store = PgStore::new(deps.pool.clone());
+    let store = PgStore::new(deps.pool.clone(), deps.vault.clone());
     let logic = SubjectLogic::new(store, deps.vault, deps.clock.clone());
     let api = SubjectServiceServer::new(SubjectApi::new(logic))
         .max_decoding_message_size(deps.settings.max_message_bytes);

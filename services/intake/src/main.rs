@@ -4,7 +4,10 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
-use zvv_intake::{Deps, config::Config};
+use zvv_intake::{
+    Deps,
+    config::{Command, Config},
+};
 use zvv_platform::{bsn::BsnVault, clock::SystemClock, server::shutdown_signal, telemetry};
 
 #[tokio::main]
@@ -13,17 +16,16 @@ async fn main() -> anyhow::Result<()> {
     let shutdown = shutdown_signal();
     let _telemetry = telemetry::init("zvv-intake", config.server.log_format);
     let vault = Arc::new(BsnVault::load(&config.bsn_keys_file).context("loading BSN keys")?);
+    if let Some(Command::Reencrypt { batch_size }) = config.command {
+        return reencrypt(&config, &vault, batch_size).await;
+    }
     let verifier = config
         .auth
-        .verifier()
+        .verifier(zvv_intake::SCHEMA.name())
         .context("loading token verification keys")?;
-    let pool = config
-        .db
-        .open(zvv_intake::SCHEMA, |owner| async move {
-            zvv_intake::migrate(&owner).await
-        })
-        .await
-        .map_err(anyhow::Error::msg)?;
+    let pool = migrated_pool(&config).await?;
+    // refuses keys other than the ones the database was written with, before serving
+    zvv_intake::check_keys(&pool, &vault).await?;
     let mut settings = config.server.settings();
     settings.audit = config.audit.settings().map_err(anyhow::Error::msg)?;
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -41,4 +43,38 @@ async fn main() -> anyhow::Result<()> {
     };
     zvv_intake::serve(deps, listener, shutdown).await?;
     Ok(())
+}
+
+/// `zvv-intake reencrypt`: migrates, checks the keys, re-encrypts every subject's BSN with the
+/// active key (audited in batches) and exits.
+async fn reencrypt(config: &Config, vault: &BsnVault, batch_size: u32) -> anyhow::Result<()> {
+    let pool = migrated_pool(config).await?;
+    let options = zvv_intake::ReencryptOptions {
+        batch_size,
+        origin: "zvv-intake reencrypt".to_owned(),
+    };
+    let done = zvv_intake::reencrypt_with(&pool, vault, &options).await;
+    pool.close().await;
+    let rewritten = done?;
+    tracing::info!(
+        rewritten,
+        key_id = vault.active_key_id(),
+        "re-encryption finished"
+    );
+    println!(
+        "re-encrypted {rewritten} subjects with key {}",
+        vault.active_key_id()
+    );
+    Ok(())
+}
+
+/// The runtime pool, after the owner (or the runtime role) has run the migrations.
+async fn migrated_pool(config: &Config) -> anyhow::Result<sqlx::PgPool> {
+    config
+        .db
+        .open(zvv_intake::SCHEMA, |owner| async move {
+            zvv_intake::migrate(&owner).await
+        })
+        .await
+        .map_err(anyhow::Error::msg)
 }

@@ -105,7 +105,11 @@ impl<S: SubjectStore> SubjectLogic<S> {
     }
 
     fn to_subject(&self, row: SubjectRow) -> Result<Subject, ApiError> {
-        let bsn = self.vault.open(&row.bsn).map_err(ApiError::internal)?;
+        // the store checked this before committing; a failure here is logged, never shown
+        let bsn = self
+            .vault
+            .open(&row.bsn, row.id)
+            .map_err(ApiError::internal)?;
         Ok(Subject {
             id: row.id,
             bsn_masked: bsn.masked(),
@@ -213,9 +217,10 @@ impl<S: SubjectStore> SubjectLogic<S> {
             request_id: input.request_id,
             fingerprint,
         };
+        let id = new_id();
         let row = SubjectRow {
-            id: new_id(),
-            bsn: self.vault.seal(&new.bsn),
+            id,
+            bsn: self.vault.seal(&new.bsn, id),
             given_name: Some(new.given_name),
             family_name: Some(new.family_name),
             birth_date: Some(new.birth_date),
@@ -260,9 +265,10 @@ impl<S: SubjectStore> SubjectLogic<S> {
         birth_date: Option<chrono::NaiveDate>,
         now: DateTime<Utc>,
     ) -> SubjectRow {
+        let id = new_id();
         SubjectRow {
-            id: new_id(),
-            bsn: self.vault.seal(bsn),
+            id,
+            bsn: self.vault.seal(bsn, id),
             given_name: None,
             family_name: None,
             birth_date,
@@ -462,8 +468,9 @@ impl<S: SubjectStore> SubjectLogic<S> {
                     v.add(
                         "update_mask",
                         format!(
-                            "{other:?} cannot be updated (allowed: given_name, family_name, municipality_code, \
-                             neighbourhood_code, date_of_death, birth_date)"
+                            "{} cannot be updated (allowed: given_name, family_name, municipality_code, \
+                             neighbourhood_code, date_of_death, birth_date)",
+                            zvv_platform::error::quote(other)
                         ),
                     );
                     continue;

@@ -8,6 +8,11 @@
 //! its organisation works for. A MUNICIPALITY token whose `org` is itself a CBS code has that code
 //! when the claim is absent. Suite SERVICE tokens are not limited by jurisdiction; when they call
 //! on behalf of an end user, that user travels in the [`END_USER_METADATA`] entry.
+//!
+//! Suite SERVICE tokens are narrow: their `aud` names the one service they are for
+//! ([`service_audience`], e.g. `zvv/intake`), and a service accepts a SERVICE token only when
+//! it names that service, so that signalling's token to intake is useless against any other
+//! service. Other tokens carry the suite audience (e.g. `zvv`).
 
 use std::{
     collections::{HashMap, HashSet},
@@ -106,6 +111,20 @@ claim_enum! {
 pub enum Audience {
     One(String),
     Many(Vec<String>),
+}
+
+impl Audience {
+    fn values(&self) -> &[String] {
+        match self {
+            Self::One(one) => std::slice::from_ref(one),
+            Self::Many(many) => many,
+        }
+    }
+}
+
+/// The `aud` of a SERVICE token for `service` (e.g. `intake`) of the suite `audience`.
+pub fn service_audience(audience: &str, service: &str) -> String {
+    format!("{audience}/{service}")
 }
 
 impl From<&str> for Audience {
@@ -323,6 +342,9 @@ pub enum AuthError {
     NotYetValid,
     #[error("token has the wrong audience")]
     Audience,
+    /// A suite SERVICE token whose `aud` does not name exactly this service.
+    #[error("a SERVICE token is accepted only by the service its aud names; this is {0}")]
+    ServiceAudience(String),
     #[error("token has the wrong issuer")]
     Issuer,
     #[error("token signature or algorithm not accepted")]
@@ -365,6 +387,8 @@ pub struct TokenVerifier {
     keys: Vec<PinnedKey>,
     issuer: String,
     audience: String,
+    /// The service this verifier guards; SERVICE tokens must name it.
+    service: Option<String>,
     leeway: u64,
     cache: std::sync::Mutex<HashMap<[u8; 32], Verified>>,
 }
@@ -386,6 +410,7 @@ impl fmt::Debug for TokenVerifier {
             .field("keys", &self.keys.len())
             .field("issuer", &self.issuer)
             .field("audience", &self.audience)
+            .field("service", &self.service)
             .field("leeway", &self.leeway)
             .finish()
     }
@@ -464,9 +489,17 @@ impl TokenVerifier {
             keys,
             issuer: issuer.to_owned(),
             audience: audience.to_owned(),
+            service: None,
             leeway: leeway_secs,
             cache: std::sync::Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Guards `service` (e.g. `intake`): SERVICE tokens are accepted only when their `aud` is
+    /// exactly [`service_audience`] of it. A verifier without a service accepts no SERVICE token.
+    pub fn for_service(mut self, service: &str) -> Self {
+        self.service = Some(service_audience(&self.audience, service));
+        self
     }
 
     /// Verifies a compact JWT and returns the caller it names.
@@ -519,11 +552,29 @@ impl TokenVerifier {
             validation.validate_nbf = true;
             validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
             validation.set_issuer(&[&self.issuer]);
-            validation.set_audience(&[&self.audience]);
+            match &self.service {
+                Some(service) => validation.set_audience(&[&self.audience, service]),
+                None => validation.set_audience(&[&self.audience]),
+            }
             match jsonwebtoken::decode::<Claims>(token, &pinned.key, &validation) {
                 Ok(data) => {
                     let (nbf, exp) = (data.claims.nbf, data.claims.exp);
-                    return principal(data.claims).map(|p| (p, nbf, exp));
+                    let aud = data.claims.aud.clone();
+                    let principal = principal(data.claims)?;
+                    if principal.is_suite_service() {
+                        let named = self
+                            .service
+                            .as_ref()
+                            .is_some_and(|service| aud.values() == std::slice::from_ref(service));
+                        if !named {
+                            let this = self
+                                .service
+                                .clone()
+                                .unwrap_or_else(|| self.audience.clone());
+                            return Err(AuthError::ServiceAudience(this));
+                        }
+                    }
+                    return Ok((principal, nbf, exp));
                 }
                 Err(err) => {
                     last = match err.kind() {
@@ -601,6 +652,9 @@ pub struct TokenRequest {
     /// The `municipalities` claim; empty leaves it out (see [`Claims::municipalities`]).
     pub municipalities: Vec<String>,
     pub ttl: chrono::Duration,
+    /// The one suite service the token is for: `aud` is then [`service_audience`] of it
+    /// instead of the suite audience. SERVICE tokens need it.
+    pub for_service: Option<String>,
 }
 
 impl TokenSigner {
@@ -621,7 +675,10 @@ impl TokenSigner {
         let now = chrono::Utc::now().timestamp();
         let claims = Claims {
             iss: self.issuer.clone(),
-            aud: Audience::One(self.audience.clone()),
+            aud: Audience::One(match &req.for_service {
+                Some(service) => service_audience(&self.audience, service),
+                None => self.audience.clone(),
+            }),
             sub: req.sub.clone(),
             org: req.org.clone(),
             org_type: req.org_type.as_str().to_owned(),
@@ -693,6 +750,7 @@ mod tests {
             roles: vec![Role::Professional, Role::Coordinator],
             municipalities: Vec::new(),
             ttl: chrono::Duration::hours(1),
+            for_service: None,
         }
     }
 
@@ -945,24 +1003,80 @@ mod tests {
     #[test]
     fn suite_services_are_not_limited() {
         let k = keys();
+        let verifier = k.verifier.for_service("intake");
         let mut c = claims();
         c.org = "zvv-signalling".into();
         c.org_type = "SUITE".into();
         c.roles = vec!["SERVICE".into()];
-        let p = k
-            .verifier
-            .verify(&k.signer.mint_claims(&c).unwrap())
-            .unwrap();
+        c.aud = "zvv/intake".into();
+        let p = verifier.verify(&k.signer.mint_claims(&c).unwrap()).unwrap();
         assert_eq!(p.jurisdiction(), Jurisdiction::Unlimited);
         assert!(p.jurisdiction().covers_opt(None));
         // a SERVICE role of another organisation type is an ordinary caller
         c.org_type = "SCHOOL".into();
-        let p = k
-            .verifier
-            .verify(&k.signer.mint_claims(&c).unwrap())
-            .unwrap();
+        let p = verifier.verify(&k.signer.mint_claims(&c).unwrap()).unwrap();
         assert_eq!(p.jurisdiction(), Jurisdiction::Municipalities(vec![]));
         assert!(!p.jurisdiction().covers_opt(None));
+    }
+
+    #[test]
+    fn service_tokens_are_accepted_only_by_the_service_they_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let public = dir.path().join("p.pem");
+        // the same pinned key for two services
+        let (private, public_pem) = generate_ed25519_pem().unwrap();
+        std::fs::write(&public, public_pem).unwrap();
+        let signer = TokenSigner::from_pem(private.as_bytes(), "zvv-test", "zvv").unwrap();
+        let verifier = |service: &str| {
+            TokenVerifier::from_files(&[&public], None, "zvv-test", "zvv", 5)
+                .unwrap()
+                .for_service(service)
+        };
+        let (intake, signalling) = (verifier("intake"), verifier("signalling"));
+        let no_service = TokenVerifier::from_files(&[&public], None, "zvv-test", "zvv", 5).unwrap();
+        let service = |for_service: Option<&str>| {
+            let mut r = request();
+            r.org = "zvv-signalling".into();
+            r.org_type = OrgType::Suite;
+            r.roles = vec![Role::Service];
+            r.for_service = for_service.map(str::to_owned);
+            signer.mint(&r).unwrap()
+        };
+
+        let to_intake = service(Some("intake"));
+        assert!(intake.verify(&to_intake).unwrap().is_suite_service());
+        assert_eq!(
+            signalling.verify(&to_intake),
+            Err(AuthError::Audience),
+            "a token for intake is refused by signalling"
+        );
+        // a SERVICE token with the suite audience names no service: nobody takes it
+        let broad = service(None);
+        for v in [&intake, &signalling, &no_service] {
+            assert!(matches!(
+                v.verify(&broad),
+                Err(AuthError::ServiceAudience(_))
+            ));
+        }
+        // nor one naming several services
+        let mut c = claims();
+        c.org_type = "SUITE".into();
+        c.roles = vec!["SERVICE".into()];
+        c.aud = Audience::Many(vec!["zvv/intake".into(), "zvv/signalling".into()]);
+        let many = signer.mint_claims(&c).unwrap();
+        assert_eq!(
+            intake.verify(&many),
+            Err(AuthError::ServiceAudience("zvv/intake".into()))
+        );
+        // professionals' tokens keep the suite audience and work everywhere
+        let professional = signer.mint(&request()).unwrap();
+        assert!(intake.verify(&professional).is_ok());
+        assert!(signalling.verify(&professional).is_ok());
+        // a verifier without a service takes no SERVICE token, even one naming a service
+        assert_eq!(
+            no_service.verify(&to_intake).map(|_| ()),
+            Err(AuthError::Audience)
+        );
     }
 
     #[test]

@@ -122,7 +122,8 @@ pub struct AuthArgs {
     /// Required `iss` claim.
     #[arg(long, env = "ZVV_JWT_ISSUER", default_value = "zvv")]
     pub jwt_issuer: String,
-    /// Required `aud` claim.
+    /// Required `aud` claim of callers' tokens; a suite SERVICE token must have
+    /// `<audience>/<service>` instead, naming the one service it is for (e.g. `zvv/intake`).
     #[arg(long, env = "ZVV_JWT_AUDIENCE", default_value = "zvv")]
     pub jwt_audience: String,
     /// Clock skew allowed on `exp` and `nbf`, at most 30 seconds.
@@ -131,7 +132,9 @@ pub struct AuthArgs {
 }
 
 impl AuthArgs {
-    pub fn verifier(&self) -> Result<Arc<TokenVerifier>, KeyError> {
+    /// The verifier of `service` (e.g. `intake`): it takes SERVICE tokens only when their
+    /// `aud` is `<jwt_audience>/<service>`.
+    pub fn verifier(&self, service: &str) -> Result<Arc<TokenVerifier>, KeyError> {
         TokenVerifier::from_files(
             &self.jwt_public_key_file,
             self.jwks_file.as_deref(),
@@ -139,7 +142,7 @@ impl AuthArgs {
             &self.jwt_audience,
             self.jwt_leeway_secs,
         )
-        .map(Arc::new)
+        .map(|v| Arc::new(v.for_service(service)))
     }
 }
 
@@ -168,6 +171,9 @@ pub struct ServerArgs {
     /// How many of those audited refusals a peer address regains per minute.
     #[arg(long, env = "ZVV_AUTH_FAILURE_PER_MINUTE", default_value_t = 60)]
     pub auth_failure_per_minute: u32,
+    /// Milliseconds between the background checks of the database that readiness follows.
+    #[arg(long, env = "ZVV_READINESS_INTERVAL_MS", default_value_t = 500, value_parser = clap::value_parser!(u64).range(50..=60_000))]
+    pub readiness_interval_ms: u64,
 }
 
 impl ServerArgs {
@@ -182,6 +188,10 @@ impl ServerArgs {
                 per_minute: self.auth_failure_per_minute,
             },
             audit: crate::server::AuditSettings::default(),
+            readiness: crate::server::ReadinessSettings {
+                interval: Duration::from_millis(self.readiness_interval_ms),
+                ..Default::default()
+            },
         }
     }
 }

@@ -72,6 +72,30 @@ pub async fn connect(
         .await
 }
 
+/// Closes the idle connections of `pool` that no longer answer a ping (within 1 s each), so
+/// that after a database outage calls do not fail one by one on connections the server has
+/// dropped (the pool does not ping before each use). Returns how many it closed.
+pub async fn sweep_idle(pool: &PgPool) -> usize {
+    use sqlx::Connection;
+    let mut held = Vec::new();
+    let mut closed = 0;
+    for _ in 0..pool.num_idle() {
+        let Some(mut conn) = pool.try_acquire() else {
+            break;
+        };
+        let alive = tokio::time::timeout(Duration::from_secs(1), conn.ping()).await;
+        if matches!(alive, Ok(Ok(()))) {
+            // held until the sweep ends, so that try_acquire hands out the next idle one
+            held.push(conn);
+        } else {
+            conn.close_on_drop();
+            closed += 1;
+        }
+    }
+    drop(held);
+    closed
+}
+
 /// Whether `name` is a plain role name that is safe to splice into SQL.
 fn plain_role(name: &str) -> bool {
     !name.is_empty()
@@ -82,7 +106,8 @@ fn plain_role(name: &str) -> bool {
 }
 
 /// Gives the service's runtime role what it needs in `schema` and no more: reading and writing
-/// the service's tables, but only adding and reading audit rows (no UPDATE, DELETE or TRUNCATE;
+/// the service's tables, but only adding and reading audit rows and key records (no UPDATE,
+/// DELETE or TRUNCATE;
 /// triggers and table definitions belong to the owner that runs this). Idempotent: run it after
 /// every migration.
 pub async fn grant_runtime(
@@ -107,6 +132,10 @@ pub async fn grant_runtime(
         format!("GRANT USAGE ON SCHEMA {s} TO {r}"),
         format!("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {s} TO {r}"),
         format!("REVOKE UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER ON {audit} FROM {r}"),
+        // key records are added and read, never changed
+        format!(
+            "REVOKE UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER ON {s}.service_keys FROM {r}"
+        ),
         format!("REVOKE ALL ON {s}._sqlx_migrations, {s}._platform_migrations FROM {r}"),
         format!("GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {s} TO {r}"),
     ];
@@ -276,6 +305,7 @@ fn platform_migrator(schema: Schema) -> Migrator {
         ),
         migration(2, "audit records name the end user", AUDIT_END_USER),
         migration(3, "audit entries sealed behind the writers", AUDIT_SEALED),
+        migration(4, "key records", crate::keys::KEY_RECORDS_TABLE),
     ]);
     migrator.dangerous_set_table_name(format!("{}._platform_migrations", schema.name()));
     migrator.create_schema(schema.name());

@@ -115,7 +115,12 @@ impl ApiError {
         let code = self.code();
         match self {
             Self::InvalidArgument(violations) => {
-                let message = format!("invalid argument: {}", describe(&violations));
+                let violations = bounded(violations);
+                // the details hold every listed violation whole; the message may be cut
+                let message = cut_owned(
+                    format!("invalid argument: {}", describe(&violations)),
+                    2 * MAX_MESSAGE_CHARS,
+                );
                 let details = ErrorDetails::with_bad_request(
                     violations
                         .into_iter()
@@ -135,7 +140,7 @@ impl ApiError {
                 metadata,
             } => Status::with_error_details(
                 code,
-                message,
+                cut_owned(message, MAX_MESSAGE_CHARS),
                 ErrorDetails::with_error_info(reason, ERROR_DOMAIN, metadata),
             ),
             Self::Internal(cause) => {
@@ -147,13 +152,18 @@ impl ApiError {
                 );
                 Status::new(code, format!("internal error (trace id {trace_id})"))
             }
+            // retryable: with a hint when to try again
+            Self::Unavailable(m) => Status::with_error_details(
+                code,
+                cut_owned(m, MAX_MESSAGE_CHARS),
+                ErrorDetails::with_retry_info(Some(std::time::Duration::from_secs(1))),
+            ),
             Self::NotFound(m)
             | Self::OutsideJurisdiction(m)
             | Self::FailedPrecondition(m)
             | Self::PermissionDenied(m)
             | Self::Unauthenticated(m)
-            | Self::ResourceExhausted(m)
-            | Self::Unavailable(m) => Status::new(code, m),
+            | Self::ResourceExhausted(m) => Status::new(code, cut_owned(m, MAX_MESSAGE_CHARS)),
         }
     }
 }
@@ -166,12 +176,60 @@ impl From<ApiError> for Status {
 
 impl From<sqlx::Error> for ApiError {
     fn from(err: sqlx::Error) -> Self {
-        match &err {
-            sqlx::Error::PoolTimedOut => {
-                Self::Unavailable("the database is busy, retry later".to_owned())
+        match database_fault(&err) {
+            Some(fault) => {
+                tracing::warn!(error = %cause_chain(&err), fault = ?fault, "database unavailable");
+                Self::Unavailable(fault.message().to_owned())
             }
-            _ => Self::Internal(Box::new(err)),
+            None => Self::Internal(Box::new(err)),
         }
+    }
+}
+
+/// Why the database could not serve a call: faults the caller cannot fix and may retry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DatabaseFault {
+    /// No pooled connection was free, and none could be opened, within the acquire timeout:
+    /// the pool is exhausted or the database is away.
+    PoolExhausted,
+    /// The connection broke, or none could be made.
+    ConnectionLost,
+    /// The server is shutting down, starting up or in recovery.
+    ServerUnavailable,
+}
+
+impl DatabaseFault {
+    pub fn message(self) -> &'static str {
+        match self {
+            Self::PoolExhausted => {
+                "no database connection could be had in time (the database is busy or cannot be \
+                 reached); retry later with the same request_id"
+            }
+            Self::ConnectionLost | Self::ServerUnavailable => {
+                "the database cannot be reached right now; retry later with the same request_id"
+            }
+        }
+    }
+}
+
+/// The fault behind a database error that is the database's, not the call's: connection loss,
+/// pool exhaustion, an administrator's shutdown, "cannot connect now", too many connections.
+pub fn database_fault(err: &sqlx::Error) -> Option<DatabaseFault> {
+    match err {
+        sqlx::Error::PoolTimedOut => Some(DatabaseFault::PoolExhausted),
+        sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Protocol(_) => Some(DatabaseFault::ConnectionLost),
+        sqlx::Error::Database(db) => match db.code().as_deref() {
+            // connection exceptions (class 08), admin / crash shutdown, cannot connect now,
+            // too many connections
+            Some(code) if code.starts_with("08") => Some(DatabaseFault::ConnectionLost),
+            Some("57P01" | "57P02" | "57P03" | "53300") => Some(DatabaseFault::ServerUnavailable),
+            _ => None,
+        },
+        _ => None,
     }
 }
 
@@ -222,6 +280,82 @@ impl Violations {
             Err(ApiError::InvalidArgument(self.0))
         }
     }
+}
+
+/// At most this many field violations go into one status; a note counts the rest.
+pub const MAX_VIOLATIONS: usize = 10;
+/// Field paths in a status are cut to this many characters.
+pub const MAX_FIELD_CHARS: usize = 80;
+/// Violation descriptions in a status are cut to this many characters.
+pub const MAX_DESCRIPTION_CHARS: usize = 200;
+/// Any other message is cut to this many characters.
+pub const MAX_MESSAGE_CHARS: usize = 512;
+/// A value a message quotes is cut to this many characters.
+pub const MAX_QUOTED_CHARS: usize = 40;
+
+/// `value` for an error message: debug-quoted, cut to a short prefix, so that an error never
+/// echoes unbounded input.
+pub fn quote(value: &str) -> String {
+    let prefix = cut(value, MAX_QUOTED_CHARS);
+    if prefix.len() < value.len() {
+        format!("{prefix:?}… ({} characters)", value.chars().count())
+    } else {
+        format!("{prefix:?}")
+    }
+}
+
+/// The first `max` characters of `text`.
+fn cut(text: &str, max: usize) -> &str {
+    match text.char_indices().nth(max) {
+        Some((at, _)) => &text[..at],
+        None => text,
+    }
+}
+
+/// `text` cut to `max` characters, the last one an ellipsis when it was longer.
+pub fn truncate(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        text.to_owned()
+    } else {
+        format!("{}…", cut(text, max.saturating_sub(1)))
+    }
+}
+
+fn cut_owned(text: String, max: usize) -> String {
+    if text.chars().count() <= max {
+        text
+    } else {
+        truncate(&text, max)
+    }
+}
+
+/// The violations that go into a status: each (field, description) once, cut to length, at
+/// most [`MAX_VIOLATIONS`] and a note how many more there were.
+fn bounded(violations: Vec<(String, String)>) -> Vec<(String, String)> {
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    let mut more = 0usize;
+    for (field, description) in violations {
+        let entry = (
+            cut_owned(field, MAX_FIELD_CHARS),
+            cut_owned(description, MAX_DESCRIPTION_CHARS),
+        );
+        if !seen.insert(entry.clone()) {
+            continue;
+        }
+        if out.len() == MAX_VIOLATIONS {
+            more += 1;
+        } else {
+            out.push(entry);
+        }
+    }
+    if more > 0 {
+        out.push((
+            "request".to_owned(),
+            format!("has {more} more problems, not listed"),
+        ));
+    }
+    out
 }
 
 /// The `key` entry of the `google.rpc.ErrorInfo` detail of a status another suite service sent.
@@ -307,6 +441,113 @@ mod tests {
         let (a, b) = (hidden.into_status(), unknown.into_status());
         assert_eq!((a.code(), a.message()), (b.code(), b.message()));
         assert_eq!(a.details(), b.details());
+    }
+
+    /// The bytes a status puts on the wire besides its message: the encoded details.
+    fn status_size(status: &Status) -> usize {
+        status.message().len() + status.details().len()
+    }
+
+    #[test]
+    fn errors_do_not_echo_unbounded_input() {
+        let long = "x".repeat(100_000);
+        let quoted = quote(&long);
+        assert!(quoted.chars().count() < 80, "{quoted}");
+        assert!(quoted.contains("100000 characters"), "{quoted}");
+        assert_eq!(quote("given_name"), "\"given_name\"");
+        // cut on a character boundary
+        assert!(quote(&"é".repeat(50)).starts_with(&format!("{:?}", "é".repeat(40))[..5]));
+
+        // one long description, one long field
+        let status = ApiError::invalid(long.clone(), long.clone()).into_status();
+        assert!(status_size(&status) < 1_000, "{}", status_size(&status));
+        let violations = status
+            .get_error_details()
+            .bad_request()
+            .unwrap()
+            .field_violations
+            .clone();
+        assert_eq!(violations.len(), 1);
+        assert_eq!(violations[0].field.chars().count(), MAX_FIELD_CHARS);
+        assert_eq!(
+            violations[0].description.chars().count(),
+            MAX_DESCRIPTION_CHARS
+        );
+
+        // 10,000 repeats of one problem are reported once
+        let repeated = vec![
+            (
+                "update_mask".to_owned(),
+                "names given_name twice".to_owned()
+            );
+            10_000
+        ];
+        let status = ApiError::InvalidArgument(repeated).into_status();
+        let violations = status
+            .get_error_details()
+            .bad_request()
+            .unwrap()
+            .field_violations
+            .clone();
+        assert_eq!(violations.len(), 1);
+        assert_eq!(
+            status.message(),
+            "invalid argument: update_mask names given_name twice"
+        );
+
+        // 10,000 different long problems: capped, counted, well under 16 KiB
+        let many: Vec<_> = (0..10_000)
+            .map(|i| {
+                (
+                    format!("update_mask.paths[{i}]{long}"),
+                    format!("{i} {long}"),
+                )
+            })
+            .collect();
+        let status = ApiError::InvalidArgument(many).into_status();
+        let violations = status
+            .get_error_details()
+            .bad_request()
+            .unwrap()
+            .field_violations
+            .clone();
+        assert_eq!(violations.len(), MAX_VIOLATIONS + 1);
+        assert_eq!(
+            violations[MAX_VIOLATIONS].description,
+            "has 9990 more problems, not listed"
+        );
+        assert!(status_size(&status) < 8 * 1024, "{}", status_size(&status));
+
+        // free-text messages are cut too
+        let status = ApiError::NotFound(long.clone()).into_status();
+        assert_eq!(status.message().chars().count(), MAX_MESSAGE_CHARS);
+    }
+
+    #[test]
+    fn database_faults_are_unavailable_with_a_retry_hint() {
+        for err in [
+            sqlx::Error::PoolTimedOut,
+            sqlx::Error::PoolClosed,
+            sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionRefused)),
+            sqlx::Error::WorkerCrashed,
+        ] {
+            assert!(database_fault(&err).is_some(), "{err}");
+            let status = ApiError::from(err).into_status();
+            assert_eq!(status.code(), Code::Unavailable);
+            assert!(
+                status.message().contains("request_id"),
+                "{}",
+                status.message()
+            );
+            assert!(status.get_error_details().retry_info().is_some());
+        }
+        assert!(database_fault(&sqlx::Error::RowNotFound).is_none());
+        assert_eq!(
+            ApiError::from(sqlx::Error::RowNotFound)
+                .into_status()
+                .code(),
+            Code::Internal
+        );
     }
 
     #[test]

@@ -169,6 +169,8 @@ where
 
         Box::pin(
             async move {
+                // the answer comes by then, audit write included (plus at most AUDIT_GRACE)
+                let deadline = tokio::time::Instant::now() + shared.request_timeout;
                 let peer_addr = req
                     .extensions()
                     .get::<TcpConnectInfo>()
@@ -179,7 +181,7 @@ where
                     Ok(p) => p,
                     Err(err) => {
                         let status = Status::unauthenticated(err.to_string());
-                        return Ok(refuse_unauthenticated(&shared, &ctx, peer_addr, &err, status).await);
+                        return Ok(refuse_unauthenticated(&shared, &ctx, peer_addr, &err, status, deadline).await);
                     }
                 };
                 ctx.principal = Some(principal.clone());
@@ -187,7 +189,7 @@ where
                     Ok(user) => ctx.end_user = user,
                     Err(status) => {
                         tracing::info!(org = %principal.org, reason = status.message(), "call refused: end-user metadata");
-                        return Ok(refuse(&shared, &ctx, status).await);
+                        return Ok(refuse(&shared, &ctx, status, deadline).await);
                     }
                 }
                 match shared.policies.decide(&path, &principal) {
@@ -200,28 +202,31 @@ where
                             shared: shared.clone(),
                             ctx: Some(ctx.clone()),
                         };
-                        let outcome = tokio::time::timeout(shared.request_timeout, inner.call(req)).await;
+                        let outcome = tokio::time::timeout_at(deadline, inner.call(req)).await;
                         guard.disarm();
                         match outcome {
                             Ok(Ok(response)) => {
-                                if !ctx.is_audited() {
-                                    // e.g. a request that could not be decoded never reached the service
-                                    let code = response
-                                        .headers()
-                                        .get("grpc-status")
-                                        .and_then(|v| v.to_str().ok())
-                                        .and_then(|v| v.parse::<i32>().ok())
-                                        .map_or(Code::Ok, Code::from_i32);
-                                    if code == Code::Ok {
-                                        tracing::warn!("the service answered without auditing the call");
-                                    }
-                                    record(&shared, &ctx, code).await;
+                                if ctx.is_audited() {
+                                    return Ok(response);
                                 }
+                                // a failed call, or a request that never reached the service
+                                let status = Status::from_header_map(response.headers());
+                                if let Some(answer) = status.as_ref().and_then(undecodable) {
+                                    tracing::info!(reason = %status.as_ref().map(|s| s.message()).unwrap_or_default(),
+                                        "call refused: the request could not be decoded");
+                                    record(&shared, &ctx, answer.code(), deadline).await;
+                                    return Ok(answer.into_http());
+                                }
+                                let code = status.map_or(Code::Ok, |s| s.code());
+                                if code == Code::Ok {
+                                    tracing::warn!("the service answered without auditing the call");
+                                }
+                                record(&shared, &ctx, code, deadline).await;
                                 Ok(response)
                             }
                             Ok(Err(e)) => {
                                 if !ctx.is_audited() {
-                                    record(&shared, &ctx, Code::Internal).await;
+                                    record(&shared, &ctx, Code::Internal, deadline).await;
                                 }
                                 Err(e)
                             }
@@ -232,7 +237,7 @@ where
                                      it may or may not have taken effect: retry with the same request_id",
                                 );
                                 if !ctx.is_audited() {
-                                    record(&shared, &ctx, status.code()).await;
+                                    record(&shared, &ctx, status.code(), deadline).await;
                                 }
                                 Ok(status.into_http())
                             }
@@ -247,11 +252,11 @@ where
                             principal.org,
                             principal.roles_text()
                         );
-                        Ok(refuse(&shared, &ctx, Status::permission_denied(msg)).await)
+                        Ok(refuse(&shared, &ctx, Status::permission_denied(msg), deadline).await)
                     }
                     Decision::Unknown => {
                         tracing::warn!("call refused: no policy entry for this RPC");
-                        Ok(refuse(&shared, &ctx, Status::permission_denied("no policy allows this RPC")).await)
+                        Ok(refuse(&shared, &ctx, Status::permission_denied("no policy allows this RPC"), deadline).await)
                     }
                 }
             }
@@ -263,17 +268,18 @@ where
 /// Refuses a call that failed authentication: audited while the peer's budget lasts, otherwise
 /// answered RESOURCE_EXHAUSTED (with a retry hint) without a database write, logged and counted.
 async fn refuse_unauthenticated<B: Default>(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     ctx: &CallContext,
     peer: Option<std::net::SocketAddr>,
     err: &AuthError,
     status: Status,
+    deadline: tokio::time::Instant,
 ) -> http::Response<B> {
     let ip = peer.map(|a| a.ip());
     match shared.refusals.take(ip, std::time::Instant::now()) {
         Take::Allowed => {
             tracing::info!(reason = %err, "call refused: not authenticated");
-            refuse(shared, ctx, status).await
+            refuse(shared, ctx, status, deadline).await
         }
         Take::Shed { first } => {
             let total = crate::budget::shed_total();
@@ -303,17 +309,66 @@ async fn refuse_unauthenticated<B: Default>(
 /// Audits a refused call in its own transaction and builds the response. An audit failure is
 /// logged; the call stays refused.
 async fn refuse<B: Default>(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     ctx: &CallContext,
     status: Status,
+    deadline: tokio::time::Instant,
 ) -> http::Response<B> {
-    record(shared, ctx, status.code()).await;
+    record(shared, ctx, status.code(), deadline).await;
     status.into_http()
 }
 
+/// The caller's answer when the transport or codec could not decode its request (tonic answers
+/// those INTERNAL): INVALID_ARGUMENT with a short reason. `None` for any other status.
+fn undecodable(status: &Status) -> Option<Status> {
+    if status.code() != Code::Internal {
+        return None;
+    }
+    let message = status.message();
+    let reason = if let Some(rest) = message.strip_prefix("failed to decode Protobuf message: ") {
+        // prost names the message and field path (the suite's own names) and what was wrong
+        rest
+    } else if message == "Missing request message." {
+        "the request has no message"
+    } else if message == "Unexpected EOF decoding stream." {
+        "the request message is truncated"
+    } else if message.starts_with("protocol error: received message with")
+        || message.starts_with("Error decompressing")
+    {
+        "the request frame is malformed (compression flag or compressed data)"
+    } else {
+        return None;
+    };
+    Some(Status::invalid_argument(format!(
+        "the request could not be decoded: {}",
+        crate::error::truncate(reason, crate::error::MAX_DESCRIPTION_CHARS)
+    )))
+}
+
+/// The answer of a call waits for the layer's audit write of it until the call's deadline (its
+/// start plus the request timeout), and at least this long. Past that the write goes on in the
+/// background, so that an unreachable database does not hold the answer past the request
+/// timeout (plus this grace); a write that fails is logged with the trace id and counted.
+pub const AUDIT_GRACE: Duration = Duration::from_millis(200);
+
+/// Calls the layer could not audit (the write failed or the database was unreachable), in this
+/// process since it started.
+static UNRECORDED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// The number of calls this process answered without being able to write their audit record.
+pub fn unrecorded_total() -> u64 {
+    UNRECORDED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Writes the record of a call the service did not audit itself: with the ids the logic attached
-/// and the audit result of its error (from the error table), else the status code's name.
-async fn record(shared: &Shared, ctx: &CallContext, code: Code) {
+/// and the audit result of its error (from the error table), else the status code's name. Waits
+/// for it until `deadline`, at least [`AUDIT_GRACE`].
+async fn record(
+    shared: &Arc<Shared>,
+    ctx: &CallContext,
+    code: Code,
+    deadline: tokio::time::Instant,
+) {
     tracing::Span::current().record("grpc.status", code_name(code));
     let (ids, result) = ctx.outcome();
     let result = match result {
@@ -324,18 +379,42 @@ async fn record(shared: &Shared, ctx: &CallContext, code: Code) {
         }
         _ => code_name(code),
     };
-    if let Err(e) = audit::record_alone(
-        &shared.pool,
-        shared.schema,
-        ctx,
-        ids,
-        result,
-        shared.clock.now(),
-    )
-    .await
-    {
-        tracing::error!(error = %e, "cannot audit a call");
+    let write = {
+        let shared = shared.clone();
+        let ctx = ctx.clone();
+        let at = shared.clock.now();
+        let span = tracing::Span::current();
+        tokio::spawn(
+            async move {
+                let written =
+                    audit::record_alone(&shared.pool, shared.schema, &ctx, ids, result, at).await;
+                if let Err(e) = written {
+                    unrecorded(&ctx, result, &crate::error::cause_chain(&e));
+                }
+            }
+            .instrument(span),
+        )
+    };
+    let wait = deadline
+        .saturating_duration_since(tokio::time::Instant::now())
+        .max(AUDIT_GRACE);
+    if tokio::time::timeout(wait, write).await.is_err() {
+        tracing::warn!(waited = ?wait, "the audit record of this call is still being written: answering without waiting");
     }
+}
+
+/// Logs and counts a call whose audit record could not be written.
+fn unrecorded(ctx: &CallContext, result: &str, cause: &str) {
+    let total = UNRECORDED.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+    telemetry::count_unrecorded_call();
+    tracing::error!(
+        trace_id = %ctx.trace_id,
+        action = %ctx.action,
+        result,
+        error = %cause,
+        unrecorded_total = total,
+        "cannot audit a call: it is answered without an audit record"
+    );
 }
 
 /// Audits a call whose future is dropped before it ends.
@@ -358,7 +437,9 @@ impl Drop for DropGuard {
         }
         let shared = self.shared.clone();
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
-            handle.spawn(async move { record(&shared, &ctx, Code::Cancelled).await });
+            handle.spawn(async move {
+                record(&shared, &ctx, Code::Cancelled, tokio::time::Instant::now()).await
+            });
         }
     }
 }

@@ -19,6 +19,7 @@ pub mod error;
 pub mod idempotency;
 pub mod ids;
 pub mod jobs;
+pub mod keys;
 pub mod layer;
 pub mod outbox;
 pub mod paging;

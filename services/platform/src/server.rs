@@ -1,6 +1,13 @@
 //! The server frame every service runs in: health (`grpc.health.v1`, overall and per service),
 //! reflection (v1 and v1alpha), request timeout, load shedding, the call layer, and graceful
 //! shutdown: health goes NOT_SERVING first, then in-flight calls drain.
+//!
+//! Health has two meanings. The overall status (service name `""`) is the process's
+//! **liveness**: SERVING from start until shutdown, whatever the database does, so that an
+//! orchestrator does not restart a healthy process because PostgreSQL is away. The status of
+//! each named service (e.g. `zvv.intake.v1.SubjectService`) is its **readiness**: it follows
+//! the database, checked in the background ([`ReadinessSettings`]), NOT_SERVING while the
+//! database cannot be reached and SERVING again within a second after it is back.
 
 use std::{future::Future, time::Duration};
 
@@ -28,6 +35,24 @@ pub struct ServerSettings {
     pub auth_failure_budget: crate::budget::BudgetSettings,
     /// The audit sealer every server runs for its schema.
     pub audit: AuditSettings,
+    /// How readiness follows the database.
+    pub readiness: ReadinessSettings,
+}
+
+/// How often readiness checks the database, and how long one check may take.
+#[derive(Debug, Clone)]
+pub struct ReadinessSettings {
+    pub interval: Duration,
+    pub timeout: Duration,
+}
+
+impl Default for ReadinessSettings {
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_millis(500),
+            timeout: Duration::from_secs(1),
+        }
+    }
 }
 
 /// How the audit log of a server is sealed and anchored.
@@ -48,6 +73,7 @@ impl Default for ServerSettings {
             shutdown_delay: Duration::ZERO,
             auth_failure_budget: crate::budget::BudgetSettings::default(),
             audit: AuditSettings::default(),
+            readiness: ReadinessSettings::default(),
         }
     }
 }
@@ -103,12 +129,21 @@ pub async fn serve(
         settings.audit.checkpoints.clone(),
     );
 
+    let readiness = tokio::spawn(follow_database(
+        call_layer.audit_target().0,
+        reporter.clone(),
+        service_names.to_vec(),
+        settings.readiness.clone(),
+    ));
+
     let addr = listener.local_addr().ok();
     tracing::info!(addr = ?addr, services = ?service_names, "serving");
     let delay = settings.shutdown_delay;
     let names: Vec<&'static str> = service_names.to_vec();
     let drain_signal = async move {
         shutdown.await;
+        // readiness no longer follows the database: the process is going away
+        readiness.abort();
         tracing::info!("shutting down: reporting NOT_SERVING");
         reporter
             .set_service_status("", ServingStatus::NotServing)
@@ -135,6 +170,73 @@ pub async fn serve(
         )
         .await?;
     tracing::info!("stopped");
+    Ok(())
+}
+
+/// Keeps the readiness of `names` in step with the database: one `SELECT 1` per interval on a
+/// connection of its own (so that a busy pool does not look like an unreachable database),
+/// bounded by the timeout; a change is logged. While the database is away, and once it is back,
+/// the pool's idle connections that the server dropped are closed.
+async fn follow_database(
+    pool: sqlx::PgPool,
+    reporter: tonic_health::server::HealthReporter,
+    names: Vec<&'static str>,
+    settings: ReadinessSettings,
+) {
+    let options = pool.connect_options();
+    let mut probe: Option<sqlx::PgConnection> = None;
+    let mut ready = true;
+    loop {
+        tokio::time::sleep(settings.interval).await;
+        let check = tokio::time::timeout(settings.timeout, select_one(&mut probe, &options)).await;
+        let reachable = matches!(check, Ok(Ok(())));
+        tracing::debug!(reachable, result = ?check, pool_size = pool.size(), idle = pool.num_idle(), "readiness check");
+        if !reachable {
+            probe = None;
+        }
+        if !reachable || !ready {
+            let closed = crate::db::sweep_idle(&pool).await;
+            if closed > 0 {
+                tracing::info!(closed, "closed pooled connections the database dropped");
+            }
+        }
+        if reachable == ready {
+            continue;
+        }
+        ready = reachable;
+        if ready {
+            tracing::info!("the database is reachable again: reporting SERVING");
+        } else {
+            let why = match check {
+                Ok(Err(e)) => crate::error::cause_chain(&e),
+                _ => format!("no answer within {:?}", settings.timeout),
+            };
+            tracing::warn!(error = %why, "the database cannot be reached: reporting NOT_SERVING");
+        }
+        let status = if ready {
+            ServingStatus::Serving
+        } else {
+            ServingStatus::NotServing
+        };
+        for name in &names {
+            reporter.set_service_status(*name, status).await;
+        }
+    }
+}
+
+/// `SELECT 1` on the probe connection, opened first when there is none.
+async fn select_one(
+    probe: &mut Option<sqlx::PgConnection>,
+    options: &sqlx::postgres::PgConnectOptions,
+) -> Result<(), sqlx::Error> {
+    use sqlx::Connection;
+    let conn = match probe {
+        Some(conn) => conn,
+        None => probe.insert(sqlx::PgConnection::connect_with(options).await?),
+    };
+    sqlx::query_scalar::<_, i32>("SELECT 1")
+        .fetch_one(conn)
+        .await?;
     Ok(())
 }
 

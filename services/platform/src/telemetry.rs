@@ -65,21 +65,38 @@ impl Drop for TelemetryGuard {
     }
 }
 
+type CounterCell = std::sync::OnceLock<opentelemetry::metrics::Counter<u64>>;
+
+fn add_one(cell: &CounterCell, name: &'static str, description: &'static str) {
+    cell.get_or_init(|| {
+        global::meter("zvv")
+            .u64_counter(name)
+            .with_description(description)
+            .build()
+    })
+    .add(1, &[]);
+}
+
 /// Counts one unauthenticated call answered without an audit record because its peer used up
 /// its budget (metric `zvv.auth.refusals_not_audited`, exported over OTLP when configured).
 pub fn count_shed_refusal() {
-    static COUNTER: std::sync::OnceLock<opentelemetry::metrics::Counter<u64>> =
-        std::sync::OnceLock::new();
-    COUNTER
-        .get_or_init(|| {
-            global::meter("zvv")
-                .u64_counter("zvv.auth.refusals_not_audited")
-                .with_description(
-                    "unauthenticated calls refused without an audit record (per-peer budget used up)",
-                )
-                .build()
-        })
-        .add(1, &[]);
+    static COUNTER: CounterCell = CounterCell::new();
+    add_one(
+        &COUNTER,
+        "zvv.auth.refusals_not_audited",
+        "unauthenticated calls refused without an audit record (per-peer budget used up)",
+    );
+}
+
+/// Counts one call answered without an audit record because the write failed, e.g. while the
+/// database was unreachable (metric `zvv.audit.unrecorded_calls`).
+pub fn count_unrecorded_call() {
+    static COUNTER: CounterCell = CounterCell::new();
+    add_one(
+        &COUNTER,
+        "zvv.audit.unrecorded_calls",
+        "calls answered without an audit record because the audit write failed",
+    );
 }
 
 const DEFAULT_FILTER: &str = "info,h2=warn,tower=warn,hyper=warn,sqlx=warn,opentelemetry=warn";

@@ -15,7 +15,7 @@ async fn main() -> anyhow::Result<()> {
     let _telemetry = telemetry::init("zvv-signalling", config.server.log_format);
     let verifier = config
         .auth
-        .verifier()
+        .verifier(zvv_signalling::SCHEMA.name())
         .context("loading token verification keys")?;
     let pool = config
         .db
@@ -31,6 +31,8 @@ async fn main() -> anyhow::Result<()> {
     let fingerprints =
         zvv_platform::idempotency::FingerprintKey::load(&config.fingerprint_key_file)
             .map_err(anyhow::Error::msg)?;
+    // refuses a fingerprint key other than the one the database was written with
+    zvv_signalling::check_keys(&pool, &fingerprints).await?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;

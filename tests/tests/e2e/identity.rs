@@ -30,7 +30,9 @@ async fn a_service_resolves_a_registered_child_within_the_callers_trace() {
         .subject
         .expect("subject");
 
-    let service = suite.token("zvv-signalling", OrgType::Suite, &[Role::Service]);
+    let service = suite
+        .keys
+        .service_token("zvv-signalling", zvv_intake::SCHEMA.name());
     let mut as_service = suite.intake(&service).expect("client");
     let span = tracing::info_span!("signalling.register_signal");
     let trace_id = span.context().span().span_context().trace_id().to_string();

@@ -1,8 +1,11 @@
 //! End-to-end: the suite as its callers see it.
 
+mod decode;
 mod identity;
 mod lifecycle;
+mod outage;
 mod referrals;
 mod retention;
+mod service_tokens;
 mod signalling;
 mod statistics;

@@ -20,6 +20,7 @@ use zvv_platform::{
 
 use crate::domain::{Family, Relation, RelationKind, Unlink};
 
+pub(crate) use pg::seal_form;
 pub use pg::{PgStore, SCHEMA};
 
 /// A subject as stored.

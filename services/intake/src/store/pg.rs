@@ -1,10 +1,12 @@
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool, Postgres, Row, Transaction, postgres::PgRow};
 use uuid::Uuid;
 use zvv_platform::{
     audit::{self, CallContext},
     auth::Jurisdiction,
-    bsn::SealedBsn,
+    bsn::{BsnVault, SealForm, SealedBsn},
     db::Schema,
     error::ApiError,
     idempotency::{self, Key},
@@ -19,23 +21,48 @@ use crate::domain::{Family, Relation, RelationKind, RelationSource, Unlink};
 
 pub const SCHEMA: Schema = Schema::new("intake");
 
-const SUBJECT_COLUMNS: &str = "subject_id, bsn_ciphertext, bsn_key_id, given_name, family_name, \
-    birth_date, municipality_code, neighbourhood_code, date_of_death, created_at, updated_at";
+const SUBJECT_COLUMNS: &str = "subject_id, bsn_ciphertext, bsn_key_id, bsn_aad, given_name, \
+    family_name, birth_date, municipality_code, neighbourhood_code, date_of_death, created_at, \
+    updated_at";
 
 /// The PostgreSQL store of the registry (schema `intake`).
+///
+/// Every subject it hands out has been checked to open on its own row before the transaction
+/// that reads it commits: a BSN ciphertext that cannot be opened there (moved from another row,
+/// sealed with a key the vault lacks, or still in the legacy form) fails the call, which is then
+/// rolled back and audited as failed by the call layer, not recorded as a read.
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
+    vault: Arc<BsnVault>,
 }
 
 impl PgStore {
-    pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+    pub fn new(pool: PgPool, vault: Arc<BsnVault>) -> Self {
+        Self { pool, vault }
     }
 
     pub fn pool(&self) -> &PgPool {
         &self.pool
     }
+
+    /// Fails when the subject's sealed BSN does not open on its row (logged, never shown).
+    fn intact(&self, row: &SubjectRow) -> Result<(), ApiError> {
+        match self.vault.open(&row.bsn, row.id) {
+            Ok(_) => Ok(()),
+            Err(e) => Err(ApiError::internal(format!(
+                "the sealed BSN of subject {} (key {:?}) cannot be opened on its row: {e}",
+                row.id, row.bsn.key_id
+            ))),
+        }
+    }
+}
+
+/// The seal form stored in `bsn_aad`.
+pub(crate) fn seal_form(code: i16) -> Result<SealForm, sqlx::Error> {
+    SealForm::from_code(code).ok_or_else(|| {
+        sqlx::Error::Decode(format!("unknown bsn_aad {code} in intake.subjects").into())
+    })
 }
 
 fn subject_from_row(row: &PgRow) -> Result<SubjectRow, sqlx::Error> {
@@ -44,6 +71,7 @@ fn subject_from_row(row: &PgRow) -> Result<SubjectRow, sqlx::Error> {
         bsn: SealedBsn {
             ciphertext: row.try_get("bsn_ciphertext")?,
             key_id: row.try_get("bsn_key_id")?,
+            form: seal_form(row.try_get("bsn_aad")?)?,
         },
         given_name: row.try_get("given_name")?,
         family_name: row.try_get("family_name")?,
@@ -108,9 +136,10 @@ async fn insert_subject(
     lookup: &[u8],
 ) -> Result<Option<SubjectRow>, sqlx::Error> {
     let sql = format!(
-        "INSERT INTO intake.subjects (subject_id, bsn_lookup, bsn_ciphertext, bsn_key_id, given_name, \
-         family_name, birth_date, municipality_code, neighbourhood_code, date_of_death, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) \
+        "INSERT INTO intake.subjects (subject_id, bsn_lookup, bsn_ciphertext, bsn_key_id, bsn_aad, \
+         given_name, family_name, birth_date, municipality_code, neighbourhood_code, date_of_death, \
+         created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $12, $5, $6, $7, $8, $9, $10, $11, $11) \
          ON CONFLICT (bsn_lookup) DO NOTHING RETURNING {SUBJECT_COLUMNS}"
     );
     sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -125,6 +154,7 @@ async fn insert_subject(
         .bind(&row.neighbourhood_code)
         .bind(row.date_of_death)
         .bind(row.created_at)
+        .bind(row.bsn.form.code())
         .fetch_optional(conn)
         .await?
         .map(|r| subject_from_row(&r))
@@ -250,6 +280,9 @@ struct SubjectSnapshot {
     id: Uuid,
     bsn_ciphertext: Vec<u8>,
     bsn_key_id: String,
+    /// The seal form's code; snapshots from before it was kept hold legacy ciphertexts.
+    #[serde(default = "legacy_form")]
+    bsn_aad: i16,
     given_name: Option<String>,
     family_name: Option<String>,
     birth_date: Option<chrono::NaiveDate>,
@@ -260,11 +293,16 @@ struct SubjectSnapshot {
     updated_at: DateTime<Utc>,
 }
 
+fn legacy_form() -> i16 {
+    SealForm::Legacy.code()
+}
+
 fn snapshot(row: &SubjectRow) -> Result<Vec<u8>, ApiError> {
     serde_json::to_vec(&SubjectSnapshot {
         id: row.id,
         bsn_ciphertext: row.bsn.ciphertext.clone(),
         bsn_key_id: row.bsn.key_id.clone(),
+        bsn_aad: row.bsn.form.code(),
         given_name: row.given_name.clone(),
         family_name: row.family_name.clone(),
         birth_date: row.birth_date,
@@ -285,6 +323,8 @@ fn from_snapshot(bytes: &[u8]) -> Result<SubjectRow, ApiError> {
         bsn: SealedBsn {
             ciphertext: s.bsn_ciphertext,
             key_id: s.bsn_key_id,
+            form: SealForm::from_code(s.bsn_aad)
+                .ok_or_else(|| ApiError::internal("stored idempotent response: unknown bsn_aad"))?,
         },
         given_name: s.given_name,
         family_name: s.family_name,
@@ -343,11 +383,13 @@ impl SubjectStore for PgStore {
         let mut tx = self.pool.begin().await?;
         if let Some(stored) = idempotency::lookup(&mut tx, SCHEMA, &idem).await? {
             let first = from_snapshot(&stored)?;
+            self.intact(&first)?;
             finish(tx, ctx, vec![first.id], "OK", now).await?;
             return Ok(RegisterOutcome::Replayed(first));
         }
         match insert_subject(&mut tx, &row, &lookup).await? {
             Some(created) => {
+                self.intact(&created)?;
                 idempotency::store(&mut tx, SCHEMA, &idem, &snapshot(&created)?, now).await?;
                 let mut event =
                     Event::new("intake.subject.registered").id("subject_id", created.id);
@@ -384,6 +426,7 @@ impl SubjectStore for PgStore {
         match &outcome {
             // the lookup reference names the BSN in the record: probing is traceable
             ResolveOutcome::Found(r) | ResolveOutcome::Created(r) => {
+                self.intact(r)?;
                 finish(tx, ctx, vec![r.id, lookup_ref], "OK", now).await?;
             }
             ResolveOutcome::NotFound => tx.rollback().await?,
@@ -400,7 +443,8 @@ impl SubjectStore for PgStore {
     ) -> Result<Visible<SubjectRow>, ApiError> {
         let mut tx = self.pool.begin().await?;
         let found = seen(&mut tx, scope, id, false).await?;
-        if matches!(found, Visible::Yes(_)) {
+        if let Visible::Yes(row) = &found {
+            self.intact(row)?;
             finish(tx, ctx, vec![id], "OK", now).await?;
         }
         Ok(found)
@@ -421,6 +465,7 @@ impl SubjectStore for PgStore {
             && let Some(stored) = idempotency::lookup(&mut tx, SCHEMA, key).await?
         {
             let first = from_snapshot(&stored)?;
+            self.intact(&first)?;
             finish(tx, ctx, vec![id], "OK", now).await?;
             return Ok(Visible::Yes(first));
         }
@@ -429,6 +474,7 @@ impl SubjectStore for PgStore {
             Visible::Outside => return Ok(Visible::Outside),
             Visible::Missing => return Ok(Visible::Missing),
         };
+        self.intact(&row)?;
         let before_death = row.date_of_death;
         let before_municipality = row.municipality_code.clone();
         if let Err(e) = apply(&mut row) {
@@ -697,6 +743,7 @@ impl SubjectStore for PgStore {
                 }
             }
         };
+        self.intact(&subject)?;
         // every parent or guardian of the subject with all of their children, in one query
         let rows: Vec<(Uuid, String, Vec<Uuid>)> = sqlx::query_as(
             "SELECT r.parent_subject_id, min(p.kind), array_agg(r.child_subject_id ORDER BY r.child_subject_id) \

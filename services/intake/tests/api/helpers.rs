@@ -90,6 +90,11 @@ impl TestApp {
             .expect("intake's database roles and pool");
 
         let keys = TestKeys::new().expect("test keys");
+        let vault = keys.vault().expect("vault");
+        // as at every start: the keys are recorded in (and checked against) the database
+        zvv_intake::check_keys(&server_pool, &vault)
+            .await
+            .expect("the key check accepts a fresh database");
         let mut settings = settings;
         if settings.audit.checkpoints.is_none() {
             // the test's signing key; a fast sealer unless the test chose its own timings
@@ -108,8 +113,8 @@ impl TestApp {
         let shared: SharedClock = Arc::new(clock.clone());
         let deps = zvv_intake::Deps {
             pool: server_pool,
-            vault: keys.vault().expect("vault"),
-            verifier: keys.verifier().expect("verifier"),
+            vault,
+            verifier: keys.verifier(zvv_intake::SCHEMA.name()).expect("verifier"),
             clock: shared,
             settings,
             idempotency_retention: zvv_intake::DEFAULT_IDEMPOTENCY_RETENTION,
@@ -183,7 +188,7 @@ impl TestApp {
     /// A suite service (signalling) with its SERVICE token.
     pub fn service(&self) -> String {
         self.keys
-            .token("signalling", OrgType::Suite, &[Role::Service])
+            .service_token("signalling", zvv_intake::SCHEMA.name())
     }
 
     /// A SCHOOL professional.

@@ -11,6 +11,7 @@ mod context;
 mod errors;
 mod health;
 mod jurisdiction;
+mod keys;
 mod limits;
 mod matrix;
 mod migrations;

@@ -255,12 +255,10 @@ async fn jurisdiction_matrix() {
             .unwrap_or_else(|| panic!("{} has no row", rule.method));
         for (column, expected) in COLUMNS.iter().zip(row.expect) {
             let caller = matrix::caller(rule, *column, "gemeente-test", OWN, OTHER);
-            let token = fixture.app.keys.token_in(
-                &caller.org,
-                caller.org_type,
-                &[caller.role],
-                &caller.municipalities,
-            );
+            let token = fixture
+                .app
+                .keys
+                .caller_token(&caller, zvv_intake::SCHEMA.name());
             let result = fixture.call(rule.method, &token).await;
             let got = matrix::outcome(&result);
             cells += 1;

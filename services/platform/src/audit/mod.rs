@@ -321,8 +321,35 @@ pub async fn append(
     Ok(())
 }
 
+/// Why a call's transaction did not commit.
+#[derive(Debug, thiserror::Error)]
+pub enum CommitError {
+    /// It failed before the commit: nothing took effect.
+    #[error(transparent)]
+    Failed(#[from] sqlx::Error),
+    /// The connection broke during the commit: the change may or may not have taken effect.
+    #[error("the outcome of the commit is unknown: {0}")]
+    Unknown(sqlx::Error),
+}
+
+impl From<CommitError> for ApiError {
+    fn from(err: CommitError) -> Self {
+        match err {
+            CommitError::Failed(e) => e.into(),
+            CommitError::Unknown(e) => {
+                tracing::warn!(error = %crate::error::cause_chain(&e), "connection lost while committing");
+                ApiError::Unavailable(
+                    "the database connection was lost while the change was being committed: it \
+                     may or may not have taken effect; retry with the same request_id"
+                        .to_owned(),
+                )
+            }
+        }
+    }
+}
+
 /// Appends the call's record to the caller's transaction, commits it, and marks the call
-/// audited.
+/// audited. A connection lost during the commit itself is [`CommitError::Unknown`].
 pub async fn commit(
     mut tx: sqlx::Transaction<'_, sqlx::Postgres>,
     schema: Schema,
@@ -330,9 +357,15 @@ pub async fn commit(
     object_ids: Vec<Uuid>,
     result: &str,
     at: DateTime<Utc>,
-) -> Result<(), sqlx::Error> {
+) -> Result<(), CommitError> {
     append(&mut tx, schema, &ctx.record(object_ids, result, at)).await?;
-    tx.commit().await?;
+    match tx.commit().await {
+        Ok(()) => {}
+        Err(e) if crate::error::database_fault(&e).is_some() => {
+            return Err(CommitError::Unknown(e));
+        }
+        Err(e) => return Err(CommitError::Failed(e)),
+    }
     ctx.mark_audited();
     Ok(())
 }

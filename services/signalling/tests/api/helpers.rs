@@ -208,6 +208,14 @@ impl TestApp {
         .await;
 
         let keys = TestKeys::new().expect("test keys");
+        // as at every start: each service's keys are recorded in (and checked against) its schema
+        zvv_intake::check_keys(&intake_pool, &keys.vault().expect("vault"))
+            .await
+            .expect("intake's key check accepts a fresh database");
+        let fingerprints = keys.fingerprints().expect("fingerprint key");
+        zvv_signalling::check_keys(&runtime_pool, &fingerprints)
+            .await
+            .expect("signalling's key check accepts a fresh database");
         let clock = ManualClock::new(now());
         let shared: SharedClock = Arc::new(clock.clone());
 
@@ -215,7 +223,7 @@ impl TestApp {
         let intake_deps = zvv_intake::Deps {
             pool: intake_pool,
             vault: keys.vault().expect("vault"),
-            verifier: keys.verifier().expect("verifier"),
+            verifier: keys.verifier(zvv_intake::SCHEMA.name()).expect("verifier"),
             clock: shared.clone(),
             settings: ServerSettings::default(),
             idempotency_retention: zvv_intake::DEFAULT_IDEMPOTENCY_RETENTION,
@@ -231,7 +239,7 @@ impl TestApp {
         );
 
         // signalling, calling intake with its own SERVICE token
-        let service_token = keys.token(SIGNALLING_ORG, OrgType::Suite, &[Role::Service]);
+        let service_token = keys.service_token(SIGNALLING_ORG, zvv_intake::SCHEMA.name());
         let intake_client = SubjectServiceClient::new(
             zvv_platform::client::channel(
                 &intake_url,
@@ -241,7 +249,9 @@ impl TestApp {
         );
         let deps = zvv_signalling::Deps {
             pool: runtime_pool.clone(),
-            verifier: keys.verifier().expect("verifier"),
+            verifier: keys
+                .verifier(zvv_signalling::SCHEMA.name())
+                .expect("verifier"),
             clock: shared,
             settings: ServerSettings::default(),
             intake: intake_client,
@@ -249,7 +259,7 @@ impl TestApp {
             idempotency_retention: chrono::Duration::hours(24),
             referral_deadline_working_days: zvv_signalling::DEFAULT_REFERRAL_DEADLINE_WORKING_DAYS,
             statistics_threshold: zvv_signalling::DEFAULT_STATISTICS_THRESHOLD,
-            fingerprints: keys.fingerprints().expect("fingerprint key"),
+            fingerprints,
             retention: zvv_signalling::retention::RetentionRules::default(),
         };
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -292,6 +302,7 @@ impl TestApp {
                 roles: vec![org.role],
                 municipalities: Vec::new(),
                 ttl: chrono::Duration::hours(1),
+                for_service: None,
             })
             .expect("colleague token")
     }
@@ -420,7 +431,7 @@ impl TestApp {
     pub async fn subject_without_birth_date(&self, bsn: &str) -> String {
         let token = self
             .keys
-            .token("test-harness", OrgType::Suite, &[Role::Service]);
+            .service_token("test-harness", zvv_intake::SCHEMA.name());
         let resolved = self
             .intake_with(&token)
             .resolve_subject(ipb::ResolveSubjectRequest {

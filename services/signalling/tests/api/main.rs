@@ -8,6 +8,7 @@ mod audit;
 mod idempotency;
 mod isolation;
 mod jurisdiction;
+mod keys;
 mod matches;
 mod matrix;
 mod outbox;
