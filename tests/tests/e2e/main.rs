@@ -1,6 +1,7 @@
 //! End-to-end: the suite as its callers see it.
 
 mod decode;
+mod error_size;
 mod identity;
 mod lifecycle;
 mod outage;
