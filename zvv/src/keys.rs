@@ -371,7 +371,7 @@ async fn reencrypt(args: &KeysArgs, batch_size: u32) -> anyhow::Result<()> {
     }
     let options = zvv_intake::ReencryptOptions {
         batch_size,
-        origin: "zvv keys reencrypt".to_owned(),
+        origin: zvv_intake::ReencryptOptions::started_by("zvv keys reencrypt"),
     };
     let done = zvv_intake::reencrypt_with(&db.pool, &vault, &options).await;
     db.finish().await?;

@@ -152,6 +152,17 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
                 data.bsn_keys().display()
             )
         })?;
+    // a data folder from before the BSN was bound to its subject: seal those rows again
+    if zvv_intake::legacy_subjects(&intake_pool).await? > 0 {
+        let options = zvv_intake::ReencryptOptions {
+            origin: zvv_intake::ReencryptOptions::started_by("zvv up"),
+            ..Default::default()
+        };
+        let rewritten = zvv_intake::reencrypt_with(&intake_pool, &vault, &options)
+            .await
+            .context("re-encrypting subjects sealed in the legacy form")?;
+        println!("re-encrypted {rewritten} subjects sealed in the legacy form");
+    }
     let fingerprints = Arc::new(
         zvv_platform::idempotency::FingerprintKey::load(&data.fingerprint_key("signalling"))
             .map_err(anyhow::Error::msg)?,

@@ -99,17 +99,13 @@ impl ServiceData for Subjects<'_> {
                     .await?;
                     Ok((n > 0).then(|| format!("{n} subjects are still sealed with it")))
                 }
-                LOOKUP_PURPOSE => {
-                    let any: bool =
-                        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM intake.subjects)")
-                            .fetch_one(conn)
-                            .await?;
-                    Ok(any.then(|| {
-                        "the lookup value of every subject was made with it (the lookup key \
-                         cannot be replaced while subjects exist)"
-                            .to_owned()
-                    }))
-                }
+                // never dropped, not even before the first subject: replicas with different
+                // lookup keys would each register the same BSN as another person
+                LOOKUP_PURPOSE => Ok(Some(
+                    "the lookup key of the registry cannot be replaced: every BSN would get a \
+                     second subject"
+                        .to_owned(),
+                )),
                 _ => Ok(Some("it is recorded for intake".to_owned())),
             }
         })
@@ -139,8 +135,21 @@ pub struct ReencryptOptions {
     /// Subjects per transaction (and per audit entry).
     pub batch_size: u32,
     /// Where the job was started from, kept as the audit entries' peer (e.g. `zvv-intake
-    /// reencrypt`).
+    /// reencrypt`); [`ReencryptOptions::started_by`] adds the OS user who ran it.
     pub origin: String,
+}
+
+impl ReencryptOptions {
+    /// `command`, and the OS user running it (so that the audit shows who started the job).
+    pub fn started_by(command: &str) -> String {
+        let user = std::env::var("USER")
+            .or_else(|_| std::env::var("LOGNAME"))
+            .unwrap_or_else(|_| "unknown".to_owned());
+        format!(
+            "{command} (OS user {})",
+            zvv_platform::error::truncate(&user, 64)
+        )
+    }
 }
 
 impl Default for ReencryptOptions {
@@ -167,9 +176,26 @@ pub enum ReencryptError {
         "re-encrypted {rewritten} subjects, but {} could not be opened with the configured keys \
          (or their BSN does not match their lookup value) and were left as they are: {}",
         subjects.len(),
-        subjects.iter().map(Uuid::to_string).collect::<Vec<_>>().join(", ")
+        first_ids(subjects)
     )]
     Unreadable { rewritten: u64, subjects: Vec<Uuid> },
+}
+
+/// The first 20 ids, and how many more there are.
+fn first_ids(ids: &[Uuid]) -> String {
+    let mut text = ids
+        .iter()
+        .take(20)
+        .map(Uuid::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if ids.len() > 20 {
+        text.push_str(&format!(
+            " and {} more (all in the audit log)",
+            ids.len() - 20
+        ));
+    }
+    text
 }
 
 /// The identity the job's audit entries carry.
@@ -190,6 +216,15 @@ fn job(origin: &str) -> CallContext {
         "AVG art. 32: security of processing (re-encryption of the BSN with the current key)"
             .into();
     ctx
+}
+
+/// How many subjects are still sealed in the legacy form (not bound to their subject id): they
+/// cannot be read until [`reencrypt`] has sealed them again.
+pub async fn legacy_subjects(pool: &PgPool) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT count(*) FROM intake.subjects WHERE bsn_aad = $1")
+        .bind(SealForm::Legacy.code())
+        .fetch_one(pool)
+        .await
 }
 
 /// Re-encrypts every subject's BSN that is not sealed with the active key in the bound form

@@ -28,7 +28,9 @@ use zvv_proto::intake::v1::subject_service_server::SubjectServiceServer;
 
 use crate::{grpc::SubjectApi, service::SubjectLogic, store::PgStore};
 
-pub use keys::{ReencryptError, ReencryptOptions, check_keys, reencrypt, reencrypt_with};
+pub use keys::{
+    ReencryptError, ReencryptOptions, check_keys, legacy_subjects, reencrypt, reencrypt_with,
+};
 pub use store::SCHEMA;
 
 /// Everything the running service needs, built from configuration or by tests.

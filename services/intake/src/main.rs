@@ -26,6 +26,14 @@ async fn main() -> anyhow::Result<()> {
     let pool = migrated_pool(&config).await?;
     // refuses keys other than the ones the database was written with, before serving
     zvv_intake::check_keys(&pool, &vault).await?;
+    let legacy = zvv_intake::legacy_subjects(&pool).await?;
+    if legacy > 0 {
+        tracing::warn!(
+            subjects = legacy,
+            "subjects are sealed in the legacy form (not bound to their subject) and answer \
+             INTERNAL until `zvv-intake reencrypt` has sealed them again"
+        );
+    }
     let mut settings = config.server.settings();
     settings.audit = config.audit.settings().map_err(anyhow::Error::msg)?;
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -51,7 +59,7 @@ async fn reencrypt(config: &Config, vault: &BsnVault, batch_size: u32) -> anyhow
     let pool = migrated_pool(config).await?;
     let options = zvv_intake::ReencryptOptions {
         batch_size,
-        origin: "zvv-intake reencrypt".to_owned(),
+        origin: zvv_intake::ReencryptOptions::started_by("zvv-intake reencrypt"),
     };
     let done = zvv_intake::reencrypt_with(&pool, vault, &options).await;
     pool.close().await;

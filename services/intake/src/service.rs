@@ -221,6 +221,7 @@ impl<S: SubjectStore> SubjectLogic<S> {
         let row = SubjectRow {
             id,
             bsn: self.vault.seal(&new.bsn, id),
+            lookup: self.vault.lookup_key(&new.bsn),
             given_name: Some(new.given_name),
             family_name: Some(new.family_name),
             birth_date: Some(new.birth_date),
@@ -230,7 +231,7 @@ impl<S: SubjectStore> SubjectLogic<S> {
             created_at: now,
             updated_at: now,
         };
-        let lookup = self.vault.lookup_key(&new.bsn);
+        let lookup = row.lookup.clone();
         match self.store.register(ctx, row, lookup, key).await? {
             RegisterOutcome::Created(row) | RegisterOutcome::Replayed(row) => self.to_subject(row),
             RegisterOutcome::BsnTaken(existing, municipality)
@@ -269,6 +270,7 @@ impl<S: SubjectStore> SubjectLogic<S> {
         SubjectRow {
             id,
             bsn: self.vault.seal(bsn, id),
+            lookup: self.vault.lookup_key(bsn),
             given_name: None,
             family_name: None,
             birth_date,

@@ -60,7 +60,11 @@ macro_rules! claim_enum {
             fn from_str(s: &str) -> Result<Self, String> {
                 match s {
                     $($text => Ok($name::$variant),)+
-                    other => Err(format!("unknown {} {other:?}", stringify!($name))),
+                    other => Err(format!(
+                        "unknown {} {}",
+                        stringify!($name),
+                        crate::error::quote(other)
+                    )),
                 }
             }
         }
@@ -1017,6 +1021,17 @@ mod tests {
         let p = verifier.verify(&k.signer.mint_claims(&c).unwrap()).unwrap();
         assert_eq!(p.jurisdiction(), Jurisdiction::Municipalities(vec![]));
         assert!(!p.jurisdiction().covers_opt(None));
+    }
+
+    #[test]
+    fn an_unknown_claim_value_is_quoted_short() {
+        let err = "x".repeat(10_000).parse::<OrgType>().unwrap_err();
+        assert!(err.len() < 100, "{err}");
+        assert!(err.contains("10000 characters"), "{err}");
+        assert_eq!(
+            "POLIZEI".parse::<OrgType>().unwrap_err(),
+            "unknown OrgType \"POLIZEI\""
+        );
     }
 
     #[test]

@@ -7,13 +7,17 @@
 //! it they are answered RESOURCE_EXHAUSTED without a database write, logged and counted.
 
 use std::{
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
     task::{Context, Poll},
     time::Duration,
 };
 
 use futures::future::BoxFuture;
 use sqlx::PgPool;
+use tokio::sync::Semaphore;
 use tonic::{Code, Status, transport::server::TcpConnectInfo};
 use tower::{Layer, Service};
 use tracing::Instrument;
@@ -38,7 +42,15 @@ struct Shared {
     clock: SharedClock,
     request_timeout: Duration,
     refusals: PeerBudget,
+    /// Whether the database answered the last readiness check (see [`crate::server`]).
+    database_reachable: Arc<AtomicBool>,
+    /// Audit writes still running after their call was answered, at most [`MAX_PENDING_AUDITS`].
+    pending_audits: Arc<Semaphore>,
 }
+
+/// Audit writes that may go on after their call was answered; past this a call whose record
+/// cannot be written within its deadline is counted unaudited at once.
+pub const MAX_PENDING_AUDITS: usize = 64;
 
 #[derive(Clone)]
 pub struct CallLayer {
@@ -66,6 +78,8 @@ impl CallLayer {
                 clock,
                 request_timeout: settings.request_timeout,
                 refusals: PeerBudget::new(settings.auth_failure_budget),
+                database_reachable: Arc::new(AtomicBool::new(true)),
+                pending_audits: Arc::new(Semaphore::new(MAX_PENDING_AUDITS)),
             }),
         }
     }
@@ -75,6 +89,12 @@ impl CallLayer {
     /// Where this layer audits: the pool and schema the sealer works on.
     pub fn audit_target(&self) -> (PgPool, Schema) {
         (self.shared.pool.clone(), self.shared.schema)
+    }
+
+    /// The flag readiness keeps: while it is false the layer does not wait for audit writes
+    /// beyond [`AUDIT_GRACE`].
+    pub fn database_reachable(&self) -> Arc<AtomicBool> {
+        self.shared.database_reachable.clone()
     }
 }
 
@@ -169,8 +189,10 @@ where
 
         Box::pin(
             async move {
-                // the answer comes by then, audit write included (plus at most AUDIT_GRACE)
+                // the answer comes by then, audit write included; the handler has until
+                // AUDIT_GRACE before it, so that a timed-out call can still be audited in time
                 let deadline = tokio::time::Instant::now() + shared.request_timeout;
+                let handler_deadline = deadline - AUDIT_GRACE.min(shared.request_timeout / 4);
                 let peer_addr = req
                     .extensions()
                     .get::<TcpConnectInfo>()
@@ -202,7 +224,7 @@ where
                             shared: shared.clone(),
                             ctx: Some(ctx.clone()),
                         };
-                        let outcome = tokio::time::timeout_at(deadline, inner.call(req)).await;
+                        let outcome = tokio::time::timeout_at(handler_deadline, inner.call(req)).await;
                         guard.disarm();
                         match outcome {
                             Ok(Ok(response)) => {
@@ -346,9 +368,10 @@ fn undecodable(status: &Status) -> Option<Status> {
 }
 
 /// The answer of a call waits for the layer's audit write of it until the call's deadline (its
-/// start plus the request timeout), and at least this long. Past that the write goes on in the
-/// background, so that an unreachable database does not hold the answer past the request
-/// timeout (plus this grace); a write that fails is logged with the trace id and counted.
+/// start plus the request timeout), but no more than this while the database is known to be
+/// unreachable or the call failed for a database fault. Past that the write goes on in the
+/// background, so that the answer comes by the request timeout; a write that fails is logged
+/// with the trace id and counted. The handler's own time ends this long before the deadline.
 pub const AUDIT_GRACE: Duration = Duration::from_millis(200);
 
 /// Calls the layer could not audit (the write failed or the database was unreachable), in this
@@ -362,7 +385,7 @@ pub fn unrecorded_total() -> u64 {
 
 /// Writes the record of a call the service did not audit itself: with the ids the logic attached
 /// and the audit result of its error (from the error table), else the status code's name. Waits
-/// for it until `deadline`, at least [`AUDIT_GRACE`].
+/// for it until `deadline` (see [`AUDIT_GRACE`]).
 async fn record(
     shared: &Arc<Shared>,
     ctx: &CallContext,
@@ -379,25 +402,41 @@ async fn record(
         }
         _ => code_name(code),
     };
+    let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+    let hurry = code == Code::Unavailable || !shared.database_reachable.load(Ordering::Relaxed);
+    let wait = if hurry {
+        remaining.min(AUDIT_GRACE)
+    } else {
+        remaining
+    };
     let write = {
         let shared = shared.clone();
         let ctx = ctx.clone();
         let at = shared.clock.now();
-        let span = tracing::Span::current();
-        tokio::spawn(
-            async move {
-                let written =
-                    audit::record_alone(&shared.pool, shared.schema, &ctx, ids, result, at).await;
-                if let Err(e) = written {
-                    unrecorded(&ctx, result, &crate::error::cause_chain(&e));
-                }
+        async move {
+            let written =
+                audit::record_alone(&shared.pool, shared.schema, &ctx, ids, result, at).await;
+            if let Err(e) = written {
+                unrecorded(&ctx, result, &crate::error::cause_chain(&e));
             }
-            .instrument(span),
-        )
+        }
+        .instrument(tracing::Span::current())
     };
-    let wait = deadline
-        .saturating_duration_since(tokio::time::Instant::now())
-        .max(AUDIT_GRACE);
+    let Ok(permit) = shared.pending_audits.clone().try_acquire_owned() else {
+        // too many writes are still pending: this one gets its wait and no more
+        if tokio::time::timeout(wait, write).await.is_err() {
+            unrecorded(
+                ctx,
+                result,
+                "the audit write did not finish in time and too many others were pending",
+            );
+        }
+        return;
+    };
+    let write = tokio::spawn(async move {
+        write.await;
+        drop(permit);
+    });
     if tokio::time::timeout(wait, write).await.is_err() {
         tracing::warn!(waited = ?wait, "the audit record of this call is still being written: answering without waiting");
     }

@@ -134,6 +134,7 @@ pub async fn serve(
         reporter.clone(),
         service_names.to_vec(),
         settings.readiness.clone(),
+        call_layer.database_reachable(),
     ));
 
     let addr = listener.local_addr().ok();
@@ -142,8 +143,10 @@ pub async fn serve(
     let names: Vec<&'static str> = service_names.to_vec();
     let drain_signal = async move {
         shutdown.await;
-        // readiness no longer follows the database: the process is going away
+        // readiness no longer follows the database: the process is going away (awaited, so
+        // that a check under way cannot report SERVING after the NOT_SERVING below)
         readiness.abort();
+        let _ = readiness.await;
         tracing::info!("shutting down: reporting NOT_SERVING");
         reporter
             .set_service_status("", ServingStatus::NotServing)
@@ -182,6 +185,7 @@ async fn follow_database(
     reporter: tonic_health::server::HealthReporter,
     names: Vec<&'static str>,
     settings: ReadinessSettings,
+    reachable_flag: std::sync::Arc<std::sync::atomic::AtomicBool>,
 ) {
     let options = pool.connect_options();
     let mut probe: Option<sqlx::PgConnection> = None;
@@ -204,6 +208,7 @@ async fn follow_database(
             continue;
         }
         ready = reachable;
+        reachable_flag.store(ready, std::sync::atomic::Ordering::Relaxed);
         if ready {
             tracing::info!("the database is reachable again: reporting SERVING");
         } else {

@@ -28,6 +28,8 @@ pub use pg::{PgStore, SCHEMA};
 pub struct SubjectRow {
     pub id: Uuid,
     pub bsn: SealedBsn,
+    /// The keyed lookup value of the BSN (`bsn_lookup`): what the sealed BSN must open to.
+    pub lookup: Vec<u8>,
     pub given_name: Option<String>,
     pub family_name: Option<String>,
     pub birth_date: Option<NaiveDate>,

@@ -21,7 +21,7 @@ use crate::domain::{Family, Relation, RelationKind, RelationSource, Unlink};
 
 pub const SCHEMA: Schema = Schema::new("intake");
 
-const SUBJECT_COLUMNS: &str = "subject_id, bsn_ciphertext, bsn_key_id, bsn_aad, given_name, \
+const SUBJECT_COLUMNS: &str = "subject_id, bsn_lookup, bsn_ciphertext, bsn_key_id, bsn_aad, given_name, \
     family_name, birth_date, municipality_code, neighbourhood_code, date_of_death, created_at, \
     updated_at";
 
@@ -46,15 +46,23 @@ impl PgStore {
         &self.pool
     }
 
-    /// Fails when the subject's sealed BSN does not open on its row (logged, never shown).
+    /// Fails when the subject's sealed BSN does not open on its row, or opens to a BSN whose
+    /// lookup value is not the row's (a lookup value moved between rows); logged, never shown.
     fn intact(&self, row: &SubjectRow) -> Result<(), ApiError> {
-        match self.vault.open(&row.bsn, row.id) {
-            Ok(_) => Ok(()),
-            Err(e) => Err(ApiError::internal(format!(
+        let bsn = self.vault.open(&row.bsn, row.id).map_err(|e| {
+            ApiError::internal(format!(
                 "the sealed BSN of subject {} (key {:?}) cannot be opened on its row: {e}",
                 row.id, row.bsn.key_id
-            ))),
+            ))
+        })?;
+        // snapshots of first responses from before the lookup value was kept hold none
+        if !row.lookup.is_empty() && self.vault.lookup_key(&bsn) != row.lookup {
+            return Err(ApiError::internal(format!(
+                "the sealed BSN of subject {} does not match the row's lookup value",
+                row.id
+            )));
         }
+        Ok(())
     }
 }
 
@@ -73,6 +81,7 @@ fn subject_from_row(row: &PgRow) -> Result<SubjectRow, sqlx::Error> {
             key_id: row.try_get("bsn_key_id")?,
             form: seal_form(row.try_get("bsn_aad")?)?,
         },
+        lookup: row.try_get("bsn_lookup")?,
         given_name: row.try_get("given_name")?,
         family_name: row.try_get("family_name")?,
         birth_date: row.try_get("birth_date")?,
@@ -283,6 +292,9 @@ struct SubjectSnapshot {
     /// The seal form's code; snapshots from before it was kept hold legacy ciphertexts.
     #[serde(default = "legacy_form")]
     bsn_aad: i16,
+    /// Empty in snapshots from before it was kept.
+    #[serde(default)]
+    bsn_lookup: Vec<u8>,
     given_name: Option<String>,
     family_name: Option<String>,
     birth_date: Option<chrono::NaiveDate>,
@@ -303,6 +315,7 @@ fn snapshot(row: &SubjectRow) -> Result<Vec<u8>, ApiError> {
         bsn_ciphertext: row.bsn.ciphertext.clone(),
         bsn_key_id: row.bsn.key_id.clone(),
         bsn_aad: row.bsn.form.code(),
+        bsn_lookup: row.lookup.clone(),
         given_name: row.given_name.clone(),
         family_name: row.family_name.clone(),
         birth_date: row.birth_date,
@@ -326,6 +339,7 @@ fn from_snapshot(bytes: &[u8]) -> Result<SubjectRow, ApiError> {
             form: SealForm::from_code(s.bsn_aad)
                 .ok_or_else(|| ApiError::internal("stored idempotent response: unknown bsn_aad"))?,
         },
+        lookup: s.bsn_lookup,
         given_name: s.given_name,
         family_name: s.family_name,
         birth_date: s.birth_date,
@@ -404,6 +418,8 @@ impl SubjectStore for PgStore {
                 let existing = fetch_by_lookup(&mut tx, &lookup)
                     .await?
                     .ok_or_else(|| ApiError::internal("bsn conflict without a row"))?;
+                // the row holding this lookup value must really be this BSN's
+                self.intact(&existing)?;
                 tx.rollback().await?;
                 Ok(RegisterOutcome::BsnTaken(
                     existing.id,

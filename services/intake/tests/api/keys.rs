@@ -334,11 +334,19 @@ async fn legacy_rows_are_not_read_until_reencrypted() {
         .await
         .expect_err("a legacy ciphertext is not read");
     assert_eq!(status.code(), Code::Internal, "{status:?}");
+    assert_eq!(
+        zvv_intake::legacy_subjects(&app.pool).await.expect("count"),
+        1
+    );
 
     let rewritten = zvv_intake::reencrypt(&runtime_pool(&app).await, &vault(&app.keys.bsn_keys))
         .await
         .expect("re-encrypt");
     assert_eq!(rewritten, 1);
+    assert_eq!(
+        zvv_intake::legacy_subjects(&app.pool).await.expect("count"),
+        0
+    );
     let form: i16 = sqlx::query_scalar("SELECT bsn_aad FROM intake.subjects")
         .fetch_one(&app.pool)
         .await
@@ -685,10 +693,119 @@ fn the_binary_refuses_other_keys_and_reencrypts() {
         .block_on(
             sqlx::query_scalar(
                 "SELECT count(*) FROM intake.audit_log WHERE action = 'keys/reencrypt-bsn' \
-                 AND peer = 'zvv-intake reencrypt'",
+                 AND peer LIKE 'zvv-intake reencrypt (OS user %)'",
             )
             .fetch_one(&app.pool),
         )
         .expect("audit");
     assert_eq!(audited, 1);
+}
+
+/// A second key file under other key ids is refused even before the first subject exists:
+/// replicas with different lookup keys would each register the same BSN as another person.
+#[tokio::test]
+async fn a_second_key_file_is_refused_on_a_database_without_subjects() {
+    let app = TestApp::spawn().await;
+    let pool = runtime_pool(&app).await;
+    let subjects: i64 = sqlx::query_scalar("SELECT count(*) FROM intake.subjects")
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+    assert_eq!(subjects, 0, "no subject yet");
+    let mut other = KeyFile::generate();
+    let key = other
+        .encryption_keys
+        .remove("dev-1")
+        .expect("generated key");
+    other.encryption_keys.insert("prod-1".into(), key);
+    other.active_key_id = "prod-1".into();
+    other.hmac_key_id = "lookup-prod".into();
+    let message = refused(&pool, &other).await;
+    assert!(
+        message.contains("bsn-lookup key \"lookup-1\" is recorded but not configured"),
+        "{message}"
+    );
+    assert!(message.contains("cannot be replaced"), "{message}");
+    // nothing of the other file was recorded
+    let ids: Vec<String> = records(&pool)
+        .await
+        .into_iter()
+        .map(|(_, id, _)| id)
+        .collect();
+    assert!(
+        !ids.iter().any(|id| id == "prod-1" || id == "lookup-prod"),
+        "{ids:?}"
+    );
+}
+
+/// A lookup value moved between two subjects (by someone who can write the table) is caught
+/// on every read: the sealed BSN no longer opens to the row's lookup value.
+#[tokio::test]
+async fn a_lookup_value_moved_to_another_subject_is_refused() {
+    let app = TestApp::spawn().await;
+    let a = app.register(BSN, "Anna").await;
+    let b = app.register(&valid_bsn(7), "Bram").await;
+    let pool = runtime_pool(&app).await;
+    let lookup = |id: String| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, Vec<u8>>(
+                "SELECT bsn_lookup FROM intake.subjects WHERE subject_id = $1::uuid",
+            )
+            .bind(id)
+            .fetch_one(&pool)
+            .await
+            .expect("lookup value")
+        }
+    };
+    let (la, lb) = (
+        lookup(a.subject_id.clone()).await,
+        lookup(b.subject_id.clone()).await,
+    );
+    let mut tx = pool.begin().await.expect("tx");
+    for (id, value) in [
+        (&a.subject_id, vec![0u8]),
+        (&b.subject_id, la),
+        (&a.subject_id, lb),
+    ] {
+        sqlx::query("UPDATE intake.subjects SET bsn_lookup = $2 WHERE subject_id = $1::uuid")
+            .bind(id)
+            .bind(value)
+            .execute(&mut *tx)
+            .await
+            .expect("swap");
+    }
+    tx.commit().await.expect("commit");
+
+    let mut client = app.client(&app.muni_professional());
+    for id in [&a.subject_id, &b.subject_id] {
+        let status = get(&mut client, id)
+            .await
+            .expect_err("a swapped lookup value");
+        assert_eq!(status.code(), Code::Internal, "{status:?}");
+    }
+    // registering Anna's BSN again finds Bram's row by the moved value: refused, not "Bram"
+    let status = client
+        .register_subject(crate::helpers::register_request(BSN, "Anna"))
+        .await
+        .expect_err("the BSN now points at another subject");
+    assert!(
+        matches!(status.code(), Code::Internal | Code::AlreadyExists),
+        "{status:?}"
+    );
+    assert!(
+        !status.message().contains(&b.subject_id),
+        "{}",
+        status.message()
+    );
+    let resolved = app
+        .client(&app.service())
+        .resolve_subject(pb::ResolveSubjectRequest {
+            bsn: BSN.into(),
+            create_if_missing: false,
+            ..Default::default()
+        })
+        .await
+        .expect_err("resolving Anna's BSN must not give Bram's id");
+    assert_eq!(resolved.code(), Code::Internal, "{resolved:?}");
 }

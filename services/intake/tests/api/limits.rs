@@ -179,9 +179,12 @@ async fn a_call_past_the_request_timeout_is_cancelled_and_changes_nothing() {
     );
     let took = started.elapsed();
     assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
+    // the call itself gets the timeout less the time kept for writing its audit record
+    // (zvv_platform::layer::AUDIT_GRACE, at most a quarter of the timeout), so that the
+    // answer, audit included, comes by the timeout
     assert!(
-        took >= Duration::from_millis(900) && took < Duration::from_secs(5),
-        "answered after the 1 s timeout, took {took:?}"
+        took >= Duration::from_millis(750) && took < Duration::from_secs(5),
+        "answered at the 1 s timeout, took {took:?}"
     );
     sqlx::query(RELATIONS_UNLOCK)
         .execute(&mut lock)
