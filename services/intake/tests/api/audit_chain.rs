@@ -346,7 +346,11 @@ async fn a_transaction_that_commits_after_later_ones_is_sealed_once() {
     assert_eq!(unsealed(&app).await, 0);
     let report = app.verify_audit().await;
     assert!(report.is_intact(), "{report:?}");
-    assert_eq!((report.entries, report.seals), (9, 9), "the aborted entry left nothing");
+    assert_eq!(
+        (report.entries, report.seals),
+        (9, 9),
+        "the aborted entry left nothing"
+    );
 }
 
 #[tokio::test]
