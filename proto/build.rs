@@ -12,6 +12,12 @@ const BSN_MESSAGES: [&str; 5] = [
     ".zvv.signalling.v1.SubmitReferralRequest",
 ];
 
+/// Messages with a secret (a webhook's Authorization value, a signing secret).
+const SECRET_MESSAGES: [&str; 2] = [
+    ".zvv.notifications.v1.WebhookDelivery",
+    ".zvv.notifications.v1.CreateSubscriptionResponse",
+];
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=zvv");
     println!("cargo:rerun-if-changed=build.rs");
@@ -31,8 +37,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
-        // messages that carry a BSN get a hand-written Debug that hides it (src/lib.rs)
+        // messages that carry a BSN or a secret get a hand-written Debug that hides it
+        // (src/lib.rs)
         .skip_debug(BSN_MESSAGES)
+        .skip_debug(SECRET_MESSAGES)
         .compile_fds(fds)?;
     Ok(())
 }

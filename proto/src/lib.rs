@@ -184,3 +184,81 @@ pub mod signalling {
         tonic::include_proto!("zvv.signalling.v1");
     }
 }
+
+pub mod events {
+    pub mod v1 {
+        #![allow(clippy::all, clippy::pedantic, missing_docs)]
+        tonic::include_proto!("zvv.events.v1");
+    }
+}
+
+pub mod notifications {
+    pub mod v1 {
+        #![allow(clippy::all, clippy::pedantic, missing_docs)]
+        tonic::include_proto!("zvv.notifications.v1");
+    }
+}
+
+/// `Debug` for messages that carry a secret: it never reaches a log line through `{:?}`.
+mod secret {
+    use std::fmt;
+
+    use crate::notifications::v1::{CreateSubscriptionResponse, WebhookDelivery};
+
+    const HIDDEN: &str = "<secret>";
+
+    impl fmt::Debug for WebhookDelivery {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.debug_struct("WebhookDelivery")
+                .field("url", &self.url)
+                .field(
+                    "authorization",
+                    &if self.authorization.is_empty() {
+                        ""
+                    } else {
+                        HIDDEN
+                    },
+                )
+                .finish()
+        }
+    }
+
+    impl fmt::Debug for CreateSubscriptionResponse {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.debug_struct("CreateSubscriptionResponse")
+                .field("subscription", &self.subscription)
+                .field(
+                    "signing_secret",
+                    &if self.signing_secret.is_empty() {
+                        ""
+                    } else {
+                        HIDDEN
+                    },
+                )
+                .finish()
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn debug_output_hides_secrets() {
+            let w = WebhookDelivery {
+                url: "https://example.org/hook".into(),
+                authorization: "Bearer s3cr3t".into(),
+            };
+            let text = format!("{w:?}");
+            assert!(
+                text.contains("example.org") && !text.contains("s3cr3t"),
+                "{text}"
+            );
+            let r = CreateSubscriptionResponse {
+                subscription: None,
+                signing_secret: "whsec_c2VjcmV0".into(),
+            };
+            assert!(!format!("{r:?}").contains("c2VjcmV0"));
+        }
+    }
+}

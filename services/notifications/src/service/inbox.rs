@@ -1,0 +1,223 @@
+//! The inbox: listed, marked read, and streamed — first what is waiting after the caller's
+//! cursor, then live, with heartbeats while idle. Each stream has its own task and a small
+//! buffer: a slow reader fills only its own buffer and holds up nobody else.
+
+use std::{sync::Arc, time::Duration};
+
+use chrono::{DateTime, Utc};
+use tokio::sync::{broadcast, mpsc};
+use zvv_platform::{
+    audit::CallContext,
+    error::{ApiError, Violations},
+    idempotency::check_request_id,
+    paging,
+};
+
+use super::{NotificationLogic, parse_ids, request_key};
+use crate::{
+    clients::Sinks,
+    store::{Cursor, InboxItem, InboxStore, Page},
+};
+
+/// Most items one MarkRead may name.
+pub const MAX_MARK: usize = 100;
+
+/// How streams behave.
+#[derive(Debug, Clone, Copy)]
+pub struct StreamSettings {
+    /// A heartbeat after this long without an item.
+    pub heartbeat: Duration,
+    /// Streams look for items written by other replicas at this interval (items of this
+    /// replica wake them at once).
+    pub poll: Duration,
+    /// Items buffered per stream before the stream's task waits for its reader.
+    pub buffer: usize,
+}
+
+impl Default for StreamSettings {
+    fn default() -> Self {
+        Self {
+            heartbeat: Duration::from_secs(15),
+            poll: Duration::from_secs(1),
+            buffer: 32,
+        }
+    }
+}
+
+/// What a stream sends.
+#[derive(Debug)]
+pub enum StreamItem {
+    Item(Box<InboxItem>),
+    Heartbeat(DateTime<Utc>),
+    /// The stream ends with this error (the client reconnects with its last cursor).
+    Failed(ApiError),
+}
+
+/// The receiving end of a stream.
+pub type InboxStream = mpsc::Receiver<StreamItem>;
+
+fn parse_cursor(field: &str, text: &str) -> Result<Option<Cursor>, ApiError> {
+    if text.is_empty() {
+        return Ok(None);
+    }
+    Cursor::decode(text)
+        .map(Some)
+        .ok_or_else(|| ApiError::invalid(field, "is not a cursor this service returned"))
+}
+
+/// Items read per round of a stream.
+const STREAM_BATCH: u32 = 100;
+
+impl<S: InboxStore, K: Sinks> NotificationLogic<S, K> {
+    pub async fn list_inbox(
+        &self,
+        ctx: &CallContext,
+        page_size: i32,
+        page_token: &str,
+        unread_only: bool,
+    ) -> Result<Page<InboxItem>, ApiError> {
+        let mut v = Violations::default();
+        let size = v.take("page_size", paging::page_size(page_size));
+        let token = v
+            .take("page_token", paging::decode_token(page_token))
+            .flatten();
+        let after = match token {
+            Some(text) => v
+                .take("page_token", parse_cursor("page_token", &text))
+                .flatten(),
+            None => None,
+        };
+        v.into_result()?;
+        let org = ctx.principal().org;
+        let page = self
+            .store
+            .list_inbox(
+                ctx,
+                &org,
+                after,
+                unread_only,
+                size.unwrap_or(paging::DEFAULT_PAGE_SIZE),
+                self.clock.now(),
+            )
+            .await?;
+        Ok(Page {
+            items: page.items,
+            next: page.next.map(|c| paging::encode_token(&c)),
+        })
+    }
+
+    pub async fn mark_read(
+        &self,
+        ctx: &CallContext,
+        request_id: &str,
+        ids: &[String],
+    ) -> Result<u32, ApiError> {
+        let mut v = Violations::default();
+        v.take("request_id", check_request_id("request_id", request_id));
+        let ids = parse_ids("notification_ids", ids, MAX_MARK, &mut v);
+        v.into_result()?;
+        ctx.attach(ids.iter().copied());
+        let mut sorted: Vec<String> = ids.iter().map(uuid::Uuid::to_string).collect();
+        sorted.sort();
+        let key = request_key(
+            &self.fingerprints,
+            ctx,
+            "MarkRead",
+            request_id,
+            &[&sorted.join(",")],
+        );
+        let org = ctx.principal().org;
+        self.store
+            .mark_read(ctx, &org, &ids, &key, self.clock.now())
+            .await
+    }
+}
+
+impl<S: InboxStore, K: Sinks> NotificationLogic<S, K> {
+    /// Audits a call that reads no stored data.
+    pub async fn audit_call(&self, ctx: &CallContext) -> Result<(), ApiError> {
+        self.store.audit_call(ctx, self.clock.now()).await
+    }
+
+    /// Opens a stream of the caller's organisation's inbox after `after_cursor` (audited now).
+    pub async fn stream_inbox(
+        self: &Arc<Self>,
+        ctx: &CallContext,
+        after_cursor: &str,
+    ) -> Result<InboxStream, ApiError> {
+        let mut cursor = parse_cursor("after_cursor", after_cursor)?;
+        let org = ctx.principal().org;
+        self.store.audit_call(ctx, self.clock.now()).await?;
+        let (tx, rx) = mpsc::channel(self.stream.buffer.max(1));
+        let mut news = self.inbox_news.subscribe();
+        let logic = self.clone();
+        tokio::spawn(async move {
+            let settings = logic.stream;
+            let mut idle_since = tokio::time::Instant::now();
+            // after a wake-up that found nothing (the writer's transaction is not yet below
+            // every running one), look again soon
+            let mut soon: u8 = 0;
+            loop {
+                let items = match logic.store.inbox_after(&org, cursor, STREAM_BATCH).await {
+                    Ok(items) => items,
+                    Err(e) => {
+                        let _ = tx.send(StreamItem::Failed(e)).await;
+                        return;
+                    }
+                };
+                let full = items.len() == STREAM_BATCH as usize;
+                if !items.is_empty() {
+                    soon = 0;
+                    idle_since = tokio::time::Instant::now();
+                }
+                for item in items {
+                    cursor = Some(item.cursor);
+                    if tx.send(StreamItem::Item(Box::new(item))).await.is_err() {
+                        return; // the reader is gone
+                    }
+                }
+                if full {
+                    continue;
+                }
+                let wait = if soon > 0 {
+                    soon -= 1;
+                    Duration::from_millis(50)
+                } else {
+                    settings.poll
+                };
+                let heartbeat_at = idle_since + settings.heartbeat;
+                let woke = tokio::select! {
+                    () = tx.closed() => return,
+                    () = tokio::time::sleep(wait) => false,
+                    () = tokio::time::sleep_until(heartbeat_at) => {
+                        if tx.send(StreamItem::Heartbeat(logic.clock.now())).await.is_err() {
+                            return;
+                        }
+                        idle_since = tokio::time::Instant::now();
+                        false
+                    }
+                    news = wait_for(&mut news, &org) => news,
+                };
+                if woke {
+                    soon = 20;
+                }
+            }
+        });
+        Ok(rx)
+    }
+}
+
+/// Waits until a Publish of this replica gave `org` an inbox item (true), or news were lost
+/// because this stream lagged (true as well: look).
+async fn wait_for(news: &mut broadcast::Receiver<Arc<[String]>>, org: &str) -> bool {
+    loop {
+        match news.recv().await {
+            Ok(orgs) if orgs.iter().any(|o| o == org) => return true,
+            Ok(_) => {}
+            Err(broadcast::error::RecvError::Lagged(_)) => return true,
+            Err(broadcast::error::RecvError::Closed) => {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+}

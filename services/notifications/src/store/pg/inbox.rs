@@ -1,0 +1,151 @@
+//! The inbox of an organisation: list, stream, mark read.
+//!
+//! Items are ordered by (writing transaction id, sequence) and read only below the snapshot's
+//! xmin: every transaction with a smaller id has ended, so no item can later appear before one a
+//! reader has already passed (no gap), and a cursor is never given twice (no duplicate).
+
+use chrono::{DateTime, Utc};
+use sqlx::{Row, postgres::PgRow};
+use uuid::Uuid;
+use zvv_platform::{audit::CallContext, error::ApiError, idempotency::Key};
+
+use super::{EVENT_COLUMNS, PgStore, abandon, commit, event_from_row, first_response, remember};
+use crate::store::{Cursor, InboxItem, InboxKind, InboxStore, Page};
+
+const ITEM_COLUMNS: &str = "i.notification_id, i.txid::text::bigint AS txid, i.seq, i.kind, \
+    i.subscription_id, i.delivery_id, i.created_at, i.read_at";
+
+fn item_from_row(row: &PgRow) -> Result<InboxItem, ApiError> {
+    let kind: String = row.try_get("kind")?;
+    Ok(InboxItem {
+        id: row.try_get("notification_id")?,
+        cursor: Cursor {
+            txid: row.try_get("txid")?,
+            seq: row.try_get("seq")?,
+        },
+        kind: match kind.as_str() {
+            "DEAD_LETTER" => InboxKind::DeadLetter,
+            _ => InboxKind::Notification,
+        },
+        event: event_from_row(row)?,
+        subscription_id: row.try_get("subscription_id")?,
+        delivery_id: row.try_get("delivery_id")?,
+        created_at: row.try_get("created_at")?,
+        read_at: row.try_get("read_at")?,
+    })
+}
+
+/// Items of `$1` after the cursor ($2, $3; NULL for the start), settled, in order, at most $4.
+fn settled_query(unread_only: bool) -> String {
+    format!(
+        "SELECT {ITEM_COLUMNS}, {EVENT_COLUMNS} \
+         FROM notifications.inbox i JOIN notifications.events e USING (event_id) \
+         WHERE i.organisation = $1 \
+           AND i.txid < pg_snapshot_xmin(pg_current_snapshot()) \
+           AND ($2::bigint IS NULL OR (i.txid, i.seq) > ($2::bigint::text::xid8, $3::bigint)) \
+           {} \
+         ORDER BY i.txid, i.seq LIMIT $4",
+        if unread_only {
+            "AND i.read_at IS NULL"
+        } else {
+            ""
+        }
+    )
+}
+
+impl InboxStore for PgStore {
+    async fn list_inbox(
+        &self,
+        ctx: &CallContext,
+        organisation: &str,
+        after: Option<Cursor>,
+        unread_only: bool,
+        limit: u32,
+        now: DateTime<Utc>,
+    ) -> Result<Page<InboxItem>, ApiError> {
+        let mut tx = self.pool.begin().await?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(settled_query(unread_only)))
+            .bind(organisation)
+            .bind(after.map(|c| c.txid))
+            .bind(after.map(|c| c.seq))
+            .bind(i64::from(limit) + 1)
+            .fetch_all(&mut *tx)
+            .await?;
+        let items = rows
+            .iter()
+            .map(item_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        let (items, next) = zvv_platform::paging::page(items, limit, |i| i.cursor);
+        let ids = items.iter().map(|i| i.id).collect();
+        commit(tx, ctx, ids, now).await?;
+        Ok(Page {
+            items,
+            next: next.map(Cursor::encode),
+        })
+    }
+
+    async fn inbox_after(
+        &self,
+        organisation: &str,
+        after: Option<Cursor>,
+        limit: u32,
+    ) -> Result<Vec<InboxItem>, ApiError> {
+        let mut conn = self.pool.acquire().await?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(settled_query(false)))
+            .bind(organisation)
+            .bind(after.map(|c| c.txid))
+            .bind(after.map(|c| c.seq))
+            .bind(i64::from(limit))
+            .fetch_all(&mut *conn)
+            .await?;
+        rows.iter().map(item_from_row).collect()
+    }
+
+    async fn audit_call(&self, ctx: &CallContext, now: DateTime<Utc>) -> Result<(), ApiError> {
+        let tx = self.pool.begin().await?;
+        commit(tx, ctx, Vec::new(), now).await
+    }
+
+    async fn mark_read(
+        &self,
+        ctx: &CallContext,
+        organisation: &str,
+        ids: &[Uuid],
+        key: &Key,
+        now: DateTime<Utc>,
+    ) -> Result<u32, ApiError> {
+        let mut tx = self.pool.begin().await?;
+        if let Some(first) = first_response::<u32>(&mut tx, key).await? {
+            commit(tx, ctx, ids.to_vec(), now).await?;
+            return Ok(first);
+        }
+        let known: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM notifications.inbox \
+             WHERE organisation = $1 AND notification_id = ANY($2)",
+        )
+        .bind(organisation)
+        .bind(ids)
+        .fetch_one(&mut *tx)
+        .await?;
+        if usize::try_from(known).unwrap_or(0) != ids.len() {
+            abandon(tx).await?;
+            return Err(ApiError::NotFound(
+                "one or more notification_ids are not in this organisation's inbox".into(),
+            ));
+        }
+        let marked = sqlx::query(
+            "UPDATE notifications.inbox SET read_at = $3 \
+             WHERE organisation = $1 AND notification_id = ANY($2) AND read_at IS NULL",
+        )
+        .bind(organisation)
+        .bind(ids)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        let marked = u32::try_from(marked).unwrap_or(u32::MAX);
+        remember(&mut tx, key, &marked, now).await?;
+        commit(tx, ctx, ids.to_vec(), now).await?;
+        Ok(marked)
+    }
+}
