@@ -40,7 +40,8 @@ async fn only_suite_services_publish_and_only_their_own_events() {
 async fn events_are_checked_field_by_field() {
     let app = TestApp::spawn().await;
     let mut service = app.service("signalling");
-    let cases: Vec<(&str, Box<dyn Fn(&mut zvv_proto::events::v1::Event)>)> = vec![
+    type Change = Box<dyn Fn(&mut zvv_proto::events::v1::Event)>;
+    let cases: Vec<(&str, Change)> = vec![
         ("event.event_id", Box::new(|e| e.event_id = "nope".into())),
         (
             "event.channel",
