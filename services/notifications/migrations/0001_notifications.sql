@@ -90,4 +90,5 @@ CREATE TABLE notifications.inbox (
     UNIQUE NULLS NOT DISTINCT (organisation, kind, event_id, delivery_id)
 );
 CREATE INDEX inbox_in_order ON notifications.inbox (organisation, txid, seq);
+CREATE INDEX inbox_settle_order ON notifications.inbox (txid, seq);
 CREATE INDEX inbox_unread ON notifications.inbox (organisation, seq) WHERE read_at IS NULL;

@@ -27,8 +27,9 @@ pub const MAX_MARK: usize = 100;
 pub struct StreamSettings {
     /// A heartbeat after this long without an item.
     pub heartbeat: Duration,
-    /// Streams look for items written by other replicas at this interval (items of this
-    /// replica wake them at once).
+    /// One watcher per replica looks for newly settled items (also those written by other
+    /// replicas) at this interval and wakes the streams of their organisations; a Publish of
+    /// this replica wakes them at once. Idle streams cost no query of their own.
     pub poll: Duration,
     /// Items buffered per stream before the stream's task waits for its reader.
     pub buffer: usize,
@@ -64,6 +65,9 @@ fn parse_cursor(field: &str, text: &str) -> Result<Option<Cursor>, ApiError> {
         .map(Some)
         .ok_or_else(|| ApiError::invalid(field, "is not a cursor this service returned"))
 }
+
+/// A stream reads on its own at least this often, even when nobody woke it.
+const SAFETY_POLL: Duration = Duration::from_secs(30);
 
 /// Items read per round of a stream.
 const STREAM_BATCH: u32 = 100;
@@ -134,6 +138,43 @@ impl<S: InboxStore, K: Sinks> NotificationLogic<S, K> {
 }
 
 impl<S: InboxStore, K: Sinks> NotificationLogic<S, K> {
+    /// Starts this replica's watcher with the first stream; it runs as long as the logic.
+    fn ensure_watcher(self: &Arc<Self>) {
+        let mut watcher = self.watcher.lock().unwrap_or_else(|p| p.into_inner());
+        if watcher.is_some() {
+            return;
+        }
+        let store = self.store.clone();
+        let news = self.inbox_news.clone();
+        let high_water: Arc<tokio::sync::Mutex<Option<Cursor>>> = Arc::default();
+        *watcher = Some(zvv_platform::jobs::every(
+            "notifications.inbox-watcher",
+            self.stream.poll,
+            move || {
+                let store = store.clone();
+                let news = news.clone();
+                let high_water = high_water.clone();
+                async move {
+                    let mut hw = high_water.lock().await;
+                    let after = match *hw {
+                        Some(c) => c,
+                        None => store
+                            .settled_since(None)
+                            .await?
+                            .1
+                            .unwrap_or(Cursor { txid: 0, seq: 0 }),
+                    };
+                    let (orgs, last) = store.settled_since(Some(after)).await?;
+                    *hw = last.or(Some(after));
+                    if !orgs.is_empty() {
+                        let _ = news.send(Arc::from(orgs));
+                    }
+                    Ok::<(), ApiError>(())
+                }
+            },
+        ));
+    }
+
     /// Audits a call that reads no stored data.
     pub async fn audit_call(&self, ctx: &CallContext) -> Result<(), ApiError> {
         self.store.audit_call(ctx, self.clock.now()).await
@@ -150,6 +191,7 @@ impl<S: InboxStore, K: Sinks> NotificationLogic<S, K> {
         self.store.audit_call(ctx, self.clock.now()).await?;
         let (tx, rx) = mpsc::channel(self.stream.buffer.max(1));
         let mut news = self.inbox_news.subscribe();
+        self.ensure_watcher();
         let logic = self.clone();
         tokio::spawn(async move {
             let settings = logic.stream;
@@ -183,7 +225,8 @@ impl<S: InboxStore, K: Sinks> NotificationLogic<S, K> {
                     soon -= 1;
                     Duration::from_millis(50)
                 } else {
-                    settings.poll
+                    // the watcher wakes this stream; this is only a safety net
+                    SAFETY_POLL
                 };
                 let heartbeat_at = idle_since + settings.heartbeat;
                 let woke = tokio::select! {

@@ -39,8 +39,11 @@ pub struct NotificationLogic<S, K> {
     stream: StreamSettings,
     /// Poked after a Publish made deliveries: the workers of this replica start a round.
     wake_workers: Arc<Notify>,
-    /// The organisations that got inbox items, after each Publish: their streams read at once.
+    /// The organisations that got inbox items, after each Publish and from the watcher: their
+    /// streams read at once.
     inbox_news: broadcast::Sender<Arc<[String]>>,
+    /// The inbox watcher of this replica, started with the first stream.
+    watcher: std::sync::Mutex<Option<zvv_platform::jobs::Job>>,
 }
 
 impl<S, K: Sinks> NotificationLogic<S, K> {
@@ -67,6 +70,7 @@ impl<S, K: Sinks> NotificationLogic<S, K> {
             stream,
             wake_workers,
             inbox_news,
+            watcher: std::sync::Mutex::new(None),
         }
     }
 }

@@ -207,6 +207,14 @@ pub trait InboxStore: Send + Sync + 'static {
         limit: u32,
     ) -> impl Future<Output = Result<Vec<InboxItem>, ApiError>> + Send;
 
+    /// The organisations with items settled after `after` (all of them once every transaction
+    /// that wrote them has ended), and the cursor of the last such item; with `None`, no
+    /// organisations and the cursor of the newest settled item (where watching starts).
+    fn settled_since(
+        &self,
+        after: Option<Cursor>,
+    ) -> impl Future<Output = Result<(Vec<String>, Option<Cursor>), ApiError>> + Send;
+
     /// Audits a call that reads no stored data (ListChannels, the opening of a stream).
     fn audit_call(
         &self,

@@ -132,14 +132,17 @@ struct ReceiverState {
 pub struct Receiver {
     pub url: String,
     state: Arc<Mutex<ReceiverState>>,
+    /// When each accepted notification arrived, by webhook id (first arrival).
+    pub arrivals: Arc<Mutex<std::collections::HashMap<String, std::time::Instant>>>,
 }
 
 impl Receiver {
     pub async fn start() -> Self {
         let state = Arc::new(Mutex::new(ReceiverState::default()));
+        let arrivals = Arc::new(Mutex::new(std::collections::HashMap::new()));
         let app = axum::Router::new()
             .route("/hook", post(receive))
-            .with_state(state.clone());
+            .with_state((state.clone(), arrivals.clone()));
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind receiver");
@@ -147,7 +150,11 @@ impl Receiver {
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        Self { url, state }
+        Self {
+            url,
+            state,
+            arrivals,
+        }
     }
 
     pub fn set_mode(&self, mode: Mode) {
@@ -187,8 +194,13 @@ impl Receiver {
     }
 }
 
+type Shared = (
+    Arc<Mutex<ReceiverState>>,
+    Arc<Mutex<std::collections::HashMap<String, std::time::Instant>>>,
+);
+
 async fn receive(
-    State(state): State<Arc<Mutex<ReceiverState>>>,
+    State((state, arrivals)): State<Shared>,
     headers: HeaderMap,
     body: Bytes,
 ) -> StatusCode {
@@ -206,6 +218,17 @@ async fn receive(
     let mut state = state.lock().unwrap();
     let body_json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
     let is_test = body_json["kanaal"] == "test";
+    if state.mode.unwrap_or(Mode::Accept) == Mode::Accept && !is_test {
+        arrivals
+            .lock()
+            .unwrap()
+            .entry(id.clone())
+            .or_insert_with(std::time::Instant::now);
+    }
+    if state.mode == Some(Mode::Accept) && state.secrets.is_empty() && !is_test {
+        // a bench receiver: keeps arrival times only
+        return StatusCode::OK;
+    }
     state.received.push(Raw {
         webhook_id: id,
         timestamp: ts,
@@ -271,6 +294,22 @@ impl TestApp {
     }
 
     pub async fn spawn_with(targets: TargetPolicy) -> Self {
+        Self::spawn_full(targets, false).await
+    }
+
+    /// A server that runs its own delivery workers (as in production).
+    pub async fn spawn_running() -> Self {
+        Self::spawn_full(
+            TargetPolicy {
+                development: true,
+                allowed: Vec::new(),
+            },
+            true,
+        )
+        .await
+    }
+
+    async fn spawn_full(targets: TargetPolicy, run_workers: bool) -> Self {
         TELEMETRY.get_or_init(|| telemetry::init_for_tests("notifications-test"));
         let db = TestDb::create().await.expect("test database");
         let pool = zvv_platform::db::connect(
@@ -280,7 +319,7 @@ impl TestApp {
         .await
         .expect("test pool");
         let (runtime_pool, _roles) =
-            service_pool(&db, zvv_notifications::SCHEMA, 10, |owner| async move {
+            service_pool(&db, zvv_notifications::SCHEMA, 20, |owner| async move {
                 zvv_notifications::migrate(&owner).await
             })
             .await
@@ -334,13 +373,17 @@ impl TestApp {
             delivery: settings.clone(),
             targets: targets.clone(),
             sinks: sinks.clone(),
-            stream: StreamSettings {
-                heartbeat: Duration::from_millis(300),
-                poll: Duration::from_millis(200),
-                buffer: 8,
+            stream: if run_workers {
+                StreamSettings::default()
+            } else {
+                StreamSettings {
+                    heartbeat: Duration::from_millis(300),
+                    poll: Duration::from_millis(200),
+                    buffer: 8,
+                }
             },
             retention: Retention::default(),
-            run_workers: false,
+            run_workers,
         };
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let url = format!("http://{}", listener.local_addr().unwrap());

@@ -4,6 +4,7 @@
 
 mod helpers;
 
+mod bench;
 mod deliveries;
 mod inbox;
 mod publish;

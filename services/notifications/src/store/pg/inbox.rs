@@ -101,6 +101,41 @@ impl InboxStore for PgStore {
         rows.iter().map(item_from_row).collect()
     }
 
+    async fn settled_since(
+        &self,
+        after: Option<Cursor>,
+    ) -> Result<(Vec<String>, Option<Cursor>), ApiError> {
+        let mut conn = self.pool.acquire().await?;
+        let Some(after) = after else {
+            let newest: Option<(i64, i64)> = sqlx::query_as(
+                "SELECT txid::text::bigint, seq FROM notifications.inbox \
+                 WHERE txid < pg_snapshot_xmin(pg_current_snapshot()) \
+                 ORDER BY txid DESC, seq DESC LIMIT 1",
+            )
+            .fetch_optional(&mut *conn)
+            .await?;
+            return Ok((Vec::new(), newest.map(|(txid, seq)| Cursor { txid, seq })));
+        };
+        let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+            "SELECT organisation, txid::text::bigint, seq FROM notifications.inbox \
+             WHERE (txid, seq) > ($1::bigint::text::xid8, $2::bigint) \
+               AND txid < pg_snapshot_xmin(pg_current_snapshot()) \
+             ORDER BY txid, seq LIMIT 10000",
+        )
+        .bind(after.txid)
+        .bind(after.seq)
+        .fetch_all(&mut *conn)
+        .await?;
+        let last = rows.last().map(|(_, txid, seq)| Cursor {
+            txid: *txid,
+            seq: *seq,
+        });
+        let mut orgs: Vec<String> = rows.into_iter().map(|(o, _, _)| o).collect();
+        orgs.sort();
+        orgs.dedup();
+        Ok((orgs, last.or(Some(after))))
+    }
+
     async fn audit_call(&self, ctx: &CallContext, now: DateTime<Utc>) -> Result<(), ApiError> {
         let tx = self.pool.begin().await?;
         commit(tx, ctx, Vec::new(), now).await
