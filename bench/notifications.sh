@@ -13,5 +13,5 @@ trap 'rm -f "$log"' EXIT
 status=0
 cargo test --release -p zvv-notifications --test api -- --ignored --exact \
   bench::notifications_benchmark --nocapture >"$log" 2>&1 || status=$?
-sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -E '^(fan-out|latency|streams)|^test result|panicked' || true
+sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -E '^(fan-out|latency|pgbench|streams)|^test result|panicked' || true
 exit "$status"

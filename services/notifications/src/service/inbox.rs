@@ -16,7 +16,8 @@ use zvv_platform::{
 use super::{NotificationLogic, parse_ids, request_key};
 use crate::{
     clients::Sinks,
-    store::{Cursor, InboxItem, InboxStore, Page},
+    domain::channels::CHANNELS,
+    store::{Cursor, InboxItem, InboxReader, InboxStore, Page},
 };
 
 /// Most items one MarkRead may name.
@@ -66,6 +67,23 @@ fn parse_cursor(field: &str, text: &str) -> Result<Option<Cursor>, ApiError> {
         .ok_or_else(|| ApiError::invalid(field, "is not a cursor this service returned"))
 }
 
+/// The caller's view of its organisation's inbox: without the channels whose required role it
+/// lacks.
+fn reader(ctx: &CallContext) -> InboxReader {
+    let caller = ctx.principal();
+    InboxReader {
+        hidden_channels: CHANNELS
+            .iter()
+            .filter(|c| {
+                !caller.is_suite_service()
+                    && c.required_role.is_some_and(|role| !caller.has_role(role))
+            })
+            .map(|c| c.name.to_owned())
+            .collect(),
+        organisation: caller.org,
+    }
+}
+
 /// A stream reads on its own at least this often, even when nobody woke it.
 const SAFETY_POLL: Duration = Duration::from_secs(30);
 
@@ -92,12 +110,11 @@ impl<S: InboxStore, K: Sinks> NotificationLogic<S, K> {
             None => None,
         };
         v.into_result()?;
-        let org = ctx.principal().org;
         let page = self
             .store
             .list_inbox(
                 ctx,
-                &org,
+                &reader(ctx),
                 after,
                 unread_only,
                 size.unwrap_or(paging::DEFAULT_PAGE_SIZE),
@@ -130,9 +147,8 @@ impl<S: InboxStore, K: Sinks> NotificationLogic<S, K> {
             request_id,
             &[&sorted.join(",")],
         );
-        let org = ctx.principal().org;
         self.store
-            .mark_read(ctx, &org, &ids, &key, self.clock.now())
+            .mark_read(ctx, &reader(ctx), &ids, &key, self.clock.now())
             .await
     }
 }
@@ -187,7 +203,8 @@ impl<S: InboxStore, K: Sinks> NotificationLogic<S, K> {
         after_cursor: &str,
     ) -> Result<InboxStream, ApiError> {
         let mut cursor = parse_cursor("after_cursor", after_cursor)?;
-        let org = ctx.principal().org;
+        let reader = reader(ctx);
+        let org = reader.organisation.clone();
         self.store.audit_call(ctx, self.clock.now()).await?;
         let (tx, rx) = mpsc::channel(self.stream.buffer.max(1));
         let mut news = self.inbox_news.subscribe();
@@ -200,7 +217,7 @@ impl<S: InboxStore, K: Sinks> NotificationLogic<S, K> {
             // every running one), look again soon
             let mut soon: u8 = 0;
             loop {
-                let items = match logic.store.inbox_after(&org, cursor, STREAM_BATCH).await {
+                let items = match logic.store.inbox_after(&reader, cursor, STREAM_BATCH).await {
                     Ok(items) => items,
                     Err(e) => {
                         let _ = tx.send(StreamItem::Failed(e)).await;

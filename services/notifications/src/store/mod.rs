@@ -63,6 +63,15 @@ pub struct InboxItem {
     pub read_at: Option<DateTime<Utc>>,
 }
 
+/// Whose inbox is read: the organisation, and the channels whose items this caller may not see
+/// (those whose required role the caller lacks, e.g. referrals for a colleague who is no triage
+/// officer).
+#[derive(Debug, Clone)]
+pub struct InboxReader {
+    pub organisation: String,
+    pub hidden_channels: Vec<String>,
+}
+
 /// What Publish did.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Published {
@@ -191,7 +200,7 @@ pub trait InboxStore: Send + Sync + 'static {
     fn list_inbox(
         &self,
         ctx: &CallContext,
-        organisation: &str,
+        reader: &InboxReader,
         after: Option<Cursor>,
         unread_only: bool,
         limit: u32,
@@ -202,7 +211,7 @@ pub trait InboxStore: Send + Sync + 'static {
     /// before the last one later); not audited (the stream is audited when it opens).
     fn inbox_after(
         &self,
-        organisation: &str,
+        reader: &InboxReader,
         after: Option<Cursor>,
         limit: u32,
     ) -> impl Future<Output = Result<Vec<InboxItem>, ApiError>> + Send;
@@ -226,7 +235,7 @@ pub trait InboxStore: Send + Sync + 'static {
     fn mark_read(
         &self,
         ctx: &CallContext,
-        organisation: &str,
+        reader: &InboxReader,
         ids: &[Uuid],
         key: &Key,
         now: DateTime<Utc>,

@@ -162,6 +162,8 @@ async fn notifications_benchmark() {
         latencies.len(),
     );
 
+    pgbench_side(per_second).await;
+
     // 1,000 streams of 1,000 organisations (each its own inbox subscription), over 20
     // connections; one event for each organisation, latency from Publish to the item
     let streams = 1_000;
@@ -257,4 +259,75 @@ async fn notifications_benchmark() {
         percentile(&lat, 0.5).as_secs_f64() * 1000.0,
         percentile(&lat, 0.99).as_secs_f64() * 1000.0,
     );
+}
+
+/// The same SQL with pgbench, on a database of its own with the same 10 subscriptions: a warm-up
+/// of 3 s, then 10 s with 16 clients.
+async fn pgbench_side(grpc_per_second: f64) {
+    let db = zvv_devkit::testkit::TestDb::create()
+        .await
+        .expect("database");
+    let pool = zvv_platform::db::connect(db.options.clone(), &Default::default())
+        .await
+        .unwrap();
+    zvv_notifications::migrate(&pool).await.unwrap();
+    for i in 0..10 {
+        let id = uuid::Uuid::new_v4();
+        sqlx::query(
+            "INSERT INTO notifications.subscriptions (subscription_id, organisation, \
+             organisation_type, created_by, creator_roles, municipalities, delivery, webhook_url, \
+             secret_sealed, status, created_at) VALUES ($1, 'school-1', 'SCHOOL', $2, \
+             '{PROFESSIONAL}', '{}', 'WEBHOOK', 'http://127.0.0.1:9/hook', '\\x00', 'ACTIVE', now())",
+        )
+        .bind(id)
+        .bind(format!("user-{i}"))
+        .execute(&pool)
+        .await
+        .unwrap();
+        sqlx::query(
+            "INSERT INTO notifications.subscription_channels VALUES ($1, 'signalling.matches', '{}')",
+        )
+        .bind(id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../bench/notifications-fanout.sql"
+    );
+    let run = |seconds: &str| {
+        std::process::Command::new("pgbench")
+            .args([
+                "-n", "-c", "16", "-j", "2", "-T", seconds, "-f", script, &db.url,
+            ])
+            .output()
+    };
+    let Ok(warm) = run("3") else {
+        println!("pgbench: not found (install the PostgreSQL client)");
+        return;
+    };
+    if !warm.status.success() {
+        println!("pgbench failed: {}", String::from_utf8_lossy(&warm.stderr));
+        return;
+    }
+    let out = run("10").expect("pgbench");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let tps: f64 = text
+        .lines()
+        .find(|l| l.starts_with("tps = "))
+        .and_then(|l| l.split_whitespace().nth(2))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    let latency = text
+        .lines()
+        .find(|l| l.starts_with("latency average"))
+        .unwrap_or("")
+        .to_owned();
+    println!(
+        "pgbench of the same SQL (16 clients, 10 s after 3 s): {tps:.0} events/s = {:.0} deliveries/s ({latency}); gRPC/pgbench {:.2}",
+        tps * 10.0,
+        grpc_per_second / (tps * 10.0).max(1.0)
+    );
+    pool.close().await;
 }

@@ -65,6 +65,20 @@ async fn a_municipality_audience_reaches_its_triage_desks_only() {
     let items = inbox_with(&mut amsterdam, 1).await;
     assert_eq!(items.len(), 1);
     assert_eq!(items[0].event.as_ref().unwrap().attributes["level"], "RED");
+    // a colleague of the same municipality who is no triage officer does not see it in the
+    // organisation's inbox, nor can mark it
+    let mut colleague = app.client(CLERK_AMSTERDAM);
+    assert!(inbox(&mut colleague).await.is_empty());
+    let status = expect_err(
+        colleague
+            .mark_read(pb::MarkReadRequest {
+                request_id: request_id(),
+                notification_ids: vec![items[0].notification_id.clone()],
+            })
+            .await,
+        "a colleague without the role",
+    );
+    assert_eq!(status.code(), tonic::Code::NotFound);
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(inbox(&mut rotterdam).await.is_empty());
     assert!(inbox(&mut clerk).await.is_empty());

@@ -10,7 +10,7 @@ use uuid::Uuid;
 use zvv_platform::{audit::CallContext, error::ApiError, idempotency::Key};
 
 use super::{EVENT_COLUMNS, PgStore, abandon, commit, event_from_row, first_response, remember};
-use crate::store::{Cursor, InboxItem, InboxKind, InboxStore, Page};
+use crate::store::{Cursor, InboxItem, InboxKind, InboxReader, InboxStore, Page};
 
 const ITEM_COLUMNS: &str = "i.notification_id, i.txid::text::bigint AS txid, i.seq, i.kind, \
     i.subscription_id, i.delivery_id, i.created_at, i.read_at";
@@ -35,7 +35,8 @@ fn item_from_row(row: &PgRow) -> Result<InboxItem, ApiError> {
     })
 }
 
-/// Items of `$1` after the cursor ($2, $3; NULL for the start), settled, in order, at most $4.
+/// Items of `$1` after the cursor ($2, $3; NULL for the start), settled, in order, at most $4,
+/// none of the channels in $5.
 fn settled_query(unread_only: bool) -> String {
     format!(
         "SELECT {ITEM_COLUMNS}, {EVENT_COLUMNS} \
@@ -43,6 +44,7 @@ fn settled_query(unread_only: bool) -> String {
          WHERE i.organisation = $1 \
            AND i.txid < pg_snapshot_xmin(pg_current_snapshot()) \
            AND ($2::bigint IS NULL OR (i.txid, i.seq) > ($2::bigint::text::xid8, $3::bigint)) \
+           AND NOT (e.channel = ANY($5::text[])) \
            {} \
          ORDER BY i.txid, i.seq LIMIT $4",
         if unread_only {
@@ -57,7 +59,7 @@ impl InboxStore for PgStore {
     async fn list_inbox(
         &self,
         ctx: &CallContext,
-        organisation: &str,
+        reader: &InboxReader,
         after: Option<Cursor>,
         unread_only: bool,
         limit: u32,
@@ -65,10 +67,11 @@ impl InboxStore for PgStore {
     ) -> Result<Page<InboxItem>, ApiError> {
         let mut tx = self.pool.begin().await?;
         let rows = sqlx::query(sqlx::AssertSqlSafe(settled_query(unread_only)))
-            .bind(organisation)
+            .bind(&reader.organisation)
             .bind(after.map(|c| c.txid))
             .bind(after.map(|c| c.seq))
             .bind(i64::from(limit) + 1)
+            .bind(&reader.hidden_channels)
             .fetch_all(&mut *tx)
             .await?;
         let items = rows
@@ -86,16 +89,17 @@ impl InboxStore for PgStore {
 
     async fn inbox_after(
         &self,
-        organisation: &str,
+        reader: &InboxReader,
         after: Option<Cursor>,
         limit: u32,
     ) -> Result<Vec<InboxItem>, ApiError> {
         let mut conn = self.pool.acquire().await?;
         let rows = sqlx::query(sqlx::AssertSqlSafe(settled_query(false)))
-            .bind(organisation)
+            .bind(&reader.organisation)
             .bind(after.map(|c| c.txid))
             .bind(after.map(|c| c.seq))
             .bind(i64::from(limit))
+            .bind(&reader.hidden_channels)
             .fetch_all(&mut *conn)
             .await?;
         rows.iter().map(item_from_row).collect()
@@ -144,7 +148,7 @@ impl InboxStore for PgStore {
     async fn mark_read(
         &self,
         ctx: &CallContext,
-        organisation: &str,
+        reader: &InboxReader,
         ids: &[Uuid],
         key: &Key,
         now: DateTime<Utc>,
@@ -155,11 +159,13 @@ impl InboxStore for PgStore {
             return Ok(first);
         }
         let known: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM notifications.inbox \
-             WHERE organisation = $1 AND notification_id = ANY($2)",
+            "SELECT count(*) FROM notifications.inbox i JOIN notifications.events e USING (event_id) \
+             WHERE i.organisation = $1 AND i.notification_id = ANY($2) \
+               AND NOT (e.channel = ANY($3::text[]))",
         )
-        .bind(organisation)
+        .bind(&reader.organisation)
         .bind(ids)
+        .bind(&reader.hidden_channels)
         .fetch_one(&mut *tx)
         .await?;
         if usize::try_from(known).unwrap_or(0) != ids.len() {
@@ -172,7 +178,7 @@ impl InboxStore for PgStore {
             "UPDATE notifications.inbox SET read_at = $3 \
              WHERE organisation = $1 AND notification_id = ANY($2) AND read_at IS NULL",
         )
-        .bind(organisation)
+        .bind(&reader.organisation)
         .bind(ids)
         .bind(now)
         .execute(&mut *tx)
