@@ -105,6 +105,7 @@ impl Harness {
             clock: shared,
             settings: settings.clone(),
             idempotency_retention: zvv_intake::DEFAULT_IDEMPOTENCY_RETENTION,
+            relay: None,
         };
         let mut rx = stop_rx.clone();
         let intake = tokio::spawn(async move {
@@ -142,6 +143,7 @@ impl Harness {
             statistics_threshold: zvv_signalling::DEFAULT_STATISTICS_THRESHOLD,
             fingerprints: keys.fingerprints()?,
             retention: zvv_signalling::retention::RetentionRules::default(),
+            relay: None,
         };
         let mut rx = stop_rx.clone();
         let signalling = tokio::spawn(async move {

@@ -203,6 +203,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         clock: Arc::new(SystemClock),
         settings: intake_settings,
         idempotency_retention: zvv_intake::DEFAULT_IDEMPOTENCY_RETENTION,
+        relay: None,
     };
 
     // Bound only now, so that a port that accepts connections means the service is ready.
@@ -241,6 +242,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         statistics_threshold: zvv_signalling::DEFAULT_STATISTICS_THRESHOLD,
         fingerprints,
         retention: zvv_signalling::retention::RetentionRules::default(),
+        relay: None,
     };
     let signalling_listener = bind_signalling(args.signalling_listen).await?;
     let signalling_addr = signalling_listener

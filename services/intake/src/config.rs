@@ -2,7 +2,7 @@
 
 use std::{net::SocketAddr, path::PathBuf};
 
-use zvv_platform::config::{AuditArgs, AuthArgs, DbArgs, ServerArgs};
+use zvv_platform::config::{AuditArgs, AuthArgs, DbArgs, RelayArgs, ServerArgs};
 
 #[derive(Debug, Clone, clap::Parser)]
 #[command(
@@ -33,6 +33,8 @@ pub struct Config {
     pub server: ServerArgs,
     #[command(flatten)]
     pub audit: AuditArgs,
+    #[command(flatten)]
+    pub relay: RelayArgs,
 }
 
 /// What `zvv-intake` does instead of serving.

@@ -42,6 +42,9 @@ pub struct Deps {
     pub settings: ServerSettings,
     /// How long idempotency keys (and the first responses kept with them) are kept.
     pub idempotency_retention: chrono::Duration,
+    /// The relay of the outbox to notifications; `None` leaves the events unpublished (a
+    /// warning at start).
+    pub relay: Option<zvv_platform::relay::Relay>,
 }
 
 /// The default of [`Deps::idempotency_retention`].
@@ -65,8 +68,9 @@ pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
     zvv_platform::db::migrate(pool, SCHEMA, sqlx::migrate!("./migrations")).await
 }
 
-/// Serves SubjectService on `listener` until `shutdown` completes. Migrations must have run, and
-/// [`check_keys`] must have accepted `deps.vault` for `deps.pool`'s database.
+/// Serves SubjectService on `listener` until `shutdown` completes, with the idempotency purge
+/// and the outbox relay running beside it. Migrations must have run, and [`check_keys`] must
+/// have accepted `deps.vault` for `deps.pool`'s database.
 pub async fn serve(
     deps: Deps,
     listener: TcpListener,
@@ -83,6 +87,7 @@ pub async fn serve(
             async move { purge_idempotency_keys(&pool, &clock, retention).await }
         })
     };
+    let relay = zvv_platform::relay::start(deps.pool.clone(), SCHEMA, deps.relay.as_ref());
     let store = PgStore::new(deps.pool.clone(), deps.vault.clone());
     let logic = SubjectLogic::new(store, deps.vault, deps.clock.clone());
     let api = SubjectServiceServer::new(SubjectApi::new(logic))
@@ -105,5 +110,6 @@ pub async fn serve(
     )
     .await;
     drop(purger);
+    drop(relay);
     served
 }

@@ -34,6 +34,7 @@ async fn main() -> anyhow::Result<()> {
              INTERNAL until `zvv-intake reencrypt` has sealed them again"
         );
     }
+    let relay = config.relay.relay().map_err(anyhow::Error::msg)?;
     let mut settings = config.server.settings();
     settings.audit = config.audit.settings().map_err(anyhow::Error::msg)?;
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -48,6 +49,7 @@ async fn main() -> anyhow::Result<()> {
         idempotency_retention: chrono::Duration::hours(i64::from(
             config.idempotency_retention_hours,
         )),
+        relay,
     };
     zvv_intake::serve(deps, listener, shutdown).await?;
     Ok(())

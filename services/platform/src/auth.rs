@@ -262,7 +262,7 @@ impl Principal {
         }
         let json = URL_SAFE_NO_PAD.decode(value.trim()).map_err(|_| bad())?;
         let wire: EndUserWire = serde_json::from_slice(&json).map_err(|_| bad())?;
-        if wire.sub.is_empty() || wire.org.is_empty() {
+        if wire.sub.is_empty() || !is_organisation_id(&wire.org) {
             return Err(bad());
         }
         let org_type: OrgType = wire.org_type.parse().map_err(|_| bad())?;
@@ -609,11 +609,33 @@ impl TokenVerifier {
     }
 }
 
+/// The longest organisation id a token may carry.
+pub const MAX_ORGANISATION_ID: usize = 128;
+
+/// The shape of an organisation id (the `org` claim): 1-128 ASCII letters, digits, `-`, `_`,
+/// `.` and `:` (e.g. `school-1`, `gm0363`, an OIN), and not a valid BSN. Events name their
+/// audience by it, so an organisation that could not be named there cannot authenticate
+/// either.
+pub fn is_organisation_id(value: &str) -> bool {
+    !value.is_empty()
+        && value.len() <= MAX_ORGANISATION_ID
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+        && crate::bsn::Bsn::parse(value).is_err()
+}
+
 fn principal(claims: Claims) -> Result<Principal, AuthError> {
     if claims.sub.is_empty() || claims.org.is_empty() {
         return Err(AuthError::Claims(
             "sub and org must not be empty".to_owned(),
         ));
+    }
+    if !is_organisation_id(&claims.org) {
+        return Err(AuthError::Claims(format!(
+            "org must be an organisation id: 1-{MAX_ORGANISATION_ID} letters, digits, '-', '_', \
+             '.' or ':', and no BSN"
+        )));
     }
     let org_type = claims.org_type.parse().map_err(AuthError::Claims)?;
     // Unknown roles are ignored rather than refused, so that new roles can be introduced
@@ -939,6 +961,37 @@ mod tests {
         )
         .unwrap();
         assert_eq!(verifier.verify(&hs), Err(AuthError::Signature));
+    }
+
+    #[test]
+    fn the_org_claim_is_an_organisation_id() {
+        let k = keys();
+        let verify = |c: &Claims| k.verifier.verify(&k.signer.mint_claims(c).unwrap());
+        for good in [
+            "school-1",
+            "gm0363",
+            "GM0363",
+            "00000001234567890000",
+            "a.b_c:d",
+        ] {
+            let mut c = claims();
+            c.org = good.into();
+            assert!(verify(&c).is_ok(), "{good}");
+        }
+        for bad in [
+            "Gemeente Utrecht",
+            "a/b",
+            "é",
+            "123456782",
+            &"x".repeat(129),
+        ] {
+            let mut c = claims();
+            c.org = bad.to_owned();
+            assert!(
+                matches!(verify(&c), Err(AuthError::Claims(_))),
+                "{bad} must be refused"
+            );
+        }
     }
 
     #[test]

@@ -243,3 +243,103 @@ impl ClientArgs {
         crate::client::TokenSource::file(&self.service_token_file)
     }
 }
+
+/// The relay of the service's outbox to NotificationService ([`crate::relay`]).
+#[derive(Debug, Clone, clap::Args)]
+pub struct RelayArgs {
+    /// Address of the notifications service (e.g. `http://127.0.0.1:50053`). Without it the
+    /// outbox is not relayed (a warning at start).
+    #[arg(long, env = "ZVV_NOTIFICATIONS_ADDR")]
+    pub notifications_addr: Option<String>,
+    /// File holding this service's SERVICE token for notifications (minted for the service
+    /// `notifications`); re-read whenever it changes. Required with ZVV_NOTIFICATIONS_ADDR.
+    #[arg(long, env = "ZVV_NOTIFICATIONS_TOKEN_FILE")]
+    pub notifications_token_file: Option<PathBuf>,
+    /// Hours published outbox events are kept before they are purged.
+    #[arg(long, env = "ZVV_OUTBOX_RETENTION_HOURS", default_value_t = 168, value_parser = clap::value_parser!(u32).range(1..=8760))]
+    pub outbox_retention_hours: u32,
+    /// Events published per relay round (one transaction).
+    #[arg(long, env = "ZVV_RELAY_BATCH_SIZE", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub relay_batch_size: u32,
+    /// Milliseconds between relay rounds while there is nothing to publish.
+    #[arg(long, env = "ZVV_RELAY_INTERVAL_MS", default_value_t = 250, value_parser = clap::value_parser!(u64).range(10..=60_000))]
+    pub relay_interval_ms: u64,
+}
+
+impl RelayArgs {
+    /// The relay settings these arguments give.
+    pub fn settings(&self) -> crate::relay::RelaySettings {
+        crate::relay::RelaySettings {
+            batch_size: self.relay_batch_size,
+            interval: Duration::from_millis(self.relay_interval_ms),
+            retention: Duration::from_secs(u64::from(self.outbox_retention_hours) * 3600),
+            ..Default::default()
+        }
+    }
+
+    /// The relay to NotificationService, or `None` (the relay is off) when no address is set.
+    pub fn relay(&self) -> Result<Option<crate::relay::Relay>, String> {
+        let Some(addr) = self
+            .notifications_addr
+            .as_deref()
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+        else {
+            return Ok(None);
+        };
+        let token = self
+            .notifications_token_file
+            .as_ref()
+            .filter(|p| !p.as_os_str().is_empty())
+            .ok_or_else(|| {
+                "ZVV_NOTIFICATIONS_TOKEN_FILE is required with ZVV_NOTIFICATIONS_ADDR: the \
+                 service's SERVICE token for notifications"
+                    .to_owned()
+            })?;
+        let publisher =
+            crate::relay::GrpcPublisher::connect(addr, crate::client::TokenSource::file(token))
+                .map_err(|e| format!("invalid ZVV_NOTIFICATIONS_ADDR {addr:?}: {e}"))?;
+        Ok(Some(crate::relay::Relay::new(
+            Arc::new(publisher),
+            self.settings(),
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, clap::Parser)]
+    struct Args {
+        #[command(flatten)]
+        relay: RelayArgs,
+    }
+
+    #[tokio::test]
+    async fn the_relay_is_off_without_an_address_and_needs_its_token_with_one() {
+        let args = Args::try_parse_from(["x"]).unwrap();
+        assert!(args.relay.relay().unwrap().is_none());
+        let settings = args.relay.settings();
+        assert_eq!(settings.retention, Duration::from_secs(168 * 3600));
+        assert_eq!(settings.interval, Duration::from_millis(250));
+        let args =
+            Args::try_parse_from(["x", "--notifications-addr", "http://127.0.0.1:1"]).unwrap();
+        let err = args.relay.relay().unwrap_err();
+        assert!(err.contains("ZVV_NOTIFICATIONS_TOKEN_FILE"), "{err}");
+        let args = Args::try_parse_from([
+            "x",
+            "--notifications-addr",
+            "http://127.0.0.1:1",
+            "--notifications-token-file",
+            "/nonexistent/token",
+            "--outbox-retention-hours",
+            "2",
+        ])
+        .unwrap();
+        let relay = args.relay.relay().unwrap().expect("a relay");
+        assert_eq!(relay.settings.retention, Duration::from_secs(7200));
+    }
+}

@@ -284,6 +284,31 @@ CREATE VIEW {schema}.audit_log AS
       FROM {schema}.audit_entries e LEFT JOIN {schema}.audit_seals s USING (entry_id);
 "#;
 
+/// Events name their audience; the relay publishes them in order, retrying with backoff; sinks
+/// remember the events they took.
+const OUTBOX_RELAY: &str = r#"
+ALTER TABLE {schema}.outbox
+    ADD COLUMN audience_organisations  text[]      NOT NULL DEFAULT '{}',
+    ADD COLUMN audience_municipalities text[]      NOT NULL DEFAULT '{}',
+    ADD COLUMN next_attempt_at         timestamptz NOT NULL DEFAULT now(),
+    ADD COLUMN last_error              text;
+
+-- the relay reads the unpublished events in (occurred_at, event_id) order; the purge finds the
+-- published ones by age
+DROP INDEX {schema}.outbox_unpublished;
+CREATE INDEX outbox_unpublished_in_order ON {schema}.outbox (occurred_at, event_id)
+    WHERE published_at IS NULL;
+CREATE INDEX outbox_published ON {schema}.outbox (published_at)
+    WHERE published_at IS NOT NULL;
+
+-- the events an EventSink of this service has taken (a redelivery is a duplicate)
+CREATE TABLE {schema}.consumed_events (
+    event_id    uuid        PRIMARY KEY,
+    consumed_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX consumed_events_by_age ON {schema}.consumed_events (consumed_at);
+"#;
+
 /// The audit tables, whose rows the runtime role may only add and read.
 pub const AUDIT_TABLES: [&str; 3] = ["audit_entries", "audit_seals", "audit_checkpoints"];
 
@@ -306,6 +331,11 @@ fn platform_migrator(schema: Schema) -> Migrator {
         migration(2, "audit records name the end user", AUDIT_END_USER),
         migration(3, "audit entries sealed behind the writers", AUDIT_SEALED),
         migration(4, "key records", crate::keys::KEY_RECORDS_TABLE),
+        migration(
+            5,
+            "outbox audience and relay state, consumed events",
+            OUTBOX_RELAY,
+        ),
     ]);
     migrator.dangerous_set_table_name(format!("{}._platform_migrations", schema.name()));
     migrator.create_schema(schema.name());

@@ -2,7 +2,9 @@
 //! on every replica, claiming their rows with `FOR UPDATE SKIP LOCKED` (or a try-lock) so that any
 //! number of replicas may run them at once.
 
-use std::{fmt, future::Future, time::Duration};
+use std::{fmt, future::Future, sync::Arc, time::Duration};
+
+use tokio::sync::Notify;
 
 /// A running job; dropping it stops the job.
 #[derive(Debug)]
@@ -17,7 +19,24 @@ impl Drop for Job {
 /// Runs `run` every `interval` (the first time at once). A run that reports anything but the
 /// default ("nothing to do") is logged at info, a failed one at warn; a failure never stops the
 /// job.
-pub fn every<F, Fut, T, E>(name: &'static str, interval: Duration, mut run: F) -> Job
+pub fn every<F, Fut, T, E>(name: &'static str, interval: Duration, run: F) -> Job
+where
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: Future<Output = Result<T, E>> + Send,
+    T: fmt::Debug + Default + PartialEq,
+    E: fmt::Display,
+{
+    every_or_woken(name, interval, Arc::new(Notify::new()), run)
+}
+
+/// Like [`every`], and also at once when `wake` is notified (e.g. after a commit that has work
+/// for the job); wake-ups during a run make one more run after it.
+pub fn every_or_woken<F, Fut, T, E>(
+    name: &'static str,
+    interval: Duration,
+    wake: Arc<Notify>,
+    mut run: F,
+) -> Job
 where
     F: FnMut() -> Fut + Send + 'static,
     Fut: Future<Output = Result<T, E>> + Send,
@@ -28,7 +47,10 @@ where
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            tick.tick().await;
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = wake.notified() => tick.reset(),
+            }
             match run().await {
                 Ok(report) if report == T::default() => {}
                 Ok(report) => tracing::info!(job = name, report = ?report, "job run"),
@@ -68,5 +90,21 @@ mod tests {
         assert!(seen >= 3, "{seen} runs");
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert_eq!(runs.load(Ordering::SeqCst), seen, "stopped");
+    }
+
+    #[tokio::test]
+    async fn a_wake_up_runs_the_job_before_its_interval() {
+        let runs = Arc::new(AtomicU32::new(0));
+        let counter = runs.clone();
+        let wake = Arc::new(Notify::new());
+        let _job = every_or_woken("test", Duration::from_secs(3600), wake.clone(), move || {
+            let counter = counter.clone();
+            async move { Ok::<_, String>(u32::from(counter.fetch_add(1, Ordering::SeqCst) > 99)) }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(runs.load(Ordering::SeqCst), 1, "the first run at once");
+        wake.notify_one();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(runs.load(Ordering::SeqCst), 2, "woken");
     }
 }

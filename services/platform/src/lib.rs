@@ -1,7 +1,7 @@
 //! What every zvv service shares: typed configuration, telemetry, the gRPC server frame (health,
 //! reflection, limits, graceful shutdown), one error table, the database with a schema per service,
-//! authentication and authorization, the hash-chained audit log, the outbox, ids, the clock and the
-//! BSN type with its vault.
+//! authentication and authorization, the hash-chained audit log, the outbox with its relay to
+//! notifications, the event sink, ids, the clock and the BSN type with its vault.
 //!
 //! Each module does one job; services compose them, they never fork them.
 
@@ -24,8 +24,10 @@ pub mod layer;
 pub mod outbox;
 pub mod paging;
 pub mod policy;
+pub mod relay;
 pub mod server;
 pub mod shed;
+pub mod sink;
 pub mod telemetry;
 
 pub use zvv_proto::{prost, tonic};

@@ -99,6 +99,34 @@ pub fn count_unrecorded_call() {
     );
 }
 
+/// Records the relay lag of `schema`'s outbox: the unpublished events (metric
+/// `zvv.outbox.unpublished`) and the age of the oldest of them in seconds
+/// (`zvv.outbox.lag_seconds`), each with the attribute `schema`.
+pub fn record_outbox_lag(schema: &'static str, unpublished: u64, age_seconds: f64) {
+    use opentelemetry::KeyValue;
+    static UNPUBLISHED: std::sync::OnceLock<opentelemetry::metrics::Gauge<u64>> =
+        std::sync::OnceLock::new();
+    static AGE: std::sync::OnceLock<opentelemetry::metrics::Gauge<f64>> =
+        std::sync::OnceLock::new();
+    let attributes = [KeyValue::new("schema", schema)];
+    UNPUBLISHED
+        .get_or_init(|| {
+            global::meter("zvv")
+                .u64_gauge("zvv.outbox.unpublished")
+                .with_description("outbox events not yet published to notifications")
+                .build()
+        })
+        .record(unpublished, &attributes);
+    AGE.get_or_init(|| {
+        global::meter("zvv")
+            .f64_gauge("zvv.outbox.lag_seconds")
+            .with_description("age of the oldest outbox event not yet published")
+            .with_unit("s")
+            .build()
+    })
+    .record(age_seconds, &attributes);
+}
+
 const DEFAULT_FILTER: &str = "info,h2=warn,tower=warn,hyper=warn,sqlx=warn,opentelemetry=warn";
 
 /// Where log lines go.

@@ -2,7 +2,7 @@
 
 use std::{net::SocketAddr, path::PathBuf};
 
-use zvv_platform::config::{AuditArgs, AuthArgs, ClientArgs, DbArgs, ServerArgs};
+use zvv_platform::config::{AuditArgs, AuthArgs, ClientArgs, DbArgs, RelayArgs, ServerArgs};
 
 #[derive(Debug, Clone, clap::Parser)]
 #[command(
@@ -50,4 +50,6 @@ pub struct Config {
     pub server: ServerArgs,
     #[command(flatten)]
     pub audit: AuditArgs,
+    #[command(flatten)]
+    pub relay: RelayArgs,
 }

@@ -4,8 +4,9 @@
 //! different organisations converge, those organisations see each other. Only the pseudonymous
 //! `subject_id` from intake is stored here, never a BSN.
 //!
-//! Background work (idempotency purge, overdue referrals, retention) runs on every replica;
-//! the jobs claim rows with `FOR UPDATE SKIP LOCKED`.
+//! Background work (idempotency purge, overdue referrals, retention, the outbox relay) runs on
+//! every replica; the jobs claim rows with `FOR UPDATE SKIP LOCKED`. Signalling takes intake's
+//! events (a death, a changed family) through its EventSink.
 
 pub mod clients;
 pub mod config;
@@ -35,8 +36,8 @@ use zvv_proto::signalling::v1::{
 
 use crate::{
     clients::{IntakeClient, IntakeService},
-    grpc::{ReferralApi, SignalApi},
-    service::{ReferralLogic, SignalLogic, SignalSettings},
+    grpc::{EventApi, ReferralApi, SignalApi},
+    service::{EventLogic, ReferralLogic, SignalLogic, SignalSettings},
     store::PgStore,
 };
 
@@ -60,6 +61,9 @@ pub struct Deps {
     /// The key of request fingerprints (requests may carry a BSN).
     pub fingerprints: Arc<FingerprintKey>,
     pub retention: retention::RetentionRules,
+    /// The relay of the outbox to notifications; `None` leaves the events unpublished (a
+    /// warning at start).
+    pub relay: Option<zvv_platform::relay::Relay>,
 }
 
 /// The default of [`Deps::statistics_threshold`].
@@ -136,8 +140,8 @@ pub async fn check_keys(
     .map(drop)
 }
 
-/// Serves SignalService and ReferralService on `listener` until `shutdown` completes, with the
-/// background jobs running beside them. Migrations must have run, and [`check_keys`] must have
+/// Serves SignalService, ReferralService and the EventSink on `listener` until `shutdown`
+/// completes, with the background jobs and the outbox relay running beside them. Migrations must have run, and [`check_keys`] must have
 /// accepted `deps.fingerprints` for `deps.pool`'s database.
 pub async fn serve(
     deps: Deps,
@@ -163,19 +167,25 @@ pub async fn serve(
         deps.fingerprints.clone(),
     ));
     let referrals = Arc::new(ReferralLogic::new(
-        store,
-        intake,
+        store.clone(),
+        intake.clone(),
         deps.clock.clone(),
         deps.referral_deadline_working_days,
         deps.fingerprints,
     ));
+    let events = Arc::new(EventLogic::new(store, intake, deps.clock.clone()));
+    let relay = zvv_platform::relay::start(deps.pool.clone(), SCHEMA, deps.relay.as_ref());
     let max = deps.settings.max_message_bytes;
     let routes = Routes::new(
         SignalServiceServer::new(SignalApi::new(signals)).max_decoding_message_size(max),
     )
     .add_service(
         ReferralServiceServer::new(ReferralApi::new(referrals)).max_decoding_message_size(max),
-    );
+    )
+    .add_service(zvv_platform::sink::server(
+        Arc::new(EventApi::new(events)),
+        max,
+    ));
     let layer = CallLayer::new(
         deps.verifier,
         PolicySet(policy::POLICIES),
@@ -190,6 +200,7 @@ pub async fn serve(
         &[
             policy::SIGNAL_SERVICE.service,
             policy::REFERRAL_SERVICE.service,
+            zvv_platform::sink::SERVICE_NAME,
         ],
         layer,
         &deps.settings,
@@ -197,6 +208,7 @@ pub async fn serve(
     )
     .await;
     drop(jobs);
+    drop(relay);
     served
 }
 

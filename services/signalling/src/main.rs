@@ -33,6 +33,7 @@ async fn main() -> anyhow::Result<()> {
             .map_err(anyhow::Error::msg)?;
     // refuses a fingerprint key other than the one the database was written with
     zvv_signalling::check_keys(&pool, &fingerprints).await?;
+    let relay = config.relay.relay().map_err(anyhow::Error::msg)?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
@@ -52,6 +53,7 @@ async fn main() -> anyhow::Result<()> {
         retention: zvv_signalling::retention::RetentionRules {
             decided_referral_months: config.decided_referral_retention_months,
         },
+        relay,
     };
     zvv_signalling::serve(deps, listener, shutdown).await?;
     Ok(())

@@ -144,6 +144,11 @@ pub static POLICIES: &[Policy] = &[
         service: REFERRAL_SERVICE.service,
         rules: REFERRAL_SERVICE.rules,
     },
+    // deliveries of intake's events (a death, a changed family): suite services only
+    Policy {
+        service: zvv_platform::sink::POLICY.service,
+        rules: zvv_platform::sink::POLICY.rules,
+    },
 ];
 
 #[cfg(test)]

@@ -5,6 +5,6 @@ mod subject;
 
 pub use subject::{
     Family, NewSubject, Relation, RelationKind, RelationSource, Subject, SubjectChange, Unlink,
-    UnlinkReason, Violations, parse_birth_date, parse_date_of_death, parse_name,
+    UnlinkReason, Violations, parse_birth_date, parse_date_of_death, parse_name, relation_id,
 };
 pub use zvv_platform::codes::{MunicipalityCode, NeighbourhoodCode};

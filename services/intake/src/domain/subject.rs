@@ -133,6 +133,13 @@ pub struct Relation {
     pub created_at: DateTime<Utc>,
 }
 
+/// The id of the relation between `parent` and `child` in events: derived from the two, so the
+/// events of linking and unlinking one pair name the same relation (relations have no id of
+/// their own).
+pub fn relation_id(parent: Uuid, child: Uuid) -> Uuid {
+    zvv_platform::ids::derived_id("zvv.intake.relation", &[parent, child])
+}
+
 /// The children who share a parent with a subject, and the subject's parents.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Family {

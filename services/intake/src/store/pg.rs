@@ -17,7 +17,7 @@ use super::{
     Apply, ContextKey, LinkOutcome, ParentFamily, RegisterOutcome, ResolveOutcome, SubjectContext,
     SubjectRow, SubjectStore, UnlinkOutcome, Unseen, Visible,
 };
-use crate::domain::{Family, Relation, RelationKind, RelationSource, Unlink};
+use crate::domain::{Family, Relation, RelationKind, RelationSource, Unlink, relation_id};
 
 pub const SCHEMA: Schema = Schema::new("intake");
 
@@ -594,6 +594,7 @@ impl SubjectStore for PgStore {
             .await?;
             idempotency::store(&mut tx, SCHEMA, &idem, &relation_snapshot(&relation)?, now).await?;
             let mut event = Event::new("intake.relation.linked")
+                .id("relation_id", relation_id(relation.parent, relation.child))
                 .id("parent_subject_id", relation.parent)
                 .id("child_subject_id", relation.child)
                 .code("kind", relation.kind.as_str());
@@ -648,6 +649,7 @@ impl SubjectStore for PgStore {
         let relation = relation_from_row(&row)?;
         idempotency::store(&mut tx, SCHEMA, &idem, &relation_snapshot(&relation)?, now).await?;
         let event = Event::new("intake.relation.unlinked")
+            .id("relation_id", relation_id(parent, child))
             .id("parent_subject_id", parent)
             .id("child_subject_id", child)
             .code("kind", relation.kind.as_str())

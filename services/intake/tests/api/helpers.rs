@@ -118,6 +118,7 @@ impl TestApp {
             clock: shared,
             settings,
             idempotency_retention: zvv_intake::DEFAULT_IDEMPOTENCY_RETENTION,
+            relay: None,
         };
 
         // bound before the server task starts, so that the first call cannot race it

@@ -93,6 +93,7 @@ async fn serve_with(app: &TestApp, keys: &KeyFile) -> (Client, oneshot::Sender<(
         clock: Arc::new(app.clock.clone()),
         settings: Default::default(),
         idempotency_retention: zvv_intake::DEFAULT_IDEMPOTENCY_RETENTION,
+        relay: None,
     };
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));

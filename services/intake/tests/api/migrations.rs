@@ -45,7 +45,7 @@ async fn replicas_starting_together_migrate_once_into_their_own_schema() {
         .fetch_one(pool)
         .await
         .expect("platform migrations table");
-    assert_eq!(platform, 4, "the platform's four migrations, each once");
+    assert_eq!(platform, 5, "the platform's five migrations, each once");
     let public: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'",
     )

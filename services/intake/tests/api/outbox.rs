@@ -117,3 +117,114 @@ async fn refused_changes_write_no_event() {
         .expect("outbox");
     assert_eq!(types, ["intake.subject.registered"]);
 }
+
+/// Every kind of event intake writes maps to a suite event of its resource (the relay's
+/// mapping), without an audience: intake's events reach only suite services.
+#[tokio::test]
+async fn every_event_maps_to_a_suite_event_of_its_resource() {
+    use zvv_proto::intake::v1 as pb;
+    let app = TestApp::spawn().await;
+    let child = app.register(BSN, "Sanne").await;
+    let parent = app.register(&crate::helpers::valid_bsn(8), "Marieke").await;
+    app.link(&parent.subject_id, &child.subject_id).await;
+    let mut client = app.client(&app.muni_coordinator());
+    client
+        .unlink_relation(pb::UnlinkRelationRequest {
+            request_id: crate::helpers::request_id(),
+            parent_subject_id: parent.subject_id.clone(),
+            child_subject_id: child.subject_id.clone(),
+            reason: pb::UnlinkReason::WrongPerson as i32,
+        })
+        .await
+        .expect("unlink");
+    client
+        .update_subject(pb::UpdateSubjectRequest {
+            request_id: crate::helpers::request_id(),
+            subject_id: child.subject_id.clone(),
+            subject: Some(pb::Subject {
+                municipality_code: "GM0034".into(),
+                neighbourhood_code: "WK003401".into(),
+                date_of_death: "2026-06-01".into(),
+                ..Default::default()
+            }),
+            update_mask: Some(zvv_proto::prost_types::FieldMask {
+                paths: vec![
+                    "municipality_code".into(),
+                    "neighbourhood_code".into(),
+                    "date_of_death".into(),
+                ],
+            }),
+        })
+        .await
+        .expect("move and death");
+
+    let rows: Vec<(uuid::Uuid, String, Value, Value, String)> = sqlx::query_as(
+        "SELECT event_id, event_type, ids, codes, trace_id FROM intake.outbox \
+         ORDER BY occurred_at, event_id",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .expect("outbox");
+    let mut types = std::collections::BTreeSet::new();
+    let mut relation_ids = Vec::new();
+    for (event_id, event_type, ids, codes, trace_id) in rows {
+        let strings = |v: &Value| -> std::collections::BTreeMap<String, String> {
+            v.as_object()
+                .expect("object")
+                .iter()
+                .map(|(k, v)| (k.clone(), v.as_str().expect("string").to_owned()))
+                .collect()
+        };
+        let row = zvv_platform::relay::OutboxRow {
+            event_id,
+            event_type: event_type.clone(),
+            occurred_at: now(),
+            ids: strings(&ids),
+            codes: strings(&codes),
+            trace_id,
+            audience_organisations: Vec::new(),
+            audience_municipalities: Vec::new(),
+        };
+        let event = zvv_platform::relay::to_event(&row)
+            .unwrap_or_else(|e| panic!("{event_type} maps to an event: {e}"));
+        assert_eq!(event.source, "intake");
+        let resource_id = &row.ids[&format!("{}_id", event.resource)];
+        assert_eq!(&event.resource_id, resource_id, "{event_type}");
+        assert!(
+            event.trace_parent.starts_with("00-") && event.trace_parent.ends_with("-01"),
+            "{event_type}: {}",
+            event.trace_parent
+        );
+        if event.resource == "relation" {
+            relation_ids.push(event.resource_id.clone());
+            assert_eq!(event.channel, "intake.relations");
+        } else {
+            assert_eq!(event.channel, "intake.subjects");
+        }
+        types.insert(event_type);
+    }
+    assert_eq!(
+        types.into_iter().collect::<Vec<_>>(),
+        [
+            "intake.relation.linked",
+            "intake.relation.unlinked",
+            "intake.subject.deceased",
+            "intake.subject.moved",
+            "intake.subject.registered",
+            "intake.subject.updated",
+        ]
+    );
+    assert_eq!(relation_ids.len(), 2);
+    assert_eq!(
+        relation_ids[0], relation_ids[1],
+        "linking and unlinking one pair name one relation"
+    );
+    let audiences: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM intake.outbox \
+         WHERE audience_organisations <> '{}' OR audience_municipalities <> '{}'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .expect("audiences");
+    assert_eq!(audiences, 0, "intake's events reach suite services only");
+}

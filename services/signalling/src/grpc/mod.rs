@@ -1,9 +1,10 @@
-//! The thin gRPC adapters of SignalService ([`signals`]) and ReferralService ([`referrals`]),
-//! and the conversions between their messages and the domain they share. Each RPC takes the
-//! call context, turns the request into domain input, calls the logic and maps the result; a
-//! failure goes through [`zvv_platform::audit::CallContext::fail`], so that the call layer
-//! audits it with the error's result.
+//! The thin gRPC adapters of SignalService ([`signals`]), ReferralService ([`referrals`]) and
+//! the EventSink ([`events`]), and the conversions between their messages and the domain they
+//! share. Each RPC takes the call context, turns the request into domain input, calls the logic
+//! and maps the result; a failure goes through [`zvv_platform::audit::CallContext::fail`], so
+//! that the call layer audits it with the error's result.
 
+mod events;
 mod referrals;
 mod signals;
 
@@ -19,6 +20,7 @@ use crate::domain::{
     SignalStatus, StatisticsCell,
 };
 
+pub use events::EventApi;
 pub use referrals::ReferralApi;
 pub use signals::SignalApi;
 

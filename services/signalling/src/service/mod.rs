@@ -3,6 +3,7 @@
 //! as [`ApiError`]s with the ids they concern attached to the call context, for the call layer's
 //! audit record. Knows neither tonic nor sqlx.
 
+mod events;
 mod matches;
 mod referrals;
 mod signals;
@@ -24,6 +25,7 @@ use crate::{
     domain::{Contact, parse_contact_name, parse_email, parse_phone},
 };
 
+pub use events::EventLogic;
 pub use referrals::{ReferralLogic, SubmitInput};
 pub use signals::{RegisterInput, SignalLogic, SignalSettings};
 

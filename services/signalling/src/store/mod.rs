@@ -254,6 +254,82 @@ pub trait ReferralStore: Send + Sync + 'static {
     ) -> impl Future<Output = Result<u64, ApiError>> + Send;
 }
 
+/// What was destroyed about one subject.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SubjectDestroyed {
+    /// Its signals, active and archived.
+    pub signals: Vec<Uuid>,
+    pub referrals: Vec<Uuid>,
+    /// Open matches the signals left (closed when they no longer hold).
+    pub left: Vec<Uuid>,
+    /// Closed matches without any signal left, removed.
+    pub removed: Vec<Uuid>,
+}
+
+impl SubjectDestroyed {
+    /// The ids an audit record of the destruction names: the subject and everything destroyed
+    /// or changed, sorted.
+    pub fn audited(&self, subject: Uuid) -> Vec<Uuid> {
+        let mut ids: Vec<Uuid> = std::iter::once(subject)
+            .chain(self.signals.iter().copied())
+            .chain(self.referrals.iter().copied())
+            .chain(self.left.iter().copied())
+            .chain(self.removed.iter().copied())
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+}
+
+/// An event delivered to signalling, in progress (see [`Begun`]): its transaction has recorded
+/// the event as taken, and commits with the change and the call's audit record.
+pub trait Delivery: Send {
+    /// Everything about a deceased subject is destroyed, as retention destroys it at the age
+    /// limit (with the same match events). Commits.
+    fn destroy_subject(
+        self,
+        ctx: &CallContext,
+        subject: Uuid,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<SubjectDestroyed, ApiError>> + Send;
+
+    /// The FAMILY match of `parent` is brought up to date after its relation with `child`
+    /// changed: `children` are all of the parent's children by intake when `child` is one of
+    /// them, `None` when it no longer is. Returns the matches it changed. Commits.
+    fn refamily(
+        self,
+        ctx: &CallContext,
+        parent: Uuid,
+        child: Uuid,
+        children: Option<Vec<Uuid>>,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Vec<Uuid>, ApiError>> + Send;
+
+    /// Taken without a change (an event signalling does nothing with), audited with `ids`.
+    /// Commits.
+    fn acknowledge(
+        self,
+        ctx: &CallContext,
+        ids: Vec<Uuid>,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), ApiError>> + Send;
+}
+
+pub trait EventStore: Send + Sync + 'static {
+    type Delivery: Delivery;
+
+    /// Opens the transaction of a delivered event and records it as taken: `Replayed` (audited
+    /// with `ids`, committed) when it was taken before.
+    fn begin_delivery(
+        &self,
+        ctx: &CallContext,
+        event_id: Uuid,
+        ids: &[Uuid],
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Begun<Self::Delivery, ()>, ApiError>> + Send;
+}
+
 /// The deletions of retention, each one batch (claimed with `FOR UPDATE SKIP LOCKED`) in one
 /// transaction with an audit record of `job` naming the ids. Each returns how many rows it
 /// handled; zero means there is nothing left to do.
@@ -300,5 +376,11 @@ pub trait RetentionStore: Send + Sync + 'static {
     fn purge_idempotency_keys(
         &self,
         cutoff: DateTime<Utc>,
+    ) -> impl Future<Output = Result<u64, ApiError>> + Send;
+
+    /// The record of delivered events taken more than `older_than` ago is deleted.
+    fn purge_consumed_events(
+        &self,
+        older_than: std::time::Duration,
     ) -> impl Future<Output = Result<u64, ApiError>> + Send;
 }

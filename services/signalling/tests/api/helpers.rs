@@ -42,6 +42,13 @@ pub type ReferralClient = zvv_proto::signalling::v1::referral_service_client::Re
 pub type BareClient = SignalServiceClient<Channel>;
 /// An intake client with a bearer token.
 pub type IntakeClient = SubjectServiceClient<InterceptedService<Channel, Outgoing>>;
+/// A client of signalling's EventSink with a bearer token.
+pub type SinkClient = zvv_proto::events::v1::event_sink_client::EventSinkClient<
+    InterceptedService<Channel, Outgoing>,
+>;
+
+/// The organisation of the notifications service's SERVICE token.
+pub const NOTIFICATIONS_ORG: &str = "zvv-notifications";
 
 /// The instant both services' clock stands at in every test.
 pub const NOW: &str = "2026-06-15T10:00:00Z";
@@ -227,6 +234,7 @@ impl TestApp {
             clock: shared.clone(),
             settings: ServerSettings::default(),
             idempotency_retention: zvv_intake::DEFAULT_IDEMPOTENCY_RETENTION,
+            relay: None,
         };
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let intake_url = format!("http://{}", listener.local_addr().expect("addr"));
@@ -261,6 +269,7 @@ impl TestApp {
             statistics_threshold: zvv_signalling::DEFAULT_STATISTICS_THRESHOLD,
             fingerprints,
             retention: zvv_signalling::retention::RetentionRules::default(),
+            relay: None,
         };
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
@@ -354,6 +363,108 @@ impl TestApp {
             )
             .expect("intake channel"),
         )
+    }
+
+    /// A client of signalling's EventSink sending `token`.
+    pub fn sink_with(&self, token: &str) -> SinkClient {
+        SinkClient::new(
+            zvv_platform::client::channel(
+                &self.url,
+                TokenSource::Static(SecretString::from(token.to_owned())),
+            )
+            .expect("channel"),
+        )
+    }
+
+    /// The EventSink client of notifications, with its SERVICE token for signalling.
+    pub fn sink(&self) -> SinkClient {
+        self.sink_with(
+            &self
+                .keys
+                .service_token(NOTIFICATIONS_ORG, zvv_signalling::SCHEMA.name()),
+        )
+    }
+
+    /// The last event of `event_type` intake wrote, as its relay publishes it.
+    pub async fn intake_event(&self, event_type: &str) -> zvv_proto::events::v1::Event {
+        type Row = (
+            uuid::Uuid,
+            String,
+            DateTime<Utc>,
+            serde_json::Value,
+            serde_json::Value,
+            String,
+            Vec<String>,
+            Vec<String>,
+        );
+        let row: Row = sqlx::query_as(
+            "SELECT event_id, event_type, occurred_at, ids, codes, trace_id, \
+             audience_organisations, audience_municipalities FROM intake.outbox \
+             WHERE event_type = $1 ORDER BY occurred_at DESC, event_id DESC LIMIT 1",
+        )
+        .bind(event_type)
+        .fetch_one(&self.pool)
+        .await
+        .unwrap_or_else(|e| panic!("an intake event {event_type}: {e}"));
+        let strings = |v: serde_json::Value| {
+            serde_json::from_value::<std::collections::BTreeMap<String, String>>(v)
+                .expect("ids and codes are strings")
+        };
+        zvv_platform::relay::to_event(&zvv_platform::relay::OutboxRow {
+            event_id: row.0,
+            event_type: row.1,
+            occurred_at: row.2,
+            ids: strings(row.3),
+            codes: strings(row.4),
+            trace_id: row.5,
+            audience_organisations: row.6,
+            audience_municipalities: row.7,
+        })
+        .expect("intake's event maps")
+    }
+
+    /// A coordinator of GM0363 in intake.
+    fn intake_coordinator(&self) -> IntakeClient {
+        self.intake_with(&self.keys.token_in(
+            "gm0363",
+            OrgType::Municipality,
+            &[Role::Coordinator],
+            &["GM0363"],
+        ))
+    }
+
+    /// Records the death of a subject of GM0363 in intake (yesterday).
+    pub async fn record_death(&self, subject_id: &str) {
+        let yesterday = (now() - chrono::Duration::days(1))
+            .format("%Y-%m-%d")
+            .to_string();
+        self.intake_coordinator()
+            .update_subject(ipb::UpdateSubjectRequest {
+                request_id: request_id(),
+                subject_id: subject_id.to_owned(),
+                subject: Some(ipb::Subject {
+                    date_of_death: yesterday,
+                    ..Default::default()
+                }),
+                update_mask: Some(prost_types::FieldMask {
+                    paths: vec!["date_of_death".to_owned()],
+                }),
+            })
+            .await
+            .unwrap_or_else(|s| panic!("record the death of {subject_id}: {s:?}"));
+    }
+
+    /// Removes in intake the relation of `parent` and `child` (as a coordinator of GM0363).
+    pub async fn unlink(&self, parent: &str, child: &str) {
+        self.intake_coordinator()
+            .unlink_relation(ipb::UnlinkRelationRequest {
+                request_id: request_id(),
+                parent_subject_id: parent.to_owned(),
+                child_subject_id: child.to_owned(),
+                reason: ipb::UnlinkReason::WrongPerson as i32,
+            })
+            .await
+            .unwrap_or_else(|s| panic!("unlink {parent} from {child}: {s:?}"));
     }
 
     /// Registers a child in intake (as a municipality professional); returns its subject_id.

@@ -5,6 +5,7 @@
 mod helpers;
 
 mod audit;
+mod events;
 mod idempotency;
 mod isolation;
 mod jurisdiction;

@@ -1,5 +1,5 @@
-//! The jurisdiction matrix of SignalService and ReferralService, generated from their policy
-//! tables: every RPC called by a caller of the child's own municipality, of another
+//! The jurisdiction matrix of SignalService, ReferralService and the EventSink, generated from
+//! their policy tables: every RPC called by a caller of the child's own municipality, of another
 //! municipality, with no jurisdiction, of an organisation type and of a role the table does not
 //! grant, and by a suite service. The signalling index is national (own, other and no
 //! jurisdiction are alike); referrals and statistics are not. A new RPC without its row fails.
@@ -76,6 +76,10 @@ const ROWS: &[Row] = &[
     Row {
         method: "DecideReferral",
         expect: [OK, NOT_FOUND, NOT_FOUND, DENIED, DENIED, DENIED],
+    },
+    Row {
+        method: "Deliver",
+        expect: [DENIED, DENIED, DENIED, DENIED, DENIED, OK],
     },
 ];
 
@@ -259,12 +263,38 @@ impl Fixture {
                     .referral
                     .is_some())
             }
+            "Deliver" => {
+                // an event signalling takes without a change, new each time
+                let subject = uuid::Uuid::now_v7().to_string();
+                let mut sink = self.app.sink_with(token);
+                Ok(!sink
+                    .deliver(zvv_proto::events::v1::DeliverRequest {
+                        event: Some(zvv_proto::events::v1::Event {
+                            event_id: uuid::Uuid::now_v7().to_string(),
+                            source: "intake".into(),
+                            channel: "intake.subjects".into(),
+                            resource: "subject".into(),
+                            resource_id: subject.clone(),
+                            action: "registered".into(),
+                            attributes: [("subject_id".to_owned(), subject)].into(),
+                            ..Default::default()
+                        }),
+                        subscription_id: String::new(),
+                    })
+                    .await?
+                    .into_inner()
+                    .duplicate)
+            }
             other => panic!("the matrix has no call for {other}: add one"),
         }
     }
 }
 
-const POLICIES: [&Policy; 2] = [&SIGNAL_SERVICE, &REFERRAL_SERVICE];
+const POLICIES: [&Policy; 3] = [
+    &SIGNAL_SERVICE,
+    &REFERRAL_SERVICE,
+    &zvv_platform::sink::POLICY,
+];
 
 #[test]
 fn every_rpc_has_rows_in_the_matrix() {
@@ -355,7 +385,7 @@ async fn jurisdiction_matrix() {
     }
     assert_eq!(
         cells,
-        (SIGNAL_SERVICE.rules.len() + REFERRAL_SERVICE.rules.len()) * COLUMNS.len()
+        POLICIES.iter().map(|p| p.rules.len()).sum::<usize>() * COLUMNS.len()
     );
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

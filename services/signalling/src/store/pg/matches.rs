@@ -1,7 +1,8 @@
-//! Matches: loading them, applying the domain's match rule when signals arrive or leave, and the
-//! changes participants make (coordinator, coordinated).
+//! Matches: loading them, applying the domain's match rule when signals arrive or leave or a
+//! family changes, and the changes participants make (coordinator, coordinated). Every match
+//! event goes to the organisations in the match (before and after the change).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, Row};
@@ -20,10 +21,19 @@ use crate::{
 };
 
 /// The event of a step of match `id`: the same payload (`match_id`, `kind`) for every match
-/// event, wherever the step was taken.
-pub(super) fn match_event(step: &MatchStep, id: Uuid, kind: MatchKind) -> Option<Event> {
-    step.event()
-        .map(|t| Event::new(t).id("match_id", id).code("kind", kind.as_str()))
+/// event, wherever the step was taken, to the organisations of `audience`.
+pub(super) fn match_event(
+    step: &MatchStep,
+    id: Uuid,
+    kind: MatchKind,
+    audience: &BTreeSet<String>,
+) -> Option<Event> {
+    step.event().map(|t| {
+        Event::new(t)
+            .id("match_id", id)
+            .code("kind", kind.as_str())
+            .to_organisations(audience.iter().cloned())
+    })
 }
 
 /// The matches with these ids, each with its current signals.
@@ -98,25 +108,33 @@ pub(super) async fn load_matches(
     Ok(matches)
 }
 
-/// Takes `steps` (per match: its kind and the step) for existing open matches: closes those that
-/// close, touches the others, and emits each step's event.
+/// A step of one existing open match, with the organisations its event goes to.
+struct Change {
+    id: Uuid,
+    kind: MatchKind,
+    step: MatchStep,
+    audience: BTreeSet<String>,
+}
+
+/// Takes `changes` of existing open matches: closes those that close, touches the others, and
+/// emits each step's event.
 async fn apply_to_open(
     conn: &mut PgConnection,
-    steps: &[(Uuid, MatchKind, MatchStep)],
+    changes: &[Change],
     now: DateTime<Utc>,
 ) -> Result<(), ApiError> {
-    let changed: Vec<Uuid> = steps
+    let changed: Vec<Uuid> = changes
         .iter()
-        .filter(|(_, _, step)| step.event().is_some())
-        .map(|(id, _, _)| *id)
+        .filter(|c| c.step.event().is_some())
+        .map(|c| c.id)
         .collect();
     if changed.is_empty() {
         return Ok(());
     }
-    let closed: Vec<Uuid> = steps
+    let closed: Vec<Uuid> = changes
         .iter()
-        .filter(|(_, _, step)| *step == MatchStep::Close)
-        .map(|(id, _, _)| *id)
+        .filter(|c| c.step == MatchStep::Close)
+        .map(|c| c.id)
         .collect();
     sqlx::query(
         "UPDATE signalling.matches SET updated_at = $3, \
@@ -128,20 +146,154 @@ async fn apply_to_open(
     .bind(now)
     .execute(&mut *conn)
     .await?;
-    for (id, kind, step) in steps {
-        if let Some(event) = match_event(step, *id, *kind) {
+    for c in changes {
+        if let Some(event) = match_event(&c.step, c.id, c.kind, &c.audience) {
             emit(conn, event, now).await?;
         }
     }
     Ok(())
 }
 
-/// One anchor of the matches a new signal may be part of: the subject (CLIENT) or a parent
-/// (FAMILY), with the subjects whose active signals count for it.
+/// One anchor of matches: the subject (CLIENT) or a parent (FAMILY), with the subjects whose
+/// active signals count for it.
 struct Anchor<'a> {
     kind: MatchKind,
     id: Uuid,
     subjects: &'a [Uuid],
+}
+
+/// A signal in an open match: (signal, subject, organisation, whether it is active).
+type Member = (Uuid, Uuid, String, bool);
+
+/// Brings the open match of each anchor up to date by the match rule, from the active signals
+/// on its subjects: a match opens, is joined, loses the signals that no longer count for it
+/// (e.g. of a child no longer the parent's), or closes when it no longer holds. Returns per
+/// anchor its open match afterwards with the signals in it, or `None`.
+async fn reconcile(
+    conn: &mut PgConnection,
+    anchors: &[Anchor<'_>],
+    now: DateTime<Utc>,
+) -> Result<Vec<Option<(Uuid, Vec<Uuid>)>>, ApiError> {
+    let mut subjects: Vec<Uuid> = anchors.iter().flat_map(|a| a.subjects).copied().collect();
+    subjects.sort_unstable();
+    subjects.dedup();
+    let anchor_ids: Vec<Uuid> = anchors.iter().map(|a| a.id).collect();
+
+    // every active signal that counts for any of the anchors, and their open matches: two reads
+    let active: Vec<(Uuid, Uuid, String)> = sqlx::query_as(
+        "SELECT signal_id, subject_id, organisation FROM signalling.signals \
+         WHERE subject_id = ANY($1) AND status = 'ACTIVE' ORDER BY created_at, signal_id",
+    )
+    .bind(&subjects)
+    .fetch_all(&mut *conn)
+    .await?;
+    type OpenRow = (
+        Uuid,
+        String,
+        Uuid,
+        Option<Uuid>,
+        Option<Uuid>,
+        Option<String>,
+        Option<bool>,
+    );
+    let open_rows: Vec<OpenRow> = sqlx::query_as(
+        "SELECT m.match_id, m.kind, m.anchor_subject_id, s.signal_id, s.subject_id, \
+                s.organisation, s.status = 'ACTIVE' \
+         FROM signalling.matches m \
+         LEFT JOIN signalling.match_signals ms ON ms.match_id = m.match_id \
+         LEFT JOIN signalling.signals s ON s.signal_id = ms.signal_id \
+         WHERE m.status = 'OPEN' AND m.anchor_subject_id = ANY($1)",
+    )
+    .bind(&anchor_ids)
+    .fetch_all(&mut *conn)
+    .await?;
+    // (match id, kind, anchor) → members
+    let mut open: Vec<(Uuid, String, Uuid, Vec<Member>)> = Vec::new();
+    for (match_id, kind, anchor, signal, subject, organisation, is_active) in open_rows {
+        let at = match open.iter().position(|(id, ..)| *id == match_id) {
+            Some(at) => at,
+            None => {
+                open.push((match_id, kind, anchor, Vec::new()));
+                open.len() - 1
+            }
+        };
+        if let (Some(signal), Some(subject), Some(organisation)) = (signal, subject, organisation) {
+            open[at]
+                .3
+                .push((signal, subject, organisation, is_active.unwrap_or(false)));
+        }
+    }
+
+    let mut changes = Vec::new();
+    let mut results = Vec::with_capacity(anchors.len());
+    for anchor in anchors {
+        let counted: Vec<MatchSignal> = active
+            .iter()
+            .filter(|(_, subject, _)| anchor.subjects.contains(subject))
+            .map(|(signal_id, subject_id, organisation)| MatchSignal {
+                signal_id: *signal_id,
+                subject_id: *subject_id,
+                organisation: organisation.clone(),
+            })
+            .collect();
+        let current = open
+            .iter()
+            .find(|(_, kind, a, _)| *a == anchor.id && kind == anchor.kind.as_str());
+        let Some((id, _, _, members)) = current else {
+            let step = after_registration(anchor.kind, None, &counted);
+            results.push(match step {
+                MatchStep::Open(ids) => {
+                    Some((open_match(conn, anchor, &counted, &ids, now).await?, ids))
+                }
+                _ => None,
+            });
+            continue;
+        };
+        // members that no longer count: inactive, or on a subject the anchor no longer has
+        let (kept, stale): (Vec<&Member>, Vec<&Member>) = members.iter().partition(|m| {
+            m.3 && anchor.subjects.contains(&m.1) && counted.iter().any(|c| c.signal_id == m.0)
+        });
+        let kept: Vec<Uuid> = kept.iter().map(|m| m.0).collect();
+        let mut step = after_registration(anchor.kind, Some(&kept), &counted);
+        if !stale.is_empty() {
+            let stale_ids: Vec<Uuid> = stale.iter().map(|m| m.0).collect();
+            sqlx::query(
+                "DELETE FROM signalling.match_signals WHERE match_id = $1 AND signal_id = ANY($2)",
+            )
+            .bind(id)
+            .bind(&stale_ids)
+            .execute(&mut *conn)
+            .await?;
+            if step == MatchStep::Unchanged {
+                step = MatchStep::Shrink;
+            }
+        }
+        // everybody who was in the match, and who joins it
+        let mut audience: BTreeSet<String> = members.iter().map(|m| m.2.clone()).collect();
+        let after = match &step {
+            MatchStep::Join(added) => {
+                add_signals(conn, *id, added).await?;
+                audience.extend(
+                    counted
+                        .iter()
+                        .filter(|c| added.contains(&c.signal_id))
+                        .map(|c| c.organisation.clone()),
+                );
+                Some((*id, kept.iter().chain(added).copied().collect()))
+            }
+            MatchStep::Close => None,
+            _ => Some((*id, kept)),
+        };
+        results.push(after);
+        changes.push(Change {
+            id: *id,
+            kind: anchor.kind,
+            step,
+            audience,
+        });
+    }
+    apply_to_open(conn, &changes, now).await?;
+    Ok(results)
 }
 
 /// Brings the matches of `signal` up to date by the match rule after it was stored: the
@@ -165,84 +317,75 @@ pub(super) async fn reconcile_after_registration(
         subjects: &f.children,
     }))
     .collect();
-    let mut subjects: Vec<Uuid> = anchors.iter().flat_map(|a| a.subjects).copied().collect();
-    subjects.sort_unstable();
-    subjects.dedup();
-    let anchor_ids: Vec<Uuid> = anchors.iter().map(|a| a.id).collect();
-
-    // every active signal that counts for any of the anchors, and their open matches: two reads
-    let active: Vec<(Uuid, Uuid, String)> = sqlx::query_as(
-        "SELECT signal_id, subject_id, organisation FROM signalling.signals \
-         WHERE subject_id = ANY($1) AND status = 'ACTIVE' ORDER BY created_at, signal_id",
-    )
-    .bind(&subjects)
-    .fetch_all(&mut *conn)
-    .await?;
-    let open: Vec<(Uuid, String, Uuid, Vec<Uuid>)> = sqlx::query_as(
-        "SELECT m.match_id, m.kind, m.anchor_subject_id, \
-                coalesce(array_agg(ms.signal_id) FILTER (WHERE ms.signal_id IS NOT NULL), '{}') \
-         FROM signalling.matches m \
-         LEFT JOIN signalling.match_signals ms ON ms.match_id = m.match_id \
-         WHERE m.status = 'OPEN' AND m.anchor_subject_id = ANY($1) \
-         GROUP BY m.match_id",
-    )
-    .bind(&anchor_ids)
-    .fetch_all(&mut *conn)
-    .await?;
-
-    let mut existing = Vec::new();
-    let mut in_matches = Vec::new();
-    for anchor in &anchors {
-        let counted: Vec<MatchSignal> = active
-            .iter()
-            .filter(|(_, subject, _)| anchor.subjects.contains(subject))
-            .map(|(signal_id, subject_id, organisation)| MatchSignal {
-                signal_id: *signal_id,
-                subject_id: *subject_id,
-                organisation: organisation.clone(),
-            })
-            .collect();
-        let current = open
-            .iter()
-            .find(|(_, kind, a, _)| *a == anchor.id && kind == anchor.kind.as_str());
-        let step = after_registration(
-            anchor.kind,
-            current.map(|(_, _, _, members)| members.as_slice()),
-            &counted,
-        );
-        match (&step, current) {
-            (MatchStep::Open(ids), _) => {
-                let id = open_match(conn, anchor, ids, now).await?;
-                if ids.contains(&signal.id) {
-                    in_matches.push(id);
-                }
-            }
-            (MatchStep::Join(ids), Some((id, _, _, members))) => {
-                add_signals(conn, *id, ids).await?;
-                if ids.contains(&signal.id) || members.contains(&signal.id) {
-                    in_matches.push(*id);
-                }
-                existing.push((*id, anchor.kind, step));
-            }
-            (_, Some((id, _, _, members))) => {
-                if step == MatchStep::Unchanged && members.contains(&signal.id) {
-                    in_matches.push(*id);
-                }
-                existing.push((*id, anchor.kind, step));
-            }
-            (_, None) => {}
-        }
-    }
-    apply_to_open(conn, &existing, now).await?;
+    let mut in_matches: Vec<Uuid> = reconcile(conn, &anchors, now)
+        .await?
+        .into_iter()
+        .flatten()
+        .filter(|(_, members)| members.contains(&signal.id))
+        .map(|(id, _)| id)
+        .collect();
     in_matches.sort_unstable();
     in_matches.dedup();
     load_matches(conn, &in_matches).await
 }
 
-/// Opens a match of `signals` at `anchor`, with its event.
+/// Brings the FAMILY match of `parent` up to date after a relation of theirs with `child`
+/// changed. `children` are all of the parent's children by intake, when `child` is still one
+/// of them; otherwise (`None`) the children are those in the parent's open match but `child`.
+/// Returns the family's open match afterwards, if any, and every match id it changed or closed.
+pub(super) async fn reconcile_family(
+    conn: &mut PgConnection,
+    parent: Uuid,
+    child: Uuid,
+    children: Option<&[Uuid]>,
+    now: DateTime<Utc>,
+) -> Result<Vec<Uuid>, ApiError> {
+    let before: Option<Uuid> = sqlx::query_scalar(
+        "SELECT match_id FROM signalling.matches \
+         WHERE kind = 'FAMILY' AND status = 'OPEN' AND anchor_subject_id = $1",
+    )
+    .bind(parent)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let subjects: Vec<Uuid> = match children {
+        Some(children) => children.to_vec(),
+        None => {
+            let Some(open) = before else {
+                // no longer the parent's child, and no family match to leave
+                return Ok(Vec::new());
+            };
+            sqlx::query_scalar(
+                "SELECT DISTINCT s.subject_id FROM signalling.match_signals ms \
+                 JOIN signalling.signals s ON s.signal_id = ms.signal_id \
+                 WHERE ms.match_id = $1 AND s.subject_id <> $2",
+            )
+            .bind(open)
+            .bind(child)
+            .fetch_all(&mut *conn)
+            .await?
+        }
+    };
+    let anchor = Anchor {
+        kind: MatchKind::Family,
+        id: parent,
+        subjects: &subjects,
+    };
+    let after = reconcile(conn, &[anchor], now).await?;
+    let mut ids: Vec<Uuid> = before
+        .into_iter()
+        .chain(after.into_iter().flatten().map(|(id, _)| id))
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    Ok(ids)
+}
+
+/// Opens a match of `signals` (of `counted`) at `anchor`, with its event to their
+/// organisations.
 async fn open_match(
     conn: &mut PgConnection,
     anchor: &Anchor<'_>,
+    counted: &[MatchSignal],
     signals: &[Uuid],
     now: DateTime<Utc>,
 ) -> Result<Uuid, ApiError> {
@@ -258,8 +401,13 @@ async fn open_match(
     .execute(&mut *conn)
     .await?;
     add_signals(conn, id, signals).await?;
+    let audience: BTreeSet<String> = counted
+        .iter()
+        .filter(|c| signals.contains(&c.signal_id))
+        .map(|c| c.organisation.clone())
+        .collect();
     let step = MatchStep::Open(signals.to_vec());
-    if let Some(event) = match_event(&step, id, anchor.kind) {
+    if let Some(event) = match_event(&step, id, anchor.kind, &audience) {
         emit(conn, event, now).await?;
     }
     Ok(id)
@@ -285,8 +433,8 @@ async fn add_signals(conn: &mut PgConnection, id: Uuid, signals: &[Uuid]) -> Res
 type MemberRow = (Uuid, String, Option<Uuid>, Option<Uuid>, Option<String>);
 
 /// `signals` leave every open match they are in (they were closed, expired or are being
-/// destroyed); each of those matches then stays open or closes by the match rule. Returns the
-/// matches that were left.
+/// destroyed); each of those matches then stays open or closes by the match rule, told to the
+/// organisations that were in it. Returns the matches that were left.
 pub(super) async fn leave_matches(
     conn: &mut PgConnection,
     signals: &[Uuid],
@@ -295,14 +443,16 @@ pub(super) async fn leave_matches(
     if signals.is_empty() {
         return Ok(Vec::new());
     }
-    let mut left: Vec<Uuid> = sqlx::query_scalar(
-        "DELETE FROM signalling.match_signals ms USING signalling.matches m \
-         WHERE ms.match_id = m.match_id AND ms.signal_id = ANY($1) AND m.status = 'OPEN' \
-         RETURNING ms.match_id",
+    let leaving: Vec<(Uuid, String)> = sqlx::query_as(
+        "DELETE FROM signalling.match_signals ms USING signalling.matches m, signalling.signals s \
+         WHERE ms.match_id = m.match_id AND s.signal_id = ms.signal_id \
+           AND ms.signal_id = ANY($1) AND m.status = 'OPEN' \
+         RETURNING ms.match_id, s.organisation",
     )
     .bind(signals)
     .fetch_all(&mut *conn)
     .await?;
+    let mut left: Vec<Uuid> = leaving.iter().map(|(id, _)| *id).collect();
     left.sort_unstable();
     left.dedup();
     if left.is_empty() {
@@ -318,7 +468,7 @@ pub(super) async fn leave_matches(
     .bind(&left)
     .fetch_all(&mut *conn)
     .await?;
-    let mut steps = Vec::with_capacity(left.len());
+    let mut changes = Vec::with_capacity(left.len());
     for id in &left {
         let mut kind = None;
         let mut remaining = Vec::new();
@@ -338,9 +488,20 @@ pub(super) async fn leave_matches(
             }
         }
         let kind = kind.ok_or_else(|| ApiError::internal("a left match has no kind"))?;
-        steps.push((*id, kind, after_leaving(kind, &remaining)));
+        let audience = leaving
+            .iter()
+            .filter(|(m, _)| m == id)
+            .map(|(_, org)| org.clone())
+            .chain(remaining.iter().map(|s| s.organisation.clone()))
+            .collect();
+        changes.push(Change {
+            id: *id,
+            kind,
+            step: after_leaving(kind, &remaining),
+            audience,
+        });
     }
-    apply_to_open(conn, &steps, now).await?;
+    apply_to_open(conn, &changes, now).await?;
     Ok(left)
 }
 
@@ -417,7 +578,14 @@ impl MatchStore for PgStore {
                 "signalling.match.coordinated"
             }
         };
-        emit(&mut tx, Event::new(event).id("match_id", id), now).await?;
+        emit(
+            &mut tx,
+            Event::new(event)
+                .id("match_id", id)
+                .to_organisations(participants),
+            now,
+        )
+        .await?;
         let changed = load_matches(&mut tx, &[id])
             .await?
             .into_iter()

@@ -1,5 +1,6 @@
 //! The PostgreSQL store (schema `signalling`): a file per aggregate, the helpers they share here.
 
+mod events;
 mod matches;
 mod referrals;
 mod retention;

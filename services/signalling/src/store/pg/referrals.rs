@@ -4,7 +4,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::{Row, postgres::PgRow};
 use uuid::Uuid;
 use zvv_platform::{
-    audit::CallContext, auth::Jurisdiction, error::ApiError, idempotency::Key, outbox::Event,
+    audit::CallContext, auth::Jurisdiction, codes::MunicipalityCode, error::ApiError,
+    idempotency::Key, outbox::Event,
 };
 
 use super::{PgStore, Tx, abandon, commit, emit, first_response, remember};
@@ -40,6 +41,15 @@ fn referral_from_row(row: &PgRow) -> Result<Referral, ApiError> {
         decided_at: row.try_get("decided_at")?,
         created_at: row.try_get("created_at")?,
     })
+}
+
+/// A referral event with the municipality the referral is routed to as its audience (none for
+/// referrals made before routing).
+fn routed_to(event: Event, municipality: Option<&str>) -> Event {
+    match municipality.filter(|m| MunicipalityCode::parse(m).is_ok()) {
+        Some(code) => event.to_municipality(code),
+        None => event,
+    }
 }
 
 async fn fetch(
@@ -94,11 +104,14 @@ impl Submission for PgSubmission {
         .await?;
         emit(
             &mut tx,
-            Event::new("signalling.referral.submitted")
-                .id("referral_id", referral.id)
-                .id("subject_id", referral.subject_id)
-                .code("level", referral.level.as_str())
-                .code("municipality_code", referral.municipality_code.clone()),
+            routed_to(
+                Event::new("signalling.referral.submitted")
+                    .id("referral_id", referral.id)
+                    .id("subject_id", referral.subject_id)
+                    .code("level", referral.level.as_str())
+                    .code("municipality_code", referral.municipality_code.clone()),
+                Some(&referral.municipality_code),
+            ),
             now,
         )
         .await?;
@@ -211,10 +224,13 @@ impl ReferralStore for PgStore {
         .await?;
         emit(
             &mut tx,
-            Event::new("signalling.referral.decided")
-                .id("referral_id", id)
-                .id("subject_id", referral.subject_id)
-                .code("decision", decision.as_str()),
+            routed_to(
+                Event::new("signalling.referral.decided")
+                    .id("referral_id", id)
+                    .id("subject_id", referral.subject_id)
+                    .code("decision", decision.as_str()),
+                Some(&referral.municipality_code),
+            ),
             now,
         )
         .await?;
@@ -231,8 +247,8 @@ impl ReferralStore for PgStore {
         let mut reported = 0;
         loop {
             let mut tx = self.pool.begin().await?;
-            let due: Vec<(Uuid, Uuid, String)> = sqlx::query_as(
-                "SELECT referral_id, subject_id, level FROM signalling.referrals \
+            let due: Vec<(Uuid, Uuid, String, Option<String>)> = sqlx::query_as(
+                "SELECT referral_id, subject_id, level, municipality_code FROM signalling.referrals \
                  WHERE status = 'AWAITING_TRIAGE' AND decide_by < $1 AND overdue_reported_at IS NULL \
                  ORDER BY decide_by LIMIT 100 FOR UPDATE SKIP LOCKED",
             )
@@ -243,7 +259,7 @@ impl ReferralStore for PgStore {
                 tx.rollback().await?;
                 return Ok(reported);
             }
-            let ids: Vec<Uuid> = due.iter().map(|(id, _, _)| *id).collect();
+            let ids: Vec<Uuid> = due.iter().map(|(id, ..)| *id).collect();
             sqlx::query(
                 "UPDATE signalling.referrals SET overdue_reported_at = $2 WHERE referral_id = ANY($1)",
             )
@@ -251,13 +267,16 @@ impl ReferralStore for PgStore {
             .bind(now)
             .execute(&mut *tx)
             .await?;
-            for (id, subject, level) in &due {
+            for (id, subject, level, municipality) in &due {
                 emit(
                     &mut tx,
-                    Event::new("signalling.referral.overdue")
-                        .id("referral_id", *id)
-                        .id("subject_id", *subject)
-                        .code("level", level.clone()),
+                    routed_to(
+                        Event::new("signalling.referral.overdue")
+                            .id("referral_id", *id)
+                            .id("subject_id", *subject)
+                            .code("level", level.clone()),
+                        municipality.as_deref(),
+                    ),
                     now,
                 )
                 .await?;

@@ -1,13 +1,15 @@
 //! Retention's deletions, each one batch claimed with `FOR UPDATE SKIP LOCKED` in a transaction
 //! of its own with an audit record naming the ids; signals leave their matches through the same
-//! match rule as CloseSignal.
+//! match rule as CloseSignal. A death reported by intake destroys a subject's data through the
+//! same path ([`destroy_subject`]).
 
 use chrono::{DateTime, NaiveDate, Utc};
+use sqlx::PgConnection;
 use uuid::Uuid;
 use zvv_platform::{audit::CallContext, error::ApiError, outbox::Event};
 
-use super::{PgStore, SCHEMA, commit, emit, matches};
-use crate::store::RetentionStore;
+use super::{PgStore, SCHEMA, commit, emit, lock_subjects, matches};
+use crate::store::{RetentionStore, SubjectDestroyed};
 
 const BATCH: i64 = 200;
 
@@ -19,6 +21,98 @@ fn audited(ids: impl IntoIterator<Item = Uuid>) -> Vec<Uuid> {
     ids
 }
 
+/// Destroys `signals` (in any status; the active ones leave their open matches first, by the
+/// match rule) and `referrals` in the caller's transaction. Returns the open matches the
+/// signals left.
+async fn destroy(
+    conn: &mut PgConnection,
+    signals: &[Uuid],
+    referrals: &[Uuid],
+    now: DateTime<Utc>,
+) -> Result<Vec<Uuid>, ApiError> {
+    let left = matches::leave_matches(conn, signals, now).await?;
+    if !signals.is_empty() {
+        sqlx::query("DELETE FROM signalling.signals WHERE signal_id = ANY($1)")
+            .bind(signals)
+            .execute(&mut *conn)
+            .await?;
+    }
+    if !referrals.is_empty() {
+        sqlx::query("DELETE FROM signalling.referrals WHERE referral_id = ANY($1)")
+            .bind(referrals)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(left)
+}
+
+/// Removes the closed matches without any signal left (of `among` only, when given); returns
+/// their ids.
+async fn drop_empty_matches(
+    conn: &mut PgConnection,
+    among: Option<&[Uuid]>,
+) -> Result<Vec<Uuid>, ApiError> {
+    Ok(sqlx::query_scalar(
+        "DELETE FROM signalling.matches m WHERE m.status = 'CLOSED' \
+         AND ($1::uuid[] IS NULL OR m.match_id = ANY($1)) \
+         AND NOT EXISTS (SELECT 1 FROM signalling.match_signals ms WHERE ms.match_id = m.match_id) \
+         RETURNING m.match_id",
+    )
+    .bind(among)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// Destroys everything signalling holds about `subject` in the caller's transaction, the way
+/// retention does at the age limit: its signals in any status (the archive too), leaving their
+/// matches by the match rule, its referrals, and the closed matches left without signals.
+pub(super) async fn destroy_subject(
+    conn: &mut PgConnection,
+    subject: Uuid,
+    now: DateTime<Utc>,
+) -> Result<SubjectDestroyed, ApiError> {
+    // the subject, then the families its signals are matched in, as registrations lock them
+    lock_subjects(conn, &[subject]).await?;
+    let parents: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT DISTINCT m.anchor_subject_id FROM signalling.matches m \
+         JOIN signalling.match_signals ms ON ms.match_id = m.match_id \
+         JOIN signalling.signals s ON s.signal_id = ms.signal_id \
+         WHERE s.subject_id = $1 AND m.kind = 'FAMILY' AND m.status = 'OPEN' \
+           AND m.anchor_subject_id <> $1 ORDER BY 1",
+    )
+    .bind(subject)
+    .fetch_all(&mut *conn)
+    .await?;
+    lock_subjects(conn, &parents).await?;
+    let signals: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT signal_id FROM signalling.signals WHERE subject_id = $1 ORDER BY signal_id FOR UPDATE",
+    )
+    .bind(subject)
+    .fetch_all(&mut *conn)
+    .await?;
+    let referrals: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT referral_id FROM signalling.referrals WHERE subject_id = $1 ORDER BY referral_id \
+         FOR UPDATE",
+    )
+    .bind(subject)
+    .fetch_all(&mut *conn)
+    .await?;
+    let in_matches: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT DISTINCT match_id FROM signalling.match_signals WHERE signal_id = ANY($1)",
+    )
+    .bind(&signals)
+    .fetch_all(&mut *conn)
+    .await?;
+    let left = destroy(conn, &signals, &referrals, now).await?;
+    let removed = drop_empty_matches(conn, Some(&in_matches)).await?;
+    Ok(SubjectDestroyed {
+        signals,
+        referrals,
+        left,
+        removed,
+    })
+}
+
 impl RetentionStore for PgStore {
     async fn expire_signals(
         &self,
@@ -27,8 +121,8 @@ impl RetentionStore for PgStore {
         now: DateTime<Utc>,
     ) -> Result<u64, ApiError> {
         let mut tx = self.pool.begin().await?;
-        let due: Vec<(Uuid, Uuid)> = sqlx::query_as(
-            "SELECT signal_id, subject_id FROM signalling.signals \
+        let due: Vec<(Uuid, Uuid, String)> = sqlx::query_as(
+            "SELECT signal_id, subject_id, organisation FROM signalling.signals \
              WHERE status = 'ACTIVE' AND expires_on < $1 \
              ORDER BY expires_on LIMIT $2 FOR UPDATE SKIP LOCKED",
         )
@@ -40,15 +134,17 @@ impl RetentionStore for PgStore {
             tx.rollback().await?;
             return Ok(0);
         }
-        let ids: Vec<Uuid> = due.iter().map(|(s, _)| *s).collect();
+        let ids: Vec<Uuid> = due.iter().map(|(s, ..)| *s).collect();
         sqlx::query("UPDATE signalling.signals SET status = 'EXPIRED' WHERE signal_id = ANY($1)")
             .bind(&ids)
             .execute(&mut *tx)
             .await?;
-        for signal in &ids {
+        for (signal, _, organisation) in &due {
             emit(
                 &mut tx,
-                Event::new("signalling.signal.expired").id("signal_id", *signal),
+                Event::new("signalling.signal.expired")
+                    .id("signal_id", *signal)
+                    .to_organisation(organisation.clone()),
                 now,
             )
             .await?;
@@ -56,7 +152,7 @@ impl RetentionStore for PgStore {
         let left = matches::leave_matches(&mut tx, &ids, now).await?;
         let ids = audited(
             due.iter()
-                .flat_map(|(s, subject)| [*s, *subject])
+                .flat_map(|(s, subject, _)| [*s, *subject])
                 .chain(left),
         );
         commit(tx, job, ids, now).await?;
@@ -119,20 +215,8 @@ impl RetentionStore for PgStore {
             return Ok((0, 0));
         }
         let signal_ids: Vec<Uuid> = signals.iter().map(|(s, _)| *s).collect();
-        let left = matches::leave_matches(&mut tx, &signal_ids, now).await?;
-        if !signal_ids.is_empty() {
-            sqlx::query("DELETE FROM signalling.signals WHERE signal_id = ANY($1)")
-                .bind(&signal_ids)
-                .execute(&mut *tx)
-                .await?;
-        }
         let referral_ids: Vec<Uuid> = referrals.iter().map(|(r, _)| *r).collect();
-        if !referral_ids.is_empty() {
-            sqlx::query("DELETE FROM signalling.referrals WHERE referral_id = ANY($1)")
-                .bind(&referral_ids)
-                .execute(&mut *tx)
-                .await?;
-        }
+        let left = destroy(&mut tx, &signal_ids, &referral_ids, now).await?;
         let ids = audited(
             signals
                 .iter()
@@ -179,17 +263,18 @@ impl RetentionStore for PgStore {
     }
 
     async fn drop_empty_matches(&self) -> Result<u64, ApiError> {
-        let dropped = sqlx::query(
-            "DELETE FROM signalling.matches m WHERE m.status = 'CLOSED' \
-             AND NOT EXISTS (SELECT 1 FROM signalling.match_signals ms WHERE ms.match_id = m.match_id)",
-        )
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        Ok(dropped)
+        let mut conn = self.pool.acquire().await?;
+        Ok(drop_empty_matches(&mut conn, None).await?.len() as u64)
     }
 
     async fn purge_idempotency_keys(&self, cutoff: DateTime<Utc>) -> Result<u64, ApiError> {
         Ok(zvv_platform::idempotency::purge(&self.pool, SCHEMA, cutoff).await?)
+    }
+
+    async fn purge_consumed_events(
+        &self,
+        older_than: std::time::Duration,
+    ) -> Result<u64, ApiError> {
+        Ok(zvv_platform::sink::purge_consumed(&self.pool, SCHEMA, older_than).await?)
     }
 }

@@ -82,7 +82,8 @@ impl Registration for PgRegistration {
             Event::new("signalling.signal.registered")
                 .id("signal_id", signal.id)
                 .id("subject_id", signal.subject_id)
-                .code("organisation_type", signal.organisation_type.clone()),
+                .code("organisation_type", signal.organisation_type.clone())
+                .to_organisation(signal.organisation.clone()),
             now,
         )
         .await?;
@@ -164,7 +165,8 @@ impl SignalStore for PgStore {
             &mut tx,
             Event::new("signalling.signal.closed")
                 .id("signal_id", id)
-                .code("reason", reason.as_str()),
+                .code("reason", reason.as_str())
+                .to_organisation(organisation),
             now,
         )
         .await?;
@@ -218,7 +220,8 @@ impl SignalStore for PgStore {
             &mut tx,
             Event::new("signalling.signal.information_duty_recorded")
                 .id("signal_id", id)
-                .code("information_duty", met),
+                .code("information_duty", met)
+                .to_organisation(organisation),
             now,
         )
         .await?;
