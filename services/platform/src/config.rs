@@ -247,7 +247,7 @@ impl ClientArgs {
 /// The relay of the service's outbox to NotificationService ([`crate::relay`]).
 #[derive(Debug, Clone, clap::Args)]
 pub struct RelayArgs {
-    /// Address of the notifications service (e.g. `http://127.0.0.1:50053`). Without it the
+    /// Address of the notifications service (e.g. `http://127.0.0.1:50054`). Without it the
     /// outbox is not relayed (a warning at start).
     #[arg(long, env = "ZVV_NOTIFICATIONS_ADDR")]
     pub notifications_addr: Option<String>,
