@@ -4,6 +4,8 @@ mod audit;
 mod bench;
 mod client;
 mod datadir;
+mod deliveries;
+mod inbox;
 mod keys;
 mod matches;
 mod output;
@@ -11,8 +13,10 @@ mod referral;
 mod roles;
 mod signal;
 mod subject;
+mod subscription;
 mod token;
 mod up;
+mod webhook_sink;
 
 use clap::{Parser, Subcommand};
 
@@ -45,6 +49,17 @@ enum Command {
     /// Referrals into triage: submit (police), list and decide (triage officers).
     #[command(subcommand)]
     Referral(referral::ReferralCommand),
+    /// Notification subscriptions of your organisation: channels, create, list, show, delete.
+    #[command(subcommand)]
+    Subscription(subscription::SubscriptionCommand),
+    /// Your organisation's notification inbox: list, watch live, mark read.
+    #[command(subcommand)]
+    Inbox(inbox::InboxCommand),
+    /// Webhook deliveries of a subscription: list, redeliver.
+    #[command(subcommand)]
+    Deliveries(deliveries::DeliveriesCommand),
+    /// A local HTTP receiver that checks and prints signed notification webhooks.
+    WebhookSink(webhook_sink::WebhookSinkArgs),
     /// Audit log tools.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
@@ -66,6 +81,10 @@ async fn main() -> std::process::ExitCode {
         Command::Signal(cmd) => signal::run(cmd).await,
         Command::Match(cmd) => matches::run(cmd).await,
         Command::Referral(cmd) => referral::run(cmd).await,
+        Command::Subscription(cmd) => subscription::run(cmd).await,
+        Command::Inbox(cmd) => inbox::run(cmd).await,
+        Command::Deliveries(cmd) => deliveries::run(cmd).await,
+        Command::WebhookSink(args) => webhook_sink::run(args).await,
         Command::Audit(cmd) => audit::run(cmd).await,
         Command::Keys(cmd) => keys::run(cmd).await,
         Command::Bench(cmd) => bench::run(cmd).await,
