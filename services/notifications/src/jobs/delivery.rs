@@ -34,6 +34,8 @@ pub struct DeliverySettings {
     /// Deliveries leased per round, and sent at once.
     pub batch: u32,
     pub concurrency: usize,
+    /// Worker loops per replica (each leases its own rounds, so sending and recording overlap).
+    pub workers: usize,
     /// The suite's public base URL, for `hoofdObject` and `resourceUrl`.
     pub public_base_url: String,
 }
@@ -46,6 +48,7 @@ impl Default for DeliverySettings {
             poll_interval: Duration::from_millis(250),
             batch: 100,
             concurrency: 32,
+            workers: 2,
             public_base_url: "http://127.0.0.1:50054".into(),
         }
     }
@@ -203,32 +206,57 @@ impl<S: DeliveryStore, W: Webhooks, K: Sinks> Worker<S, W, K> {
             .claim_due(now, now + lease, self.settings.batch)
             .await?;
         let n = claimed.len();
-        let results: Vec<Result<(), ApiError>> = futures::stream::iter(claimed)
+        let attempts: Vec<(Claimed, Attempt)> = futures::stream::iter(claimed)
             .map(|c| async move {
                 let attempt = self.attempt(&c).await;
-                if let Attempt::Failed { error, then, .. } = &attempt {
-                    tracing::info!(delivery_id = %c.delivery_id, subscription_id = %c.subscription_id,
-                        event_id = %c.event.id, error = %error, then = ?then, "delivery failed");
-                }
-                self.store.record_attempt(&c, attempt, self.clock.now()).await
+                (c, attempt)
             })
             .buffer_unordered(self.settings.concurrency.max(1))
             .collect()
             .await;
-        for r in results {
-            r?;
+        // what was delivered is recorded in one statement, every other outcome on its own
+        let mut delivered = Vec::new();
+        let mut first_error = None;
+        for (c, attempt) in attempts {
+            match attempt {
+                Attempt::Delivered { http_status } => delivered.push((c.delivery_id, http_status)),
+                other => {
+                    if let Attempt::Failed { error, then, .. } = &other {
+                        tracing::info!(delivery_id = %c.delivery_id, subscription_id = %c.subscription_id,
+                            event_id = %c.event.id, error = %error, then = ?then, "delivery failed");
+                    }
+                    if let Err(e) = self.store.record_attempt(&c, other, self.clock.now()).await {
+                        first_error.get_or_insert(e);
+                    }
+                }
+            }
+        }
+        self.store
+            .record_delivered(&delivered, self.clock.now())
+            .await?;
+        if let Some(e) = first_error {
+            return Err(e);
         }
         Ok(n)
     }
 }
 
-/// Runs workers until dropped: a round at every poll interval, at once when `wake` is
+/// Runs the worker loops until dropped: a round at every poll interval, at once when `wake` is
 /// notified (after a Publish commits), and again straight away while rounds find work.
 pub fn start<S: DeliveryStore, W: Webhooks, K: Sinks>(
     worker: Worker<S, W, K>,
     wake: Arc<Notify>,
-) -> zvv_platform::jobs::Job {
+) -> Vec<zvv_platform::jobs::Job> {
     let worker = Arc::new(worker);
+    (0..worker.settings.workers.max(1))
+        .map(|_| start_loop(worker.clone(), wake.clone()))
+        .collect()
+}
+
+fn start_loop<S: DeliveryStore, W: Webhooks, K: Sinks>(
+    worker: Arc<Worker<S, W, K>>,
+    wake: Arc<Notify>,
+) -> zvv_platform::jobs::Job {
     zvv_platform::jobs::every(
         "notifications.deliveries",
         worker.settings.poll_interval,

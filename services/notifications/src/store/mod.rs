@@ -276,6 +276,13 @@ pub trait DeliveryStore: Send + Sync + 'static {
         limit: u32,
     ) -> impl Future<Output = Result<Vec<Claimed>, ApiError>> + Send;
 
+    /// Records deliveries that succeeded (id and HTTP status), in one statement.
+    fn record_delivered(
+        &self,
+        delivered: &[(Uuid, u16)],
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), ApiError>> + Send;
+
     fn record_attempt(
         &self,
         claimed: &Claimed,

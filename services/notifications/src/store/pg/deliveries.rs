@@ -223,6 +223,29 @@ impl DeliveryStore for PgStore {
             .collect()
     }
 
+    async fn record_delivered(
+        &self,
+        delivered: &[(Uuid, u16)],
+        now: DateTime<Utc>,
+    ) -> Result<(), ApiError> {
+        if delivered.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<Uuid> = delivered.iter().map(|(id, _)| *id).collect();
+        let statuses: Vec<i32> = delivered.iter().map(|(_, s)| i32::from(*s)).collect();
+        sqlx::query(
+            "UPDATE notifications.deliveries d SET status = 'DELIVERED', attempts = attempts + 1, \
+             last_http_status = t.s, last_error = '', delivered_at = $3, leased_until = NULL \
+             FROM unnest($1::uuid[], $2::int[]) AS t(id, s) WHERE d.delivery_id = t.id",
+        )
+        .bind(&ids)
+        .bind(&statuses)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     async fn record_attempt(
         &self,
         claimed: &Claimed,
