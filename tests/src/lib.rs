@@ -144,6 +144,7 @@ impl Harness {
             fingerprints: keys.fingerprints()?,
             retention: zvv_signalling::retention::RetentionRules::default(),
             relay: None,
+            notifications: None,
         };
         let mut rx = stop_rx.clone();
         let signalling = tokio::spawn(async move {

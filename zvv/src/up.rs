@@ -243,6 +243,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         fingerprints,
         retention: zvv_signalling::retention::RetentionRules::default(),
         relay: None,
+        notifications: None,
     };
     let signalling_listener = bind_signalling(args.signalling_listen).await?;
     let signalling_addr = signalling_listener

@@ -277,8 +277,9 @@ impl RelayArgs {
         }
     }
 
-    /// The relay to NotificationService, or `None` (the relay is off) when no address is set.
-    pub fn relay(&self) -> Result<Option<crate::relay::Relay>, String> {
+    /// A NotificationService client with the service's token for it, or `None` when no address
+    /// is set. Connects lazily.
+    pub fn notifications(&self) -> Result<Option<crate::relay::NotificationsClient>, String> {
         let Some(addr) = self
             .notifications_addr
             .as_deref()
@@ -296,13 +297,19 @@ impl RelayArgs {
                  service's SERVICE token for notifications"
                     .to_owned()
             })?;
-        let publisher =
-            crate::relay::GrpcPublisher::connect(addr, crate::client::TokenSource::file(token))
-                .map_err(|e| format!("invalid ZVV_NOTIFICATIONS_ADDR {addr:?}: {e}"))?;
-        Ok(Some(crate::relay::Relay::new(
-            Arc::new(publisher),
-            self.settings(),
-        )))
+        let channel = crate::client::channel(addr, crate::client::TokenSource::file(token))
+            .map_err(|e| format!("invalid ZVV_NOTIFICATIONS_ADDR {addr:?}: {e}"))?;
+        Ok(Some(crate::relay::NotificationsClient::new(channel)))
+    }
+
+    /// The relay to NotificationService, or `None` (the relay is off) when no address is set.
+    pub fn relay(&self) -> Result<Option<crate::relay::Relay>, String> {
+        Ok(self.notifications()?.map(|client| {
+            crate::relay::Relay::new(
+                Arc::new(crate::relay::GrpcPublisher::new(client)),
+                self.settings(),
+            )
+        }))
     }
 }
 

@@ -6,7 +6,8 @@
 //! is at least once: a handler takes each event in one transaction of its own together with
 //! [`first_delivery`], which records the event id in `<schema>.consumed_events`, so that a
 //! redelivery is answered as a duplicate and changes nothing. Only suite SERVICE tokens may
-//! deliver ([`POLICY`]); a service adds that policy to its set and the adapter to its routes.
+//! deliver ([`POLICY`]); a service adds that policy to its set and the adapter to its routes,
+//! and subscribes its sink to the channels it takes ([`keep_subscribed`]).
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -19,9 +20,12 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
-use zvv_proto::events::v1::{
-    self as pb,
-    event_sink_server::{EventSink, EventSinkServer},
+use zvv_proto::{
+    events::v1::{
+        self as pb,
+        event_sink_server::{EventSink, EventSinkServer},
+    },
+    notifications::v1 as nb,
 };
 
 use crate::{
@@ -298,6 +302,125 @@ pub async fn purge_consumed(
     .execute(pool)
     .await?
     .rows_affected())
+}
+
+/// One channel a service subscribes its EventSink to, with its filters (key → value; a key not
+/// named is not filtered on).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Wanted {
+    pub channel: &'static str,
+    pub filters: &'static [(&'static str, &'static str)],
+}
+
+fn channel_filters(channels: &[Wanted]) -> Vec<nb::ChannelFilter> {
+    channels
+        .iter()
+        .map(|w| nb::ChannelFilter {
+            channel: w.channel.to_owned(),
+            filters: w
+                .filters
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        })
+        .collect()
+}
+
+/// A channel list in a canonical form, to compare subscriptions by.
+fn canonical(channels: &[nb::ChannelFilter]) -> BTreeSet<(String, BTreeMap<String, String>)> {
+    channels
+        .iter()
+        .map(|c| {
+            (
+                c.channel.clone(),
+                c.filters
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+/// Makes sure this service (`service`, e.g. `signalling`, calling with its SERVICE token for
+/// notifications) has an active subscription on exactly `channels` delivered to its EventSink;
+/// creates it when there is none. Safe on every replica at once: the request id is derived from
+/// what is asked for, so concurrent creations are one. Returns the subscription id.
+pub async fn ensure_subscription(
+    client: &mut crate::relay::NotificationsClient,
+    service: &str,
+    channels: &[Wanted],
+) -> Result<String, Status> {
+    use sha2::{Digest, Sha256};
+    let wanted = channel_filters(channels);
+    let key = canonical(&wanted);
+    let mut page_token = String::new();
+    for _ in 0..100 {
+        let page = client
+            .list_subscriptions(nb::ListSubscriptionsRequest {
+                page_size: 100,
+                page_token: page_token.clone(),
+            })
+            .await?
+            .into_inner();
+        let found = page.subscriptions.iter().find(|s| {
+            matches!(&s.delivery, Some(nb::subscription::Delivery::Service(d)) if d.name == service)
+                && s.status == nb::SubscriptionStatus::Active as i32
+                && canonical(&s.channels) == key
+        });
+        if let Some(found) = found {
+            return Ok(found.subscription_id.clone());
+        }
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        page_token = page.next_page_token;
+    }
+    let digest = Sha256::digest(format!("{service}\u{1f}{key:?}").as_bytes());
+    let created = client
+        .create_subscription(nb::CreateSubscriptionRequest {
+            request_id: format!("{service}-events-{}", hex::encode(&digest[..12])),
+            channels: wanted,
+            delivery: Some(nb::create_subscription_request::Delivery::Service(
+                nb::ServiceDelivery {
+                    name: service.to_owned(),
+                },
+            )),
+        })
+        .await?
+        .into_inner();
+    let id = created
+        .subscription
+        .map(|s| s.subscription_id)
+        .unwrap_or_default();
+    tracing::info!(service, subscription_id = %id, "subscribed the EventSink to its channels");
+    Ok(id)
+}
+
+/// Keeps this service subscribed ([`ensure_subscription`]): at once, and again every
+/// `interval` (so a subscription deleted by mistake comes back); failures are logged and
+/// retried at the next interval. Runs until the returned job is dropped.
+pub fn keep_subscribed(
+    client: crate::relay::NotificationsClient,
+    service: &'static str,
+    channels: &'static [Wanted],
+    interval: Duration,
+) -> crate::jobs::Job {
+    crate::jobs::every("event-subscription", interval, move || {
+        let mut client = client.clone();
+        async move {
+            ensure_subscription(&mut client, service, channels)
+                .await
+                .map(drop)
+                .map_err(|s| {
+                    format!(
+                        "cannot subscribe {service}'s EventSink: {}: {}",
+                        crate::layer::code_name(s.code()),
+                        crate::error::truncate(s.message(), 200)
+                    )
+                })
+        }
+    })
 }
 
 #[cfg(test)]

@@ -64,7 +64,14 @@ pub struct Deps {
     /// The relay of the outbox to notifications; `None` leaves the events unpublished (a
     /// warning at start).
     pub relay: Option<zvv_platform::relay::Relay>,
+    /// NotificationService with signalling's SERVICE token for it: the EventSink is kept
+    /// subscribed to intake's deaths and relations ([`service::SUBSCRIBED`]). `None`: no
+    /// subscription is made (a warning at start).
+    pub notifications: Option<zvv_platform::relay::NotificationsClient>,
 }
+
+/// How often the subscription of the EventSink is checked (and made again when missing).
+pub const SUBSCRIPTION_INTERVAL: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// The default of [`Deps::statistics_threshold`].
 pub const DEFAULT_STATISTICS_THRESHOLD: u32 = 5;
@@ -175,6 +182,21 @@ pub async fn serve(
     ));
     let events = Arc::new(EventLogic::new(store, intake, deps.clock.clone()));
     let relay = zvv_platform::relay::start(deps.pool.clone(), SCHEMA, deps.relay.as_ref());
+    let subscription = match deps.notifications {
+        Some(client) => Some(zvv_platform::sink::keep_subscribed(
+            client,
+            SCHEMA.name(),
+            service::SUBSCRIBED,
+            SUBSCRIPTION_INTERVAL,
+        )),
+        None => {
+            tracing::warn!(
+                "no ZVV_NOTIFICATIONS_ADDR: signalling is not subscribed to intake's events \
+                 (deaths, relations)"
+            );
+            None
+        }
+    };
     let max = deps.settings.max_message_bytes;
     let routes = Routes::new(
         SignalServiceServer::new(SignalApi::new(signals)).max_decoding_message_size(max),
@@ -209,6 +231,7 @@ pub async fn serve(
     .await;
     drop(jobs);
     drop(relay);
+    drop(subscription);
     served
 }
 

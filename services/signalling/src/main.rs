@@ -34,6 +34,7 @@ async fn main() -> anyhow::Result<()> {
     // refuses a fingerprint key other than the one the database was written with
     zvv_signalling::check_keys(&pool, &fingerprints).await?;
     let relay = config.relay.relay().map_err(anyhow::Error::msg)?;
+    let notifications = config.relay.notifications().map_err(anyhow::Error::msg)?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
@@ -54,6 +55,7 @@ async fn main() -> anyhow::Result<()> {
             decided_referral_months: config.decided_referral_retention_months,
         },
         relay,
+        notifications,
     };
     zvv_signalling::serve(deps, listener, shutdown).await?;
     Ok(())

@@ -13,13 +13,25 @@ use zvv_platform::{
     audit::CallContext,
     clock::SharedClock,
     error::ApiError,
-    sink::{Handled, ReceivedEvent},
+    sink::{Handled, ReceivedEvent, Wanted},
 };
 
 use crate::{
     clients::{Intake, Lookup, SubjectRef},
     store::{Begun, Delivery, EventStore},
 };
+
+/// The channels signalling's EventSink is subscribed to: intake's deaths and relations.
+pub static SUBSCRIBED: &[Wanted] = &[
+    Wanted {
+        channel: "intake.subjects",
+        filters: &[("action", "deceased")],
+    },
+    Wanted {
+        channel: "intake.relations",
+        filters: &[],
+    },
+];
 
 /// What an event means to signalling.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

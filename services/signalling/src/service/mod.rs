@@ -25,7 +25,7 @@ use crate::{
     domain::{Contact, parse_contact_name, parse_email, parse_phone},
 };
 
-pub use events::EventLogic;
+pub use events::{EventLogic, SUBSCRIBED};
 pub use referrals::{ReferralLogic, SubmitInput};
 pub use signals::{RegisterInput, SignalLogic, SignalSettings};
 

@@ -270,6 +270,7 @@ impl TestApp {
             fingerprints,
             retention: zvv_signalling::retention::RetentionRules::default(),
             relay: None,
+            notifications: None,
         };
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
