@@ -320,7 +320,7 @@ pub async fn relay_batch(
     let rows = sqlx::query(schema.sql(
         "SELECT event_id, event_type, occurred_at, ids, codes, trace_id, \
          audience_organisations, audience_municipalities, attempts, \
-         next_attempt_at <= now() AS due \
+         next_attempt_at <= clock_timestamp() AS due \
          FROM {schema}.outbox WHERE published_at IS NULL \
          ORDER BY occurred_at, event_id LIMIT $1 FOR UPDATE SKIP LOCKED",
     ))
@@ -369,7 +369,7 @@ pub async fn relay_batch(
                 );
                 sqlx::query(schema.sql(
                     "UPDATE {schema}.outbox SET attempts = attempts + 1, \
-                     next_attempt_at = now() + make_interval(secs => $2), last_error = $3 \
+                     next_attempt_at = clock_timestamp() + make_interval(secs => $2), last_error = $3 \
                      WHERE event_id = $1",
                 ))
                 .bind(outbox_row.event_id)
