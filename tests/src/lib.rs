@@ -16,10 +16,18 @@ use zvv_platform::{
 };
 use zvv_proto::{
     intake::v1::subject_service_client::SubjectServiceClient,
+    notifications::v1::notification_service_client::NotificationServiceClient,
     signalling::v1::signal_service_client::SignalServiceClient,
 };
 
 pub type SignallingClient = SignalServiceClient<
+    tonic::service::interceptor::InterceptedService<
+        tonic::transport::Channel,
+        zvv_platform::client::Outgoing,
+    >,
+>;
+
+pub type NotificationsClient = NotificationServiceClient<
     tonic::service::interceptor::InterceptedService<
         tonic::transport::Channel,
         zvv_platform::client::Outgoing,
@@ -48,6 +56,7 @@ pub struct Harness {
     pub clock: ManualClock,
     pub intake_url: String,
     pub signalling_url: String,
+    pub notifications_url: String,
     /// Kept for as long as the suite runs (on an external server it is dropped with it).
     pub db: TestDb,
     stop: watch::Sender<bool>,
@@ -89,6 +98,22 @@ impl Harness {
             settings.audit = keys.audit_settings()?;
         }
         let settings_for_signalling = settings.clone();
+        // notifications is bound first: intake and signalling relay their outbox to it
+        let notifications_listener = TcpListener::bind("127.0.0.1:0").await?;
+        let notifications_url = format!("http://{}", notifications_listener.local_addr()?);
+        let relay = |service: &str| -> anyhow::Result<zvv_platform::relay::Relay> {
+            let token = keys.service_token(&format!("zvv-{service}"), "notifications");
+            Ok(zvv_platform::relay::Relay::new(
+                Arc::new(zvv_platform::relay::GrpcPublisher::connect(
+                    &notifications_url,
+                    TokenSource::Static(SecretString::from(token)),
+                )?),
+                zvv_platform::relay::RelaySettings {
+                    interval: std::time::Duration::from_millis(50),
+                    ..Default::default()
+                },
+            ))
+        };
         let (intake_pool, _) = zvv_devkit::testkit::service_pool_with(
             &db,
             zvv_intake::SCHEMA,
@@ -105,7 +130,7 @@ impl Harness {
             clock: shared,
             settings: settings.clone(),
             idempotency_retention: zvv_intake::DEFAULT_IDEMPOTENCY_RETENTION,
-            relay: None,
+            relay: Some(relay("intake")?),
         };
         let mut rx = stop_rx.clone();
         let intake = tokio::spawn(async move {
@@ -143,8 +168,17 @@ impl Harness {
             statistics_threshold: zvv_signalling::DEFAULT_STATISTICS_THRESHOLD,
             fingerprints: keys.fingerprints()?,
             retention: zvv_signalling::retention::RetentionRules::default(),
-            relay: None,
-            notifications: None,
+            relay: Some(relay("signalling")?),
+            notifications: Some(
+                zvv_proto::notifications::v1::notification_service_client::NotificationServiceClient::new(
+                    channel(
+                        &notifications_url,
+                        TokenSource::Static(SecretString::from(
+                            keys.service_token("zvv-signalling", "notifications"),
+                        )),
+                    )?,
+                ),
+            ),
         };
         let mut rx = stop_rx.clone();
         let signalling = tokio::spawn(async move {
@@ -156,15 +190,68 @@ impl Harness {
             }
         });
 
+        let (notifications_pool, _) = zvv_devkit::testkit::service_pool_with(
+            &db,
+            zvv_notifications::SCHEMA,
+            &pools,
+            |owner| async move { zvv_notifications::migrate(&owner).await },
+        )
+        .await?;
+        let secrets = Arc::new(
+            zvv_notifications::Secrets::from_base64(&zvv_notifications::Secrets::generate_base64())
+                .map_err(anyhow::Error::msg)?,
+        );
+        zvv_notifications::check_keys(&notifications_pool, &secrets).await?;
+        let mut sinks = zvv_notifications::SinkEndpoints::new();
+        sinks.insert(
+            "signalling".to_owned(),
+            channel(
+                &signalling_url,
+                TokenSource::Static(SecretString::from(
+                    keys.service_token("zvv-notifications", "signalling"),
+                )),
+            )?,
+        );
+        let deps = zvv_notifications::Deps {
+            pool: notifications_pool,
+            verifier: keys.verifier(zvv_notifications::SCHEMA.name())?,
+            clock: Arc::new(clock.clone()),
+            settings: settings.clone(),
+            secrets,
+            delivery: zvv_notifications::DeliverySettings {
+                poll_interval: std::time::Duration::from_millis(50),
+                public_base_url: notifications_url.clone(),
+                ..Default::default()
+            },
+            targets: zvv_notifications::domain::target::TargetPolicy {
+                development: true,
+                allowed: Vec::new(),
+            },
+            sinks,
+            stream: zvv_notifications::StreamSettings::default(),
+            retention: zvv_notifications::Retention::default(),
+            run_workers: true,
+        };
+        let mut rx = stop_rx.clone();
+        let notifications = tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = rx.wait_for(|stop| *stop).await;
+            };
+            if let Err(e) = zvv_notifications::serve(deps, notifications_listener, shutdown).await {
+                tracing::error!(error = %e, "notifications stopped with an error");
+            }
+        });
+
         Ok(Self {
             keys,
             pool,
             clock,
             intake_url,
             signalling_url,
+            notifications_url,
             db,
             stop,
-            tasks: vec![intake, signalling],
+            tasks: vec![intake, signalling, notifications],
         })
     }
 
@@ -193,6 +280,15 @@ impl Harness {
             TokenSource::Static(SecretString::from(token.to_owned())),
         )?;
         Ok(SignalServiceClient::new(ch))
+    }
+
+    /// A client of notifications that sends `token`.
+    pub fn notifications(&self, token: &str) -> anyhow::Result<NotificationsClient> {
+        let ch = channel(
+            &self.notifications_url,
+            TokenSource::Static(SecretString::from(token.to_owned())),
+        )?;
+        Ok(NotificationServiceClient::new(ch))
     }
 
     /// Stops the services and waits for them to drain.

@@ -8,7 +8,8 @@
 //! <data-dir>/keys/<service>-fingerprint.key  request fingerprint key of a service
 //! <data-dir>/keys/audit-signing.pem Ed25519 key that signs audit checkpoints (audit-public.pem)
 //! <data-dir>/audit/<schema>.checkpoints.jsonl  signed audit checkpoints, outside the database
-//! <data-dir>/tokens/<service>.token SERVICE tokens the services call each other with
+//! <data-dir>/keys/notifications-secrets.key  the key that seals webhook secrets (notifications)
+//! <data-dir>/tokens/<caller>-for-<callee>.token  SERVICE tokens the services call each other with
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -103,8 +104,16 @@ impl DataDir {
             .join(format!("{service}-fingerprint.key"))
     }
 
-    pub fn token_file(&self, service: &str) -> PathBuf {
-        self.root.join("tokens").join(format!("{service}.token"))
+    /// The SERVICE token `caller` calls `callee` with.
+    pub fn token_file(&self, caller: &str, callee: &str) -> PathBuf {
+        self.root
+            .join("tokens")
+            .join(format!("{caller}-for-{callee}.token"))
+    }
+
+    /// The key that seals webhook Authorization values and signing secrets (base64, 32 bytes).
+    pub fn notifications_secret_key(&self) -> PathBuf {
+        self.root.join("keys").join("notifications-secrets.key")
     }
 
     /// Creates the development keys on first use; keeps existing ones.
@@ -147,6 +156,12 @@ impl DataDir {
                 "created the signalling fingerprint key in {}",
                 keys.display()
             );
+        }
+        let secrets = self.notifications_secret_key();
+        if !secrets.exists() {
+            std::fs::write(&secrets, zvv_notifications::Secrets::generate_base64())?;
+            restrict(&secrets, 0o600)?;
+            println!("created the notifications secret key in {}", keys.display());
         }
         std::fs::create_dir_all(self.root.join("tokens"))?;
         restrict(&self.root.join("tokens"), 0o700)?;

@@ -35,11 +35,17 @@ const SERVICE_TOKEN_REFRESH: Duration = Duration::from_secs(12 * 60 * 60);
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
 /// Leeway on token `exp`/`nbf`, in seconds.
 const TOKEN_LEEWAY_SECS: u64 = 10;
-/// The services `zvv up` runs, each with a SERVICE token of its own.
 /// The SERVICE tokens the suite calls itself with: (caller, the one service the token is for).
-const SERVICE_TOKENS: &[(&str, &str)] = &[("signalling", "intake")];
+/// intake and signalling relay their outbox to notifications, signalling reads from intake and
+/// subscribes its EventSink, notifications delivers to that EventSink.
+const SERVICE_TOKENS: &[(&str, &str)] = &[
+    ("signalling", "intake"),
+    ("intake", "notifications"),
+    ("signalling", "notifications"),
+    ("notifications", "signalling"),
+];
 /// Ports kept for the services of later issues (shown in the banner).
-const RESERVED: &[(&str, u16)] = &[("reintegration", 50053), ("notifications", 50054)];
+const RESERVED: &[(&str, u16)] = &[("reintegration", 50053)];
 
 /// Options of `zvv up`; every flag has an environment variable.
 #[derive(Debug, clap::Args)]
@@ -52,6 +58,13 @@ pub struct UpArgs {
     /// Address the signalling service (SignalService, ReferralService) listens on.
     #[arg(long, env = "ZVV_SIGNALLING_LISTEN", default_value = "127.0.0.1:50052")]
     pub signalling_listen: SocketAddr,
+    /// Address the notifications service (NotificationService) listens on.
+    #[arg(
+        long,
+        env = "ZVV_NOTIFICATIONS_LISTEN",
+        default_value = "127.0.0.1:50054"
+    )]
+    pub notifications_listen: SocketAddr,
     /// PostgreSQL URL to use instead of the private cluster in the data folder.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<SecretString>,
@@ -108,6 +121,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     // A taken port fails here, before the database starts; the real bind comes when ready.
     drop(bind_intake(args.intake_listen).await?);
     drop(bind_signalling(args.signalling_listen).await?);
+    drop(bind_notifications(args.notifications_listen).await?);
 
     let database_url = args
         .database_url
@@ -136,6 +150,14 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         zvv_signalling::SCHEMA,
         args.db_max_connections,
         |owner| async move { zvv_signalling::migrate(&owner).await },
+    )
+    .await?;
+    let notifications_pool = service_pool(
+        &admin,
+        &database,
+        zvv_notifications::SCHEMA,
+        args.db_max_connections,
+        |owner| async move { zvv_notifications::migrate(&owner).await },
     )
     .await?;
     admin.close().await;
@@ -176,6 +198,19 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             )
         })?;
 
+    let secrets = Arc::new(
+        zvv_notifications::Secrets::load(&data.notifications_secret_key())
+            .map_err(anyhow::Error::msg)?,
+    );
+    zvv_notifications::check_keys(&notifications_pool, &secrets)
+        .await
+        .with_context(|| {
+            format!(
+                "the notifications secret key in {} does not belong to this database",
+                data.notifications_secret_key().display()
+            )
+        })?;
+
     let signer = data.signer()?;
     for (caller, callee) in SERVICE_TOKENS {
         write_service_token(&signer, &data, caller, callee)?;
@@ -194,6 +229,25 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             .for_service(service),
         ))
     };
+    // bound before the others are configured: they need its address (a port of 0 picks one);
+    // it is served once intake and signalling are
+    let notifications_listener = bind_notifications(args.notifications_listen).await?;
+    let notifications_addr = notifications_listener
+        .local_addr()
+        .context("reading the notifications listen address")?;
+    // intake and signalling relay their outbox to notifications, each with its own token
+    let notifications_url = format!("http://{}", loopback(notifications_addr));
+    let relay = |service: &str| -> anyhow::Result<zvv_platform::relay::Relay> {
+        let publisher = zvv_platform::relay::GrpcPublisher::connect(
+            &notifications_url,
+            zvv_platform::client::TokenSource::file(data.token_file(service, "notifications")),
+        )
+        .with_context(|| format!("connecting the {service} relay to notifications"))?;
+        Ok(zvv_platform::relay::Relay::new(
+            Arc::new(publisher),
+            zvv_platform::relay::RelaySettings::default(),
+        ))
+    };
     let mut intake_settings = args.server.settings();
     intake_settings.audit = audit.clone();
     let deps = Deps {
@@ -203,7 +257,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         clock: Arc::new(SystemClock),
         settings: intake_settings,
         idempotency_retention: zvv_intake::DEFAULT_IDEMPOTENCY_RETENTION,
-        relay: None,
+        relay: Some(relay("intake")?),
     };
 
     // Bound only now, so that a port that accepts connections means the service is ready.
@@ -223,11 +277,21 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let intake_url = format!("http://{}", loopback(intake_addr));
     let intake_channel = zvv_platform::client::channel(
         &intake_url,
-        zvv_platform::client::TokenSource::file(data.token_file("signalling")),
+        zvv_platform::client::TokenSource::file(data.token_file("signalling", "intake")),
     )
     .context("connecting signalling to intake")?;
+    let signalling_notifications =
+        zvv_proto::notifications::v1::notification_service_client::NotificationServiceClient::new(
+            zvv_platform::client::channel(
+                &notifications_url,
+                zvv_platform::client::TokenSource::file(
+                    data.token_file("signalling", "notifications"),
+                ),
+            )
+            .context("connecting signalling to notifications")?,
+        );
     let mut signalling_settings = args.server.settings();
-    signalling_settings.audit = audit;
+    signalling_settings.audit = audit.clone();
     let signalling_deps = zvv_signalling::Deps {
         pool: signalling_pool.clone(),
         verifier: verifier(zvv_signalling::SCHEMA.name())?,
@@ -242,20 +306,70 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         statistics_threshold: zvv_signalling::DEFAULT_STATISTICS_THRESHOLD,
         fingerprints,
         retention: zvv_signalling::retention::RetentionRules::default(),
-        relay: None,
-        notifications: None,
+        relay: Some(relay("signalling")?),
+        notifications: Some(signalling_notifications),
     };
     let signalling_listener = bind_signalling(args.signalling_listen).await?;
     let signalling_addr = signalling_listener
         .local_addr()
         .context("reading the signalling listen address")?;
+    let signalling_stop = stop_rx.clone();
     services.spawn(async move {
-        let result =
-            zvv_signalling::serve(signalling_deps, signalling_listener, stopped(stop_rx)).await;
+        let result = zvv_signalling::serve(
+            signalling_deps,
+            signalling_listener,
+            stopped(signalling_stop),
+        )
+        .await;
         ("signalling", result.map_err(anyhow::Error::from))
     });
 
-    print_banner(&args.data.data_dir, intake_addr, signalling_addr, &database);
+    // notifications: webhooks may use http to loopback (development mode); it delivers to
+    // signalling's EventSink with its token for signalling
+    let mut sinks = zvv_notifications::SinkEndpoints::new();
+    sinks.insert(
+        "signalling".to_owned(),
+        zvv_platform::client::channel(
+            &format!("http://{}", loopback(signalling_addr)),
+            zvv_platform::client::TokenSource::file(data.token_file("notifications", "signalling")),
+        )
+        .context("connecting notifications to signalling")?,
+    );
+    let mut notifications_settings = args.server.settings();
+    notifications_settings.audit = audit;
+    let notifications_deps = zvv_notifications::Deps {
+        pool: notifications_pool.clone(),
+        verifier: verifier(zvv_notifications::SCHEMA.name())?,
+        clock: Arc::new(SystemClock),
+        settings: notifications_settings,
+        secrets,
+        delivery: zvv_notifications::DeliverySettings {
+            public_base_url: format!("http://{}", loopback(notifications_addr)),
+            ..Default::default()
+        },
+        targets: zvv_notifications::domain::target::TargetPolicy {
+            development: true,
+            allowed: Vec::new(),
+        },
+        sinks,
+        stream: zvv_notifications::StreamSettings::default(),
+        retention: zvv_notifications::Retention::default(),
+        run_workers: true,
+    };
+    services.spawn(async move {
+        let result =
+            zvv_notifications::serve(notifications_deps, notifications_listener, stopped(stop_rx))
+                .await;
+        ("notifications", result.map_err(anyhow::Error::from))
+    });
+
+    print_banner(
+        &args.data.data_dir,
+        intake_addr,
+        signalling_addr,
+        notifications_addr,
+        &database,
+    );
 
     let mut refresh = tokio::time::interval_at(
         tokio::time::Instant::now() + SERVICE_TOKEN_REFRESH,
@@ -306,6 +420,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     }
     intake_pool.close().await;
     signalling_pool.close().await;
+    notifications_pool.close().await;
     if let Database::Private(cluster) = &mut database {
         match cluster.stop() {
             Ok(()) => println!("stopped the private PostgreSQL cluster"),
@@ -356,6 +471,16 @@ fn lock_data_dir(data: &DataDir) -> anyhow::Result<File> {
 
 async fn bind_intake(addr: SocketAddr) -> anyhow::Result<TcpListener> {
     bind("intake", addr, "--intake-listen", "ZVV_INTAKE_LISTEN").await
+}
+
+async fn bind_notifications(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    bind(
+        "notifications",
+        addr,
+        "--notifications-listen",
+        "ZVV_NOTIFICATIONS_LISTEN",
+    )
+    .await
 }
 
 async fn bind_signalling(addr: SocketAddr) -> anyhow::Result<TcpListener> {
@@ -525,12 +650,18 @@ fn write_service_token(
             for_service: Some(callee.to_owned()),
         })
         .with_context(|| format!("minting the {service} service token for {callee}"))?;
-    let path = data.token_file(service);
+    let path = data.token_file(service, callee);
     crate::datadir::write_private(&path, &format!("{token}\n"))
 }
 
 /// What runs where, and how to call it.
-fn print_banner(data_arg: &Path, intake: SocketAddr, signalling: SocketAddr, database: &Database) {
+fn print_banner(
+    data_arg: &Path,
+    intake: SocketAddr,
+    signalling: SocketAddr,
+    notifications: SocketAddr,
+    database: &Database,
+) {
     let client_addr = loopback(intake);
     let data_flag = if data_arg == Path::new(".zvv") {
         String::new()
@@ -541,6 +672,7 @@ fn print_banner(data_arg: &Path, intake: SocketAddr, signalling: SocketAddr, dat
     println!("zvv is up (Ctrl-C to stop)");
     println!("  intake         {intake}  zvv.intake.v1.SubjectService");
     println!("  signalling     {signalling}  zvv.signalling.v1.SignalService, ReferralService");
+    println!("  notifications  {notifications}  zvv.notifications.v1.NotificationService");
     for (name, port) in RESERVED {
         println!("  {name:<14} {port} reserved, not part of this build yet");
     }

@@ -413,7 +413,7 @@ fn up_serves_intake_until_sigterm() {
     let mut up = Up::start(&data, listen, any_port(), &tmp.path().join("up.log"));
     up.wait_for_port(listen, Duration::from_secs(90));
     // signalling's token to intake, for intake only, readable by the owner only
-    let token_file = data.join("tokens/signalling.token");
+    let token_file = data.join("tokens/signalling-for-intake.token");
     let service_token = fs::read_to_string(&token_file).expect("service token written");
     assert_eq!(jwt_payload(service_token.trim())["aud"], "zvv/intake");
     assert_eq!(

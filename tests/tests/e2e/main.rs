@@ -4,6 +4,7 @@ mod decode;
 mod error_size;
 mod identity;
 mod lifecycle;
+mod notifications;
 mod outage;
 mod referrals;
 mod retention;

@@ -24,6 +24,8 @@ pub fn zvv() -> Command {
         "ZVV_INTAKE_LISTEN",
         "ZVV_SIGNALLING_ADDR",
         "ZVV_SIGNALLING_LISTEN",
+        "ZVV_NOTIFICATIONS_ADDR",
+        "ZVV_NOTIFICATIONS_LISTEN",
         "ZVV_LOG_FORMAT",
     ] {
         cmd.env_remove(var);
@@ -101,6 +103,9 @@ impl Up {
             .arg(intake.to_string())
             .arg("--signalling-listen")
             .arg(signalling.to_string())
+            // any free port: the tests that need notifications start it themselves
+            .arg("--notifications-listen")
+            .arg("127.0.0.1:0")
             .stdout(log_file.try_clone().expect("log file"))
             .stderr(log_file)
             .spawn()
