@@ -64,6 +64,8 @@ CREATE TABLE notifications.deliveries (
     give_up_at       timestamptz NOT NULL,
     next_attempt_at  timestamptz NOT NULL,
     leased_until     timestamptz,
+    -- the lease of the worker that may record the current attempt (a stale worker may not)
+    lease_id         uuid,
     delivered_at     timestamptz,
     UNIQUE (event_id, subscription_id)
 );

@@ -13,7 +13,7 @@ pub use webhook::HttpWebhooks;
 use crate::domain::events::Event;
 
 /// One HTTP POST to a webhook.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct WebhookRequest {
     pub url: String,
     /// The Authorization header, if the subscription has one (never logged).
@@ -22,6 +22,18 @@ pub struct WebhookRequest {
     pub timestamp: i64,
     pub signature: String,
     pub body: Vec<u8>,
+}
+
+impl std::fmt::Debug for WebhookRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookRequest")
+            .field("url", &self.url)
+            .field("authorization", &self.authorization.as_ref().map(|_| ".."))
+            .field("webhook_id", &self.webhook_id)
+            .field("timestamp", &self.timestamp)
+            .field("body_bytes", &self.body.len())
+            .finish_non_exhaustive()
+    }
 }
 
 /// How a POST ended: the receiver's HTTP status, or why there was none.

@@ -50,6 +50,8 @@ impl HttpWebhooks {
         let policy = Arc::new(policy);
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
+            // a proxy would connect to the target itself, past the address checks
+            .no_proxy()
             .dns_resolver(Arc::new(CheckedResolver {
                 policy: policy.clone(),
             }))
@@ -83,15 +85,19 @@ impl HttpWebhooks {
             return Ok(());
         };
         let port = url.port_or_known_default().unwrap_or(443);
+        // one answer for a name that does not resolve and one that resolves inside: the
+        // difference would tell a caller which internal names exist
+        let refused = || "does not resolve to a public address (or is not allow-listed)".to_owned();
         let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
             .await
-            .map_err(|_| "does not resolve".to_owned())?
+            .map_err(|_| refused())?
             .collect();
-        if addrs.is_empty() {
-            return Err("does not resolve".into());
-        }
-        for addr in addrs {
-            self.policy.check_addr(addr.ip())?;
+        if addrs.is_empty()
+            || addrs
+                .iter()
+                .any(|a| self.policy.check_addr(a.ip()).is_err())
+        {
+            return Err(refused());
         }
         Ok(())
     }

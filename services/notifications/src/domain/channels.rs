@@ -14,6 +14,8 @@ pub struct ChannelSpec {
     /// The organisation types a subscriber reached through a municipality audience must be of
     /// (`None`: any).
     pub required_org_types: Option<&'static [OrgType]>,
+    /// Only suite services may subscribe (the events have no audience of organisations).
+    pub suite_only: bool,
 }
 
 /// The filter key every channel has: the event's action (e.g. `found`, `deceased`).
@@ -37,6 +39,7 @@ pub const CHANNELS: &[ChannelSpec] = &[
         ],
         required_role: None,
         required_org_types: None,
+        suite_only: false,
     },
     ChannelSpec {
         name: "signalling.matches",
@@ -45,6 +48,7 @@ pub const CHANNELS: &[ChannelSpec] = &[
         filter_keys: &[ACTION_KEY, "match_id", "kind"],
         required_role: None,
         required_org_types: None,
+        suite_only: false,
     },
     ChannelSpec {
         name: "signalling.referrals",
@@ -65,6 +69,7 @@ pub const CHANNELS: &[ChannelSpec] = &[
             OrgType::VeiligThuis,
             OrgType::NeighbourhoodTeam,
         ]),
+        suite_only: false,
     },
     ChannelSpec {
         name: "intake.subjects",
@@ -85,6 +90,7 @@ pub const CHANNELS: &[ChannelSpec] = &[
         ],
         required_role: None,
         required_org_types: None,
+        suite_only: true,
     },
     ChannelSpec {
         name: "intake.relations",
@@ -101,6 +107,7 @@ pub const CHANNELS: &[ChannelSpec] = &[
         ],
         required_role: None,
         required_org_types: None,
+        suite_only: true,
     },
 ];
 

@@ -72,7 +72,11 @@ fn internal(ip: IpAddr) -> Option<&'static str> {
             let o = v4.octets();
             if v4.is_loopback() {
                 Some("a loopback address")
-            } else if v4.is_private() || (o[0] == 100 && (o[1] & 0xc0) == 64) {
+            } else if v4.is_private()
+                || (o[0] == 100 && (o[1] & 0xc0) == 64)
+                || (o[0] == 198 && (o[1] & 0xfe) == 18)
+                || (o[0] == 192 && o[1] == 0 && o[2] == 0)
+            {
                 Some("a private address")
             } else if v4.is_link_local() {
                 Some("a link-local address")
@@ -88,8 +92,17 @@ fn internal(ip: IpAddr) -> Option<&'static str> {
             }
         }
         IpAddr::V6(v6) => {
-            let first = v6.segments()[0];
-            if v6.is_loopback() {
+            let seg = v6.segments();
+            let first = seg[0];
+            // NAT64 (64:ff9b::/96), 6to4 (2002::/16), IPv4-compatible (::/96) and Teredo
+            // (2001::/32) carry an IPv4 address that may be internal
+            let embeds_v4 = (seg[..6] == [0x64, 0xff9b, 0, 0, 0, 0])
+                || first == 0x2002
+                || (seg[..6] == [0, 0, 0, 0, 0, 0] && !v6.is_loopback() && !v6.is_unspecified())
+                || (first == 0x2001 && seg[1] == 0);
+            if embeds_v4 {
+                Some("an address that embeds an IPv4 address")
+            } else if v6.is_loopback() {
                 Some("a loopback address")
             } else if (first & 0xfe00) == 0xfc00 {
                 Some("a private address")
@@ -172,6 +185,10 @@ mod tests {
             "fe80::1",
             "fd00::1",
             "::ffff:10.0.0.1",
+            "64:ff9b::a00:1",
+            "2002:a00:1::1",
+            "::10.0.0.1",
+            "198.18.0.1",
             "224.0.0.1",
         ] {
             assert!(strict.check_addr(ip.parse().unwrap()).is_err(), "{ip}");

@@ -182,6 +182,10 @@ fn subscription_pb(s: Subscription) -> pb::Subscription {
 }
 
 fn item_pb(i: InboxItem) -> pb::InboxItem {
+    // the reader learns what happened, not who else was told, nor the producer's trace
+    let mut event = event_to_proto(&i.event);
+    event.audience = None;
+    event.trace_parent = String::new();
     pb::InboxItem {
         notification_id: i.id.to_string(),
         cursor: i.cursor.encode(),
@@ -189,7 +193,7 @@ fn item_pb(i: InboxItem) -> pb::InboxItem {
             InboxKind::Notification => pb::InboxItemKind::Notification,
             InboxKind::DeadLetter => pb::InboxItemKind::DeadLetter,
         } as i32,
-        event: Some(event_to_proto(&i.event)),
+        event: Some(event),
         subscription_id: i.subscription_id.to_string(),
         delivery_id: i.delivery_id.map(|d| d.to_string()).unwrap_or_default(),
         created_at: Some(timestamp(i.created_at)),
@@ -288,6 +292,7 @@ where
                         .required_role
                         .map(|r| r.as_str().to_owned())
                         .unwrap_or_default(),
+                    suite_only: c.suite_only,
                 })
                 .collect(),
         }))

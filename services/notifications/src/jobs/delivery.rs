@@ -199,8 +199,16 @@ impl<S: DeliveryStore, W: Webhooks, K: Sinks> Worker<S, W, K> {
     /// deliveries were attempted.
     pub async fn run_once(&self) -> Result<usize, ApiError> {
         let now = self.clock.now();
-        let lease = chrono::Duration::from_std(self.settings.attempt_timeout * 3)
-            .unwrap_or(chrono::Duration::seconds(30));
+        // long enough for every wave of the batch, so that no other worker takes a row over
+        // while its attempt may still run (a stale worker could not record it anyway)
+        let waves = self
+            .settings
+            .batch
+            .div_ceil(self.settings.concurrency.max(1) as u32)
+            + 1;
+        let lease = chrono::Duration::from_std(self.settings.attempt_timeout * waves)
+            .unwrap_or(chrono::Duration::minutes(10))
+            + chrono::Duration::seconds(10);
         let claimed = self
             .store
             .claim_due(now, now + lease, self.settings.batch)
@@ -219,7 +227,9 @@ impl<S: DeliveryStore, W: Webhooks, K: Sinks> Worker<S, W, K> {
         let mut first_error = None;
         for (c, attempt) in attempts {
             match attempt {
-                Attempt::Delivered { http_status } => delivered.push((c.delivery_id, http_status)),
+                Attempt::Delivered { http_status } => {
+                    delivered.push((c.delivery_id, c.lease_id, http_status));
+                }
                 other => {
                     if let Attempt::Failed { error, then, .. } = &other {
                         tracing::info!(delivery_id = %c.delivery_id, subscription_id = %c.subscription_id,

@@ -34,6 +34,11 @@ pub struct StreamSettings {
     pub poll: Duration,
     /// Items buffered per stream before the stream's task waits for its reader.
     pub buffer: usize,
+    /// Streams one organisation may have open on one replica.
+    pub max_per_organisation: usize,
+    /// A stream ends after this long (the client reconnects with its cursor, and its token is
+    /// checked again).
+    pub max_duration: Duration,
 }
 
 impl Default for StreamSettings {
@@ -42,6 +47,8 @@ impl Default for StreamSettings {
             heartbeat: Duration::from_secs(15),
             poll: Duration::from_secs(1),
             buffer: 32,
+            max_per_organisation: 50,
+            max_duration: Duration::from_secs(3600),
         }
     }
 }
@@ -65,6 +72,24 @@ fn parse_cursor(field: &str, text: &str) -> Result<Option<Cursor>, ApiError> {
     Cursor::decode(text)
         .map(Some)
         .ok_or_else(|| ApiError::invalid(field, "is not a cursor this service returned"))
+}
+
+/// One open stream of an organisation on this replica; dropping it frees the slot.
+pub struct StreamSlot {
+    open: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
+    organisation: String,
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = open.get_mut(&self.organisation) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.organisation);
+            }
+        }
+    }
 }
 
 /// The caller's view of its organisation's inbox: without the channels whose required role it
@@ -154,6 +179,22 @@ impl<S: InboxStore, K: Sinks> NotificationLogic<S, K> {
 }
 
 impl<S: InboxStore, K: Sinks> NotificationLogic<S, K> {
+    fn take_stream_slot(&self, organisation: &str) -> Result<StreamSlot, ApiError> {
+        let mut open = self.open_streams.lock().unwrap_or_else(|p| p.into_inner());
+        let n = open.entry(organisation.to_owned()).or_default();
+        if *n >= self.stream.max_per_organisation {
+            return Err(ApiError::ResourceExhausted(format!(
+                "the organisation has {} inbox streams open here, the most there may be",
+                *n
+            )));
+        }
+        *n += 1;
+        Ok(StreamSlot {
+            open: self.open_streams.clone(),
+            organisation: organisation.to_owned(),
+        })
+    }
+
     /// Starts this replica's watcher with the first stream; it runs as long as the logic.
     fn ensure_watcher(self: &Arc<Self>) {
         let mut watcher = self.watcher.lock().unwrap_or_else(|p| p.into_inner());
@@ -205,13 +246,17 @@ impl<S: InboxStore, K: Sinks> NotificationLogic<S, K> {
         let mut cursor = parse_cursor("after_cursor", after_cursor)?;
         let reader = reader(ctx);
         let org = reader.organisation.clone();
+        let slot = self.take_stream_slot(&org)?;
         self.store.audit_call(ctx, self.clock.now()).await?;
+        let stream_ctx = ctx.clone();
         let (tx, rx) = mpsc::channel(self.stream.buffer.max(1));
         let mut news = self.inbox_news.subscribe();
         self.ensure_watcher();
         let logic = self.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             let settings = logic.stream;
+            let ends_at = tokio::time::Instant::now() + settings.max_duration;
             let mut idle_since = tokio::time::Instant::now();
             // after a wake-up that found nothing (the writer's transaction is not yet below
             // every running one), look again soon
@@ -228,6 +273,16 @@ impl<S: InboxStore, K: Sinks> NotificationLogic<S, K> {
                 if !items.is_empty() {
                     soon = 0;
                     idle_since = tokio::time::Instant::now();
+                    // what this stream gave, audited as the stream's call
+                    let ids = crate::store::item_ids(&items);
+                    if let Err(e) = logic
+                        .store
+                        .audit_items(&stream_ctx, ids, logic.clock.now())
+                        .await
+                    {
+                        let _ = tx.send(StreamItem::Failed(e)).await;
+                        return;
+                    }
                 }
                 for item in items {
                     cursor = Some(item.cursor);
@@ -248,6 +303,7 @@ impl<S: InboxStore, K: Sinks> NotificationLogic<S, K> {
                 let heartbeat_at = idle_since + settings.heartbeat;
                 let woke = tokio::select! {
                     () = tx.closed() => return,
+                    () = tokio::time::sleep_until(ends_at) => return,
                     () = tokio::time::sleep(wait) => false,
                     () = tokio::time::sleep_until(heartbeat_at) => {
                         if tx.send(StreamItem::Heartbeat(logic.clock.now())).await.is_err() {
@@ -259,7 +315,8 @@ impl<S: InboxStore, K: Sinks> NotificationLogic<S, K> {
                     news = wait_for(&mut news, &org) => news,
                 };
                 if woke {
-                    soon = 20;
+                    // the watcher wakes it again once the item is readable
+                    soon = 3;
                 }
             }
         });

@@ -44,6 +44,8 @@ pub struct NotificationLogic<S, K> {
     inbox_news: broadcast::Sender<Arc<[String]>>,
     /// The inbox watcher of this replica, started with the first stream.
     watcher: std::sync::Mutex<Option<zvv_platform::jobs::Job>>,
+    /// Open streams per organisation on this replica.
+    open_streams: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
 }
 
 impl<S, K: Sinks> NotificationLogic<S, K> {
@@ -71,6 +73,7 @@ impl<S, K: Sinks> NotificationLogic<S, K> {
             wake_workers,
             inbox_news,
             watcher: std::sync::Mutex::new(None),
+            open_streams: Arc::default(),
         }
     }
 }

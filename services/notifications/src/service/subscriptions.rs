@@ -31,6 +31,9 @@ use crate::{
 /// timeout of the call).
 pub const VERIFY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Most subscriptions one organisation may have (each costs every Publish on its channels).
+pub const MAX_SUBSCRIPTIONS: i64 = 100;
+
 /// Longest Authorization value.
 pub const MAX_AUTHORIZATION: usize = 4096;
 
@@ -190,6 +193,25 @@ impl<S: SubscriptionStore, K: Sinks> NotificationLogic<S, K> {
         input: CreateInput,
     ) -> Result<CreatedSubscription, ApiError> {
         let caller = ctx.principal();
+        if caller.is_suite_service() {
+            // a leaked SERVICE token must not turn into a copy of every event elsewhere
+            let own = super::publish::service_of(&caller.org);
+            if !matches!(&input.delivery, DeliveryInput::Service { name } if name == own) {
+                return Err(ApiError::PermissionDenied(format!(
+                    "a suite service subscribes its own EventSink only (delivery.service.name {})",
+                    quote(own)
+                )));
+            }
+        } else if let Some(c) = input
+            .channels
+            .iter()
+            .find(|c| channels::channel(&c.channel).is_some_and(|spec| spec.suite_only))
+        {
+            return Err(ApiError::PermissionDenied(format!(
+                "channel {} is for suite services only",
+                quote(&c.channel)
+            )));
+        }
         let mut v = Violations::default();
         v.take(
             "request_id",
@@ -264,7 +286,24 @@ impl<S: SubscriptionStore, K: Sinks> NotificationLogic<S, K> {
             ],
         );
         let now = self.clock.now();
+        if let Some(first) = self
+            .store
+            .replayed_subscription(ctx, &caller.org, &key, now)
+            .await?
+        {
+            return Ok(CreatedSubscription {
+                subscription: first,
+                signing_secret: None,
+            });
+        }
+        let count = self.store.count_subscriptions(&caller.org).await?;
+        if count >= MAX_SUBSCRIPTIONS {
+            return Err(ApiError::FailedPrecondition(format!(
+                "the organisation has {count} subscriptions, the most there may be; delete one first"
+            )));
+        }
         let id = zvv_platform::ids::new_id();
+        ctx.attach([id]);
         let municipalities = match caller.jurisdiction() {
             Jurisdiction::Unlimited => None,
             Jurisdiction::Municipalities(codes) => {

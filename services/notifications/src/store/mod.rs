@@ -72,6 +72,20 @@ pub struct InboxReader {
     pub hidden_channels: Vec<String>,
 }
 
+/// The ids an audit record of inbox items names: the items, their events and the resources
+/// they are about.
+pub fn item_ids(items: &[InboxItem]) -> Vec<Uuid> {
+    let mut ids = Vec::with_capacity(items.len() * 3);
+    for item in items {
+        ids.push(item.id);
+        ids.push(item.event.id);
+        if let Ok(resource) = Uuid::parse_str(&item.event.resource_id) {
+            ids.push(resource);
+        }
+    }
+    ids
+}
+
 /// What Publish did.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Published {
@@ -104,6 +118,8 @@ pub enum Created {
 #[derive(Debug, Clone)]
 pub struct Claimed {
     pub delivery_id: Uuid,
+    /// The lease: only its holder records the attempt.
+    pub lease_id: Uuid,
     pub subscription_id: Uuid,
     /// Attempts before this one.
     pub attempts: u32,
@@ -167,6 +183,23 @@ pub trait SubscriptionStore: Send + Sync + 'static {
         key: &Key,
     ) -> impl Future<Output = Result<Created, ApiError>> + Send;
 
+    /// The subscription a request with `key` already created (audited as this call), if any:
+    /// looked up before a webhook is verified, so that a retry sends no second test
+    /// notification.
+    fn replayed_subscription(
+        &self,
+        ctx: &CallContext,
+        organisation: &str,
+        key: &Key,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Option<Subscription>, ApiError>> + Send;
+
+    /// How many subscriptions `organisation` has (not deleted); not audited (no personal data).
+    fn count_subscriptions(
+        &self,
+        organisation: &str,
+    ) -> impl Future<Output = Result<i64, ApiError>> + Send;
+
     /// A subscription of `organisation` that is not deleted; audited.
     fn get_subscription(
         &self,
@@ -224,6 +257,14 @@ pub trait InboxStore: Send + Sync + 'static {
         after: Option<Cursor>,
     ) -> impl Future<Output = Result<(Vec<String>, Option<Cursor>), ApiError>> + Send;
 
+    /// Audits inbox items a stream gave (one record per batch, as the stream's call).
+    fn audit_items(
+        &self,
+        ctx: &CallContext,
+        ids: Vec<Uuid>,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), ApiError>> + Send;
+
     /// Audits a call that reads no stored data (ListChannels, the opening of a stream).
     fn audit_call(
         &self,
@@ -267,8 +308,8 @@ pub trait DeliveryStore: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<u32, ApiError>> + Send;
 
-    /// Leases up to `limit` due deliveries, each the oldest open one of its resource and
-    /// subscription, until `lease_until`.
+    /// Leases up to `limit` due deliveries of active subscriptions, each the oldest open one of
+    /// its resource and subscription, until `lease_until`.
     fn claim_due(
         &self,
         now: DateTime<Utc>,
@@ -276,10 +317,11 @@ pub trait DeliveryStore: Send + Sync + 'static {
         limit: u32,
     ) -> impl Future<Output = Result<Vec<Claimed>, ApiError>> + Send;
 
-    /// Records deliveries that succeeded (id and HTTP status), in one statement.
+    /// Records deliveries that succeeded (id, lease and HTTP status), in one statement; one
+    /// whose lease was taken over or that was ended meanwhile is left alone.
     fn record_delivered(
         &self,
-        delivered: &[(Uuid, u16)],
+        delivered: &[(Uuid, Uuid, u16)],
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<(), ApiError>> + Send;
 

@@ -274,3 +274,81 @@ async fn gone_disables_the_subscription() {
         0
     );
 }
+
+#[tokio::test]
+async fn a_stale_worker_cannot_undo_what_a_later_one_recorded() {
+    use zvv_notifications::{
+        domain::deliveries::AfterFailure,
+        store::{Attempt, DeliveryStore, PgStore},
+    };
+    let app = TestApp::spawn().await;
+    let mut school = app.client(SCHOOL);
+    let sub = subscribe_webhook(
+        &app,
+        &mut school,
+        vec![channel("signalling.matches", &[])],
+        "",
+    )
+    .await;
+    publish(&app, match_event("CLIENT", &["school-1"])).await;
+    let store = PgStore::new(app.runtime_pool.clone());
+    let t0 = app.clock.now();
+    let a = store
+        .claim_due(t0, t0 + Duration::minutes(1), 10)
+        .await
+        .unwrap();
+    assert_eq!(a.len(), 1);
+    assert!(
+        store
+            .claim_due(t0, t0 + Duration::minutes(1), 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "leased"
+    );
+    // worker A hangs past its lease; worker B takes the delivery over and delivers it
+    let t1 = t0 + Duration::minutes(2);
+    let b = store
+        .claim_due(t1, t1 + Duration::minutes(1), 10)
+        .await
+        .unwrap();
+    assert_eq!(b.len(), 1);
+    assert_ne!(a[0].lease_id, b[0].lease_id);
+    store
+        .record_delivered(&[(b[0].delivery_id, b[0].lease_id, 200)], t1)
+        .await
+        .unwrap();
+    // A's late failure changes nothing
+    store
+        .record_attempt(
+            &a[0],
+            Attempt::Failed {
+                http_status: 503,
+                error: "late".into(),
+                then: AfterFailure::RetryAt(t1 + Duration::seconds(1)),
+            },
+            t1,
+        )
+        .await
+        .unwrap();
+    let done = deliveries(&mut school, &sub, pb::DeliveryStatus::Delivered).await;
+    assert_eq!(done.len(), 1);
+    assert_eq!(done[0].attempts, 1);
+    assert_eq!(done[0].last_http_status, 200);
+    // and a deleted subscription's deliveries are never leased again
+    publish(&app, match_event("CLIENT", &["school-1"])).await;
+    school
+        .delete_subscription(pb::DeleteSubscriptionRequest {
+            request_id: request_id(),
+            subscription_id: sub,
+        })
+        .await
+        .unwrap();
+    assert!(
+        store
+            .claim_due(t1, t1 + Duration::minutes(1), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}

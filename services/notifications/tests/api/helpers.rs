@@ -380,6 +380,7 @@ impl TestApp {
                     heartbeat: Duration::from_millis(300),
                     poll: Duration::from_millis(200),
                     buffer: 8,
+                    ..StreamSettings::default()
                 }
             },
             retention: Retention::default(),

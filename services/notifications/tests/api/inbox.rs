@@ -168,7 +168,21 @@ async fn a_stream_gives_what_waits_then_live_and_resumes_without_gap_or_duplicat
     let mut sorted_published = published.clone();
     sorted_published.sort();
     assert_eq!(sorted_seen, sorted_published, "no gap");
-    assert_eq!(app.audited("StreamInbox", "OK").await, 2);
+    // each stream's opening and every batch it gave are audited, naming the events
+    assert!(app.audited("StreamInbox", "OK").await >= 4);
+    let named: Vec<uuid::Uuid> = sqlx::query_scalar(
+        "SELECT DISTINCT unnest(object_ids) FROM notifications.audit_entries \
+         WHERE action = 'zvv.notifications.v1.NotificationService/StreamInbox'",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    for id in &published {
+        assert!(
+            named.contains(&id.parse().unwrap()),
+            "event {id} streamed without audit"
+        );
+    }
 }
 
 #[tokio::test]

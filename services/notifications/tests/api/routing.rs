@@ -89,7 +89,24 @@ async fn a_municipality_audience_reaches_its_triage_desks_only() {
 async fn events_without_an_audience_reach_only_suite_services() {
     let app = TestApp::spawn().await;
     let mut municipality = app.client(TRIAGE_AMSTERDAM);
-    subscribe_inbox(&mut municipality, vec![channel("intake.subjects", &[])]).await;
+    // intake's events have no audience of organisations: nobody else may subscribe to them
+    let refused = municipality
+        .create_subscription(pb::CreateSubscriptionRequest {
+            request_id: request_id(),
+            channels: vec![channel("intake.subjects", &[])],
+            delivery: Some(pb::create_subscription_request::Delivery::Inbox(
+                pb::InboxDelivery {},
+            )),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied);
+    // nor does a catch-all subscription of its own channels make them reach it
+    subscribe_inbox(
+        &mut municipality,
+        vec![channel("signalling.referrals", &[])],
+    )
+    .await;
     let mut signalling = app.service("signalling");
     let sub = signalling
         .create_subscription(pb::CreateSubscriptionRequest {

@@ -292,18 +292,51 @@ async fn requests_are_checked_and_service_delivery_is_for_suite_services() {
         );
         assert_invalid(&status, field, field);
     }
+    // a suite service subscribes only its own EventSink: a leaked SERVICE token cannot send
+    // events to a webhook, an inbox or another service
     let mut signalling = app.service("signalling");
+    for (case, delivery) in [
+        (
+            "another service's sink",
+            Delivery::Service(pb::ServiceDelivery {
+                name: "reporting".into(),
+            }),
+        ),
+        ("an inbox", Delivery::Inbox(pb::InboxDelivery {})),
+        (
+            "a webhook",
+            Delivery::Webhook(pb::WebhookDelivery {
+                url: app.receiver.url.clone(),
+                authorization: String::new(),
+            }),
+        ),
+    ] {
+        let status = expect_err(
+            signalling
+                .create_subscription(pb::CreateSubscriptionRequest {
+                    request_id: request_id(),
+                    channels: vec![channel("intake.subjects", &[])],
+                    delivery: Some(delivery),
+                })
+                .await,
+            case,
+        );
+        assert_eq!(status.code(), Code::PermissionDenied, "{case}: {status:?}");
+    }
+    // intake's channels are for suite services only
     let status = expect_err(
-        signalling
+        school
             .create_subscription(pb::CreateSubscriptionRequest {
                 request_id: request_id(),
                 channels: vec![channel("intake.subjects", &[])],
-                delivery: Some(Delivery::Service(pb::ServiceDelivery {
-                    name: "reporting".into(),
-                })),
+                delivery: Some(Delivery::Inbox(pb::InboxDelivery {})),
             })
             .await,
-        "an unknown suite service",
+        "a school on intake.subjects",
     );
-    assert_invalid(&status, "delivery.service.name", "unknown service");
+    assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+    assert!(
+        app.receiver.received().is_empty(),
+        "no test notification was sent"
+    );
 }

@@ -145,7 +145,7 @@ impl DeliveryStore for PgStore {
         // a new window from now; the attempts so far stay counted
         let scheduled = sqlx::query(
             "UPDATE notifications.deliveries SET status = 'PENDING', next_attempt_at = $3, \
-             give_up_at = $3 + (give_up_at - created_at), leased_until = NULL \
+             give_up_at = $3 + (give_up_at - created_at), leased_until = NULL, lease_id = NULL \
              WHERE delivery_id = ANY($1) AND organisation = $2",
         )
         .bind(ids)
@@ -169,19 +169,21 @@ impl DeliveryStore for PgStore {
         let sql = format!(
             "WITH due AS ( \
                 SELECT d.delivery_id FROM notifications.deliveries d \
+                JOIN notifications.subscriptions s ON s.subscription_id = d.subscription_id \
                 WHERE d.status IN ('PENDING', 'RETRYING') AND d.next_attempt_at <= $1 \
                   AND (d.leased_until IS NULL OR d.leased_until < $1) \
+                  AND s.status = 'ACTIVE' \
                   AND NOT EXISTS (SELECT 1 FROM notifications.deliveries p \
                       WHERE p.subscription_id = d.subscription_id \
                         AND p.resource_key = d.resource_key AND p.seq < d.seq \
                         AND p.status IN ('PENDING', 'RETRYING')) \
                 ORDER BY d.next_attempt_at, d.seq LIMIT $3 \
                 FOR UPDATE OF d SKIP LOCKED) \
-             UPDATE notifications.deliveries d SET leased_until = $2 \
+             UPDATE notifications.deliveries d SET leased_until = $2, lease_id = gen_random_uuid() \
              FROM due, notifications.events e, notifications.subscriptions s \
              WHERE d.delivery_id = due.delivery_id AND e.event_id = d.event_id \
                AND s.subscription_id = d.subscription_id \
-             RETURNING d.delivery_id, d.subscription_id, d.attempts, d.give_up_at, s.delivery, \
+             RETURNING d.delivery_id, d.lease_id, d.subscription_id, d.attempts, d.give_up_at, s.delivery, \
                        s.webhook_url, s.authorization_sealed, s.secret_sealed, s.service_name, \
                        {EVENT_COLUMNS}"
         );
@@ -213,6 +215,7 @@ impl DeliveryStore for PgStore {
                 };
                 Ok(Claimed {
                     delivery_id: row.try_get("delivery_id")?,
+                    lease_id: row.try_get("lease_id")?,
                     subscription_id: row.try_get("subscription_id")?,
                     attempts: u32::try_from(row.try_get::<i32, _>("attempts")?).unwrap_or(0),
                     give_up_at: row.try_get("give_up_at")?,
@@ -225,22 +228,27 @@ impl DeliveryStore for PgStore {
 
     async fn record_delivered(
         &self,
-        delivered: &[(Uuid, u16)],
+        delivered: &[(Uuid, Uuid, u16)],
         now: DateTime<Utc>,
     ) -> Result<(), ApiError> {
         if delivered.is_empty() {
             return Ok(());
         }
-        let ids: Vec<Uuid> = delivered.iter().map(|(id, _)| *id).collect();
-        let statuses: Vec<i32> = delivered.iter().map(|(_, s)| i32::from(*s)).collect();
+        let ids: Vec<Uuid> = delivered.iter().map(|(id, _, _)| *id).collect();
+        let leases: Vec<Uuid> = delivered.iter().map(|(_, lease, _)| *lease).collect();
+        let statuses: Vec<i32> = delivered.iter().map(|(_, _, s)| i32::from(*s)).collect();
         sqlx::query(
             "UPDATE notifications.deliveries d SET status = 'DELIVERED', attempts = attempts + 1, \
-             last_http_status = t.s, last_error = '', delivered_at = $3, leased_until = NULL \
-             FROM unnest($1::uuid[], $2::int[]) AS t(id, s) WHERE d.delivery_id = t.id",
+             last_http_status = t.s, last_error = '', delivered_at = $3, leased_until = NULL, \
+             lease_id = NULL \
+             FROM unnest($1::uuid[], $2::int[], $4::uuid[]) AS t(id, s, lease) \
+             WHERE d.delivery_id = t.id AND d.lease_id = t.lease \
+               AND d.status IN ('PENDING', 'RETRYING')",
         )
         .bind(&ids)
         .bind(&statuses)
         .bind(now)
+        .bind(&leases)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -275,23 +283,40 @@ impl DeliveryStore for PgStore {
                     AfterFailure::RetryAt(at) => ("RETRYING", at),
                     AfterFailure::DeadLetter => ("DEAD_LETTERED", now),
                 };
-                sqlx::query(
+                let recorded = sqlx::query(
                     "UPDATE notifications.deliveries SET status = $2, attempts = attempts + 1, \
                      last_http_status = $3, last_error = $4, next_attempt_at = $5, \
-                     leased_until = NULL WHERE delivery_id = $1",
+                     leased_until = NULL, lease_id = NULL \
+                     WHERE delivery_id = $1 AND lease_id = $6 AND status IN ('PENDING', 'RETRYING')",
                 )
                 .bind(claimed.delivery_id)
                 .bind(status)
                 .bind(i32::from(http_status))
                 .bind(zvv_platform::error::truncate(&error, 200))
                 .bind(next)
+                .bind(claimed.lease_id)
                 .execute(&mut *tx)
-                .await?;
-                if then == AfterFailure::DeadLetter {
+                .await?
+                .rows_affected();
+                // a stale attempt (its lease taken over, or the delivery ended meanwhile) is
+                // not recorded
+                if recorded == 1 && then == AfterFailure::DeadLetter {
                     announce_dead_letters(&mut tx, &[claimed.delivery_id], now).await?;
                 }
             }
             Attempt::Gone => {
+                let holds: bool = sqlx::query_scalar(
+                    "SELECT EXISTS (SELECT 1 FROM notifications.deliveries \
+                     WHERE delivery_id = $1 AND lease_id = $2)",
+                )
+                .bind(claimed.delivery_id)
+                .bind(claimed.lease_id)
+                .fetch_one(&mut *tx)
+                .await?;
+                if !holds {
+                    tx.rollback().await?;
+                    return Ok(());
+                }
                 sqlx::query(
                     "UPDATE notifications.subscriptions SET status = 'DISABLED' \
                      WHERE subscription_id = $1 AND status = 'ACTIVE'",
@@ -304,7 +329,7 @@ impl DeliveryStore for PgStore {
                      attempts = attempts + CASE WHEN delivery_id = $2 THEN 1 ELSE 0 END, \
                      last_http_status = CASE WHEN delivery_id = $2 THEN 410 ELSE last_http_status END, \
                      last_error = 'the receiver answered 410 Gone: subscription disabled', \
-                     leased_until = NULL \
+                     leased_until = NULL, lease_id = NULL \
                      WHERE subscription_id = $1 AND status IN ('PENDING', 'RETRYING') \
                      RETURNING delivery_id",
                 )

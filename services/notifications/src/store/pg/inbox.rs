@@ -79,8 +79,7 @@ impl InboxStore for PgStore {
             .map(item_from_row)
             .collect::<Result<Vec<_>, _>>()?;
         let (items, next) = zvv_platform::paging::page(items, limit, |i| i.cursor);
-        let ids = items.iter().map(|i| i.id).collect();
-        commit(tx, ctx, ids, now).await?;
+        commit(tx, ctx, crate::store::item_ids(&items), now).await?;
         Ok(Page {
             items,
             next: next.map(Cursor::encode),
@@ -138,6 +137,17 @@ impl InboxStore for PgStore {
         orgs.sort();
         orgs.dedup();
         Ok((orgs, last.or(Some(after))))
+    }
+
+    async fn audit_items(
+        &self,
+        ctx: &CallContext,
+        ids: Vec<Uuid>,
+        now: DateTime<Utc>,
+    ) -> Result<(), ApiError> {
+        let mut conn = self.pool.acquire().await?;
+        zvv_platform::audit::append(&mut conn, super::SCHEMA, &ctx.record(ids, "OK", now)).await?;
+        Ok(())
     }
 
     async fn audit_call(&self, ctx: &CallContext, now: DateTime<Utc>) -> Result<(), ApiError> {

@@ -96,6 +96,38 @@ impl SubscriptionStore for PgStore {
         Ok(Created::Fresh(new.subscription))
     }
 
+    async fn replayed_subscription(
+        &self,
+        ctx: &CallContext,
+        organisation: &str,
+        key: &Key,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Subscription>, ApiError> {
+        let mut tx = self.pool.begin().await?;
+        let Some(first) = first_response::<Uuid>(&mut tx, key).await? else {
+            abandon(tx).await?;
+            return Ok(None);
+        };
+        let Some(existing) = fetch(&mut tx, organisation, first).await? else {
+            abandon(tx).await?;
+            return Err(ApiError::FailedPrecondition(
+                "the subscription this request_id created has been deleted since".into(),
+            ));
+        };
+        commit(tx, ctx, vec![existing.id], now).await?;
+        Ok(Some(existing))
+    }
+
+    async fn count_subscriptions(&self, organisation: &str) -> Result<i64, ApiError> {
+        Ok(sqlx::query_scalar(
+            "SELECT count(*) FROM notifications.subscriptions \
+             WHERE organisation = $1 AND status <> 'DELETED'",
+        )
+        .bind(organisation)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
     async fn get_subscription(
         &self,
         ctx: &CallContext,
@@ -176,7 +208,7 @@ impl SubscriptionStore for PgStore {
         // nothing more goes out for it
         sqlx::query(
             "UPDATE notifications.deliveries SET status = 'DEAD_LETTERED', \
-             last_error = 'subscription deleted', leased_until = NULL \
+             last_error = 'subscription deleted', leased_until = NULL, lease_id = NULL \
              WHERE subscription_id = $1 AND status IN ('PENDING', 'RETRYING')",
         )
         .bind(id)
