@@ -7,6 +7,7 @@ mod helpers;
 mod bench;
 mod deliveries;
 mod inbox;
+mod matrix;
 mod publish;
 mod routing;
 mod subscriptions;
