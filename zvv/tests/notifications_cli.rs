@@ -163,6 +163,7 @@ impl Suite {
                 heartbeat: Duration::from_millis(300),
                 poll: Duration::from_millis(200),
                 buffer: 32,
+                ..StreamSettings::default()
             },
             retention: Retention::default(),
             run_workers: true,
