@@ -33,6 +33,25 @@ pub struct Key {
 
 /// A fingerprint of a request that carries no BSN (ids, contacts, codes): a plain SHA-256.
 /// Requests with a BSN use a keyed fingerprint instead ([`FingerprintKey`], the vault's).
+impl Key {
+    /// The key of a call to `rpc` by organisation `org`: scoped to the organisation and the RPC,
+    /// with a keyed fingerprint of the request's canonical form (`parts` joined by US), so that
+    /// the same request id with another request is refused.
+    pub fn for_call(
+        fingerprints: &FingerprintKey,
+        org: &str,
+        rpc: &str,
+        request_id: &str,
+        parts: &[&str],
+    ) -> Self {
+        Self {
+            scope: format!("{org}/{rpc}"),
+            request_id: request_id.to_owned(),
+            fingerprint: fingerprints.fingerprint(rpc, &parts.join("\u{1f}")),
+        }
+    }
+}
+
 pub fn plain_fingerprint(canonical: &str) -> Vec<u8> {
     use sha2::{Digest, Sha256};
     Sha256::digest(canonical.as_bytes()).to_vec()
@@ -150,6 +169,34 @@ pub async fn store(
 
 /// Deletes the keys stored before `cutoff`, in batches that concurrent replicas skip past each
 /// other (`FOR UPDATE SKIP LOCKED`). Returns how many were deleted.
+/// The first response stored under `key` (JSON), if any; locks the key for the transaction.
+/// INVALID_ARGUMENT when the request id was used for another request.
+pub async fn first_response<T: serde::de::DeserializeOwned>(
+    conn: &mut PgConnection,
+    schema: Schema,
+    key: &Key,
+) -> Result<Option<T>, ApiError> {
+    let Some(stored) = lookup(conn, schema, key).await? else {
+        return Ok(None);
+    };
+    serde_json::from_slice(&stored)
+        .map(Some)
+        .map_err(|_| ApiError::internal("a stored first response cannot be read"))
+}
+
+/// Stores the response of a successful call (JSON) under its key, in its transaction.
+pub async fn remember<T: serde::Serialize>(
+    conn: &mut PgConnection,
+    schema: Schema,
+    key: &Key,
+    response: &T,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<(), ApiError> {
+    let bytes = serde_json::to_vec(response).map_err(ApiError::internal)?;
+    store(conn, schema, key, &bytes, at).await?;
+    Ok(())
+}
+
 pub async fn purge(
     pool: &sqlx::PgPool,
     schema: Schema,

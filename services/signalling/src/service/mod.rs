@@ -107,11 +107,7 @@ fn request_key(
     request_id: &str,
     parts: &[&str],
 ) -> Key {
-    Key {
-        scope: format!("{}/{rpc}", ctx.principal().org),
-        request_id: request_id.to_owned(),
-        fingerprint: fingerprints.fingerprint(rpc, &parts.join("\u{1f}")),
-    }
+    Key::for_call(fingerprints, &ctx.principal().org, rpc, request_id, parts)
 }
 
 /// Why a request about a subject intake does not know cannot proceed.

@@ -141,23 +141,17 @@ async fn first_response<T: DeserializeOwned>(
     conn: &mut PgConnection,
     key: &Key,
 ) -> Result<Option<T>, ApiError> {
-    let Some(stored) = idempotency::lookup(conn, SCHEMA, key).await? else {
-        return Ok(None);
-    };
-    serde_json::from_slice(&stored)
-        .map(Some)
-        .map_err(ApiError::internal)
+    idempotency::first_response(conn, SCHEMA, key).await
 }
 
+/// Stores the response of a successful call under its key, in its transaction.
 async fn remember<T: Serialize>(
     conn: &mut PgConnection,
     key: &Key,
     response: &T,
     now: DateTime<Utc>,
 ) -> Result<(), ApiError> {
-    let bytes = serde_json::to_vec(response).map_err(ApiError::internal)?;
-    idempotency::store(conn, SCHEMA, key, &bytes, now).await?;
-    Ok(())
+    idempotency::remember(conn, SCHEMA, key, response, now).await
 }
 
 /// The ids an audit record of an event names: the event and, when it is an id, its resource.

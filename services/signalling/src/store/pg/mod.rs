@@ -133,17 +133,11 @@ async fn lock_subjects(conn: &mut PgConnection, subjects: &[Uuid]) -> Result<(),
 }
 
 /// The first response stored under `key`, if any; locks the key for the transaction.
-/// INVALID_ARGUMENT when the request id was used for another request.
 async fn first_response<T: DeserializeOwned>(
     conn: &mut PgConnection,
     key: &Key,
 ) -> Result<Option<T>, ApiError> {
-    let Some(stored) = idempotency::lookup(conn, SCHEMA, key).await? else {
-        return Ok(None);
-    };
-    serde_json::from_slice(&stored)
-        .map(Some)
-        .map_err(|_| ApiError::internal("a stored first response cannot be read"))
+    idempotency::first_response(conn, SCHEMA, key).await
 }
 
 /// Stores the response of a successful call under its key, in its transaction.
@@ -153,7 +147,5 @@ async fn remember<T: Serialize>(
     response: &T,
     now: DateTime<Utc>,
 ) -> Result<(), ApiError> {
-    let bytes = serde_json::to_vec(response).map_err(ApiError::internal)?;
-    idempotency::store(conn, SCHEMA, key, &bytes, now).await?;
-    Ok(())
+    idempotency::remember(conn, SCHEMA, key, response, now).await
 }
