@@ -17,6 +17,7 @@ use crate::datadir::{DataDirArg, PrivateCluster};
 const SERVICES: &[(&str, Schema)] = &[
     ("intake", zvv_intake::SCHEMA),
     ("signalling", zvv_signalling::SCHEMA),
+    ("notifications", zvv_notifications::SCHEMA),
 ];
 
 /// The `zvv audit` subcommands.

@@ -202,6 +202,15 @@ fn configured(data: &DataDir) -> anyhow::Result<Vec<(&'static str, Schema, Vec<C
             vec![zvv_signalling::configured_key(&key)],
         ));
     }
+    let secrets = data.notifications_secret_key();
+    if secrets.exists() {
+        let key = zvv_notifications::Secrets::load(&secrets).map_err(anyhow::Error::msg)?;
+        out.push((
+            "notifications",
+            zvv_notifications::SCHEMA,
+            vec![key.configured_key()],
+        ));
+    }
     Ok(out)
 }
 

@@ -548,6 +548,25 @@ fn up_serves_intake_until_sigterm() {
         "audit verify must leave the running cluster alone"
     );
     assert!(stdout.contains("seal lag"), "{stdout}");
+    // notifications keeps an audit log of its own (signalling's subscription at start)
+    let out = run(zvv()
+        .args([
+            "audit",
+            "verify",
+            "--service",
+            "notifications",
+            "--data-dir",
+        ])
+        .arg(&data));
+    let stdout = text(&out.stdout);
+    assert!(
+        out.status.success()
+            && stdout.contains("notifications: ")
+            && stdout.contains("chain intact"),
+        "audit verify notifications: {}{}",
+        stdout,
+        text(&out.stderr)
+    );
 
     // each service runs as its own runtime role, which may only add and read audit rows
     let port: u16 = std::fs::read_to_string(data.join("pg/zvv-port"))

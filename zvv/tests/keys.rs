@@ -105,6 +105,12 @@ fn keys_are_shown_rotated_and_reencrypted_and_a_foreign_key_file_is_refused() {
                 .trim()
                 .to_owned(),
         );
+        s.push(
+            fs::read_to_string(data.join("keys/notifications-secrets.key"))
+                .expect("notifications secret key")
+                .trim()
+                .to_owned(),
+        );
         s
     };
     let (ok, show, stderr) = keys(&["show"], &data);
@@ -116,6 +122,8 @@ fn keys_are_shown_rotated_and_reencrypted_and_a_foreign_key_file_is_refused() {
         "bsn-lookup",
         "lookup-1",
         "fingerprint-1",
+        "subscription-secrets",
+        "secrets-1",
     ] {
         assert!(show.contains(part), "{part:?} in:\n{show}");
     }
