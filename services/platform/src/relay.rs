@@ -4,8 +4,9 @@
 //!
 //! Every replica runs it; one at a time per schema does the work: a round holds a
 //! transaction-scoped advisory lock on the schema's relay key (the others skip their turn, as
-//! the audit sealer does) and claims the oldest unpublished rows with `FOR UPDATE SKIP LOCKED`.
-//! It publishes them one after the other and marks a row published only after Publish answered
+//! the audit sealer does) and reads the oldest unpublished rows (no row locks: the round holds
+//! no transaction id while it publishes, which would hold back the snapshot horizon of the
+//! cluster that the audit sealer and the notification inboxes wait for). It publishes them one after the other and marks a row published only after Publish answered
 //! OK, in the round's transaction. A failure stops the round there, so that no later event
 //! overtakes it: the row's attempts, next attempt (capped exponential backoff with jitter) and
 //! last error are recorded, and the whole stream waits for that row. A relay that dies between a
@@ -317,12 +318,16 @@ pub async fn relay_batch(
         tx.rollback().await?;
         return Ok(RelayReport::default());
     }
+    // The advisory lock makes this the only relay of the schema; the rows are read without
+    // row locks, so that the round holds no transaction id while it publishes (one would hold
+    // back the snapshot horizon of the whole cluster, which the audit sealer and the
+    // notification inboxes wait for). It gets one only for the final UPDATE.
     let rows = sqlx::query(schema.sql(
         "SELECT event_id, event_type, occurred_at, ids, codes, trace_id, \
          audience_organisations, audience_municipalities, attempts, \
          next_attempt_at <= clock_timestamp() AS due \
          FROM {schema}.outbox WHERE published_at IS NULL \
-         ORDER BY occurred_at, event_id LIMIT $1 FOR UPDATE SKIP LOCKED",
+         ORDER BY occurred_at, event_id LIMIT $1",
     ))
     .bind(i64::from(settings.batch_size.max(1)))
     .fetch_all(&mut *tx)
