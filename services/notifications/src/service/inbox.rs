@@ -96,7 +96,19 @@ impl Drop for StreamSlot {
 /// lacks.
 fn reader(ctx: &CallContext) -> InboxReader {
     let caller = ctx.principal();
+    let current = crate::domain::events::Subscriber {
+        organisation: caller.org.clone(),
+        organisation_type: caller.org_type,
+        roles: caller.roles.clone(),
+        municipalities: match caller.jurisdiction() {
+            zvv_platform::auth::Jurisdiction::Unlimited => None,
+            zvv_platform::auth::Jurisdiction::Municipalities(codes) => {
+                Some(codes.iter().map(|c| c.as_str().to_owned()).collect())
+            }
+        },
+    };
     InboxReader {
+        caller: current,
         hidden_channels: CHANNELS
             .iter()
             .filter(|c| {
@@ -262,14 +274,14 @@ impl<S: InboxStore, K: Sinks> NotificationLogic<S, K> {
             // every running one), look again soon
             let mut soon: u8 = 0;
             loop {
-                let items = match logic.store.inbox_after(&reader, cursor, STREAM_BATCH).await {
-                    Ok(items) => items,
+                let batch = match logic.store.inbox_after(&reader, cursor, STREAM_BATCH).await {
+                    Ok(batch) => batch,
                     Err(e) => {
                         let _ = tx.send(StreamItem::Failed(e)).await;
                         return;
                     }
                 };
-                let full = items.len() == STREAM_BATCH as usize;
+                let (items, full) = (batch.items, batch.full);
                 if !items.is_empty() {
                     soon = 0;
                     idle_since = tokio::time::Instant::now();
@@ -290,6 +302,8 @@ impl<S: InboxStore, K: Sinks> NotificationLogic<S, K> {
                         return; // the reader is gone
                     }
                 }
+                // past what this reader may not see, too
+                cursor = batch.read_up_to.max(cursor);
                 if full {
                     continue;
                 }

@@ -63,13 +63,25 @@ pub struct InboxItem {
     pub read_at: Option<DateTime<Utc>>,
 }
 
-/// Whose inbox is read: the organisation, and the channels whose items this caller may not see
+/// Whose inbox is read: the organisation, the channels whose items this caller may not see
 /// (those whose required role the caller lacks, e.g. referrals for a colleague who is no triage
-/// officer).
+/// officer; left out in SQL), and the caller as it is now: an item is shown only when the
+/// caller itself may receive its event (`domain::events::may_receive`), so that rights lost since
+/// a subscription was made (a jurisdiction, a role) no longer show anything.
 #[derive(Debug, Clone)]
 pub struct InboxReader {
     pub organisation: String,
     pub hidden_channels: Vec<String>,
+    pub caller: crate::domain::events::Subscriber,
+}
+
+impl InboxReader {
+    /// Whether the caller may see this item now.
+    pub fn may_see(&self, item: &InboxItem) -> bool {
+        crate::domain::channels::channel(&item.event.channel).is_some_and(|channel| {
+            crate::domain::events::may_receive(&item.event, channel, &self.caller)
+        })
+    }
 }
 
 /// The ids an audit record of inbox items names: the items, their events and the resources
@@ -84,6 +96,17 @@ pub fn item_ids(items: &[InboxItem]) -> Vec<Uuid> {
         }
     }
     ids
+}
+
+/// What one read of a stream found.
+#[derive(Debug, Clone, Default)]
+pub struct InboxBatch {
+    /// The items the reader may see.
+    pub items: Vec<InboxItem>,
+    /// The cursor of the last item read, seen or not.
+    pub read_up_to: Option<Cursor>,
+    /// Whether the read was full (more may wait).
+    pub full: bool,
 }
 
 /// What Publish did.
@@ -241,13 +264,15 @@ pub trait InboxStore: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Page<InboxItem>, ApiError>> + Send;
 
     /// Items after `after` whose writing transactions have all ended (so that none can appear
-    /// before the last one later); not audited (the stream is audited when it opens).
+    /// before the last one later), those the reader may see, and the cursor of the last item
+    /// read (seen or not, so that a stream moves past what it may not show); not audited here
+    /// (the stream audits what it gives).
     fn inbox_after(
         &self,
         reader: &InboxReader,
         after: Option<Cursor>,
         limit: u32,
-    ) -> impl Future<Output = Result<Vec<InboxItem>, ApiError>> + Send;
+    ) -> impl Future<Output = Result<InboxBatch, ApiError>> + Send;
 
     /// The organisations with items settled after `after` (all of them once every transaction
     /// that wrote them has ended), and the cursor of the last such item; with `None`, no

@@ -79,6 +79,35 @@ async fn a_municipality_audience_reaches_its_triage_desks_only() {
         "a colleague without the role",
     );
     assert_eq!(status.code(), tonic::Code::NotFound);
+    // rights are those of the reader now: the same desk with a token that no longer holds
+    // GM0363 sees nothing of it (in a list or a stream)
+    let mut moved = app.client_with(app.keys.token_in(
+        TRIAGE_AMSTERDAM.name,
+        TRIAGE_AMSTERDAM.org_type,
+        &[TRIAGE_AMSTERDAM.role],
+        &["GM0599"],
+    ));
+    assert!(inbox(&mut moved).await.is_empty());
+    let mut stream = moved
+        .stream_inbox(pb::StreamInboxRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let first = tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio_stream::StreamExt::next(&mut stream),
+    )
+    .await
+    .expect("a message")
+    .unwrap()
+    .unwrap();
+    assert!(
+        matches!(
+            first.message,
+            Some(pb::stream_inbox_response::Message::Heartbeat(_))
+        ),
+        "{first:?}"
+    );
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(inbox(&mut rotterdam).await.is_empty());
     assert!(inbox(&mut clerk).await.is_empty());

@@ -10,7 +10,7 @@ use uuid::Uuid;
 use zvv_platform::{audit::CallContext, error::ApiError, idempotency::Key};
 
 use super::{EVENT_COLUMNS, PgStore, abandon, commit, event_from_row, first_response, remember};
-use crate::store::{Cursor, InboxItem, InboxKind, InboxReader, InboxStore, Page};
+use crate::store::{Cursor, InboxBatch, InboxItem, InboxKind, InboxReader, InboxStore, Page};
 
 const ITEM_COLUMNS: &str = "i.notification_id, i.txid::text::bigint AS txid, i.seq, i.kind, \
     i.subscription_id, i.delivery_id, i.created_at, i.read_at";
@@ -79,6 +79,8 @@ impl InboxStore for PgStore {
             .map(item_from_row)
             .collect::<Result<Vec<_>, _>>()?;
         let (items, next) = zvv_platform::paging::page(items, limit, |i| i.cursor);
+        // a page may come out shorter than asked; its token still continues after it
+        let items: Vec<InboxItem> = items.into_iter().filter(|i| reader.may_see(i)).collect();
         commit(tx, ctx, crate::store::item_ids(&items), now).await?;
         Ok(Page {
             items,
@@ -91,7 +93,7 @@ impl InboxStore for PgStore {
         reader: &InboxReader,
         after: Option<Cursor>,
         limit: u32,
-    ) -> Result<Vec<InboxItem>, ApiError> {
+    ) -> Result<InboxBatch, ApiError> {
         let mut conn = self.pool.acquire().await?;
         let rows = sqlx::query(sqlx::AssertSqlSafe(settled_query(false)))
             .bind(&reader.organisation)
@@ -101,7 +103,15 @@ impl InboxStore for PgStore {
             .bind(&reader.hidden_channels)
             .fetch_all(&mut *conn)
             .await?;
-        rows.iter().map(item_from_row).collect()
+        let items = rows
+            .iter()
+            .map(item_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(InboxBatch {
+            full: items.len() == limit as usize,
+            read_up_to: items.last().map(|i| i.cursor).or(after),
+            items: items.into_iter().filter(|i| reader.may_see(i)).collect(),
+        })
     }
 
     async fn settled_since(
@@ -168,17 +178,25 @@ impl InboxStore for PgStore {
             commit(tx, ctx, ids.to_vec(), now).await?;
             return Ok(first);
         }
-        let known: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM notifications.inbox i JOIN notifications.events e USING (event_id) \
+        let sql = format!(
+            "SELECT {ITEM_COLUMNS}, {EVENT_COLUMNS} \
+             FROM notifications.inbox i JOIN notifications.events e USING (event_id) \
              WHERE i.organisation = $1 AND i.notification_id = ANY($2) \
-               AND NOT (e.channel = ANY($3::text[]))",
-        )
-        .bind(&reader.organisation)
-        .bind(ids)
-        .bind(&reader.hidden_channels)
-        .fetch_one(&mut *tx)
-        .await?;
-        if usize::try_from(known).unwrap_or(0) != ids.len() {
+               AND NOT (e.channel = ANY($3::text[]))"
+        );
+        let found = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(&reader.organisation)
+            .bind(ids)
+            .bind(&reader.hidden_channels)
+            .fetch_all(&mut *tx)
+            .await?;
+        let mut visible = 0;
+        for row in &found {
+            if reader.may_see(&item_from_row(row)?) {
+                visible += 1;
+            }
+        }
+        if visible != ids.len() {
             abandon(tx).await?;
             return Err(ApiError::NotFound(
                 "one or more notification_ids are not in this organisation's inbox".into(),
