@@ -712,6 +712,59 @@ pub mod matrix {
         }
     }
 
+    /// Where a matrix runs: the keys that mint its callers' tokens, the service whose SERVICE
+    /// tokens the suite column gets (e.g. `intake`), the organisation of the allowed callers and
+    /// the own and other municipality.
+    pub struct Setup<'a> {
+        pub keys: &'a super::TestKeys,
+        pub service: &'a str,
+        pub org: &'a str,
+        pub own: &'static str,
+        pub other: &'static str,
+    }
+
+    /// Calls every RPC of `policies` as the caller of each of [`COLUMNS`] through `call`
+    /// (method, caller, its token) and compares each outcome with its row; panics listing every
+    /// cell that differs. Every RPC must have a row.
+    pub async fn run<F>(setup: Setup<'_>, policies: &[&Policy], rows: &[Row], mut call: F)
+    where
+        F: AsyncFnMut(&'static str, &Caller, &str) -> Result<bool, tonic::Status>,
+    {
+        let mut failures = Vec::new();
+        let mut cells = 0;
+        for policy in policies {
+            for rule in policy.rules {
+                let row = rows
+                    .iter()
+                    .find(|r| r.method == rule.method)
+                    .unwrap_or_else(|| panic!("{} has no row", rule.method));
+                for (column, expected) in COLUMNS.iter().zip(row.expect) {
+                    let caller = caller(rule, *column, setup.org, setup.own, setup.other);
+                    let token = setup.keys.caller_token(&caller, setup.service);
+                    let result = call(rule.method, &caller, &token).await;
+                    let got = outcome(&result);
+                    cells += 1;
+                    if got != expected {
+                        failures.push(format!(
+                            "{} as {:?} ({} {} in {:?}): expected {expected:?}, got {got:?} ({:?})",
+                            rule.method,
+                            column,
+                            caller.org_type,
+                            caller.role,
+                            caller.municipalities,
+                            result.as_ref().err().map(|s| s.message().to_owned())
+                        ));
+                    }
+                }
+            }
+        }
+        assert_eq!(
+            cells,
+            policies.iter().map(|p| p.rules.len()).sum::<usize>() * COLUMNS.len()
+        );
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+
     /// The outcome of a call: `Ok(seen)` or the status code.
     pub fn outcome(result: &Result<bool, tonic::Status>) -> Expect {
         match result {

@@ -6,7 +6,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tonic::Status;
-use zvv_devkit::testkit::matrix::{self, COLUMNS, DENIED, NOT_FOUND, OK, Row};
+use zvv_devkit::testkit::matrix::{self, DENIED, NOT_FOUND, OK, Row};
 use zvv_intake::policy::SUBJECT_SERVICE;
 use zvv_platform::auth::{OrgType, Role};
 use zvv_proto::intake::v1 as pb;
@@ -246,35 +246,18 @@ async fn jurisdiction_matrix() {
         .await
         .expect("parent linked");
 
-    let mut failures = Vec::new();
-    let mut cells = 0;
-    for rule in SUBJECT_SERVICE.rules {
-        let row = ROWS
-            .iter()
-            .find(|r| r.method == rule.method)
-            .unwrap_or_else(|| panic!("{} has no row", rule.method));
-        for (column, expected) in COLUMNS.iter().zip(row.expect) {
-            let caller = matrix::caller(rule, *column, "gemeente-test", OWN, OTHER);
-            let token = fixture
-                .app
-                .keys
-                .caller_token(&caller, zvv_intake::SCHEMA.name());
-            let result = fixture.call(rule.method, &token).await;
-            let got = matrix::outcome(&result);
-            cells += 1;
-            if got != expected {
-                failures.push(format!(
-                    "{} as {:?} ({} {} in {:?}): expected {expected:?}, got {got:?} ({:?})",
-                    rule.method,
-                    column,
-                    caller.org_type,
-                    caller.role,
-                    caller.municipalities,
-                    result.as_ref().err().map(|s| s.message().to_owned())
-                ));
-            }
-        }
-    }
-    assert_eq!(cells, SUBJECT_SERVICE.rules.len() * COLUMNS.len());
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    let setup = matrix::Setup {
+        keys: &fixture.app.keys,
+        service: zvv_intake::SCHEMA.name(),
+        org: "gemeente-test",
+        own: OWN,
+        other: OTHER,
+    };
+    matrix::run(
+        setup,
+        &[&SUBJECT_SERVICE],
+        ROWS,
+        async |method, _, token| fixture.call(method, token).await,
+    )
+    .await;
 }

@@ -10,9 +10,7 @@ use std::time::Duration;
 
 use tokio_stream::StreamExt;
 use tonic::Status;
-use zvv_devkit::testkit::matrix::{
-    self, COLUMNS, Caller, Column, DENIED, HIDDEN, NOT_FOUND, OK, Row,
-};
+use zvv_devkit::testkit::matrix::{self, Caller, Column, DENIED, HIDDEN, NOT_FOUND, OK, Row};
 use zvv_notifications::policy::NOTIFICATION_SERVICE;
 use zvv_proto::notifications::v1::{self as pb, create_subscription_request::Delivery};
 
@@ -254,35 +252,18 @@ async fn jurisdiction_matrix() {
         event: e.event_id,
     };
 
-    let mut failures = Vec::new();
-    let mut cells = 0;
-    for rule in NOTIFICATION_SERVICE.rules {
-        let row = ROWS
-            .iter()
-            .find(|r| r.method == rule.method)
-            .unwrap_or_else(|| panic!("{} has no row", rule.method));
-        for (column, expected) in COLUMNS.iter().zip(row.expect) {
-            let caller = matrix::caller(rule, *column, ORG, OWN, OTHER);
-            let token = fixture
-                .app
-                .keys
-                .caller_token(&caller, zvv_notifications::SCHEMA.name());
-            let result = fixture.call(rule.method, &caller, &token).await;
-            let got = matrix::outcome(&result);
-            cells += 1;
-            if got != expected {
-                failures.push(format!(
-                    "{} as {:?} ({} {} in {:?}): expected {expected:?}, got {got:?} ({:?})",
-                    rule.method,
-                    column,
-                    caller.org_type,
-                    caller.role,
-                    caller.municipalities,
-                    result.as_ref().err().map(|s| s.message().to_owned())
-                ));
-            }
-        }
-    }
-    assert_eq!(cells, NOTIFICATION_SERVICE.rules.len() * COLUMNS.len());
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    let setup = matrix::Setup {
+        keys: &fixture.app.keys,
+        service: zvv_notifications::SCHEMA.name(),
+        org: ORG,
+        own: OWN,
+        other: OTHER,
+    };
+    matrix::run(
+        setup,
+        &[&NOTIFICATION_SERVICE],
+        ROWS,
+        async |method, caller, token| fixture.call(method, caller, token).await,
+    )
+    .await;
 }

@@ -7,7 +7,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tonic::Status;
-use zvv_devkit::testkit::matrix::{self, COLUMNS, Caller, DENIED, HIDDEN, NOT_FOUND, OK, Row};
+use zvv_devkit::testkit::matrix::{self, Caller, DENIED, HIDDEN, NOT_FOUND, OK, Row};
 use zvv_platform::policy::Policy;
 use zvv_proto::signalling::v1 as pb;
 use zvv_signalling::policy::{REFERRAL_SERVICE, SIGNAL_SERVICE};
@@ -352,40 +352,15 @@ async fn jurisdiction_matrix() {
         .await
         .expect("coordinator");
 
-    let mut failures = Vec::new();
-    let mut cells = 0;
-    for policy in POLICIES {
-        for rule in policy.rules {
-            let row = ROWS
-                .iter()
-                .find(|r| r.method == rule.method)
-                .unwrap_or_else(|| panic!("{} has no row", rule.method));
-            for (column, expected) in COLUMNS.iter().zip(row.expect) {
-                let caller = matrix::caller(rule, *column, ORG, OWN, OTHER);
-                let token = fixture
-                    .app
-                    .keys
-                    .caller_token(&caller, zvv_signalling::SCHEMA.name());
-                let result = fixture.call(rule.method, &caller, &token).await;
-                let got = matrix::outcome(&result);
-                cells += 1;
-                if got != expected {
-                    failures.push(format!(
-                        "{} as {:?} ({} {} in {:?}): expected {expected:?}, got {got:?} ({:?})",
-                        rule.method,
-                        column,
-                        caller.org_type,
-                        caller.role,
-                        caller.municipalities,
-                        result.as_ref().err().map(|s| s.message().to_owned())
-                    ));
-                }
-            }
-        }
-    }
-    assert_eq!(
-        cells,
-        POLICIES.iter().map(|p| p.rules.len()).sum::<usize>() * COLUMNS.len()
-    );
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    let setup = matrix::Setup {
+        keys: &fixture.app.keys,
+        service: zvv_signalling::SCHEMA.name(),
+        org: ORG,
+        own: OWN,
+        other: OTHER,
+    };
+    matrix::run(setup, &POLICIES, ROWS, async |method, caller, token| {
+        fixture.call(method, caller, token).await
+    })
+    .await;
 }
