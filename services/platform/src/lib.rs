@@ -10,6 +10,7 @@ pub mod audit;
 pub mod auth;
 pub mod bsn;
 pub mod budget;
+pub mod calendar;
 pub mod client;
 pub mod clock;
 pub mod codes;

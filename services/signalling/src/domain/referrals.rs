@@ -1,7 +1,7 @@
 //! Referrals into human triage: the source's colour is provenance, a triage officer decides
 //! with a rationale, and YELLOW and above that wait past their deadline are reported overdue.
 
-use chrono::{DateTime, Datelike, NaiveDate, Utc, Weekday};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -94,18 +94,8 @@ impl Referral {
     }
 }
 
-/// `days` working days (Monday to Friday) after `from`.
-pub fn add_working_days(from: NaiveDate, days: u32) -> NaiveDate {
-    let mut date = from;
-    let mut left = days;
-    while left > 0 {
-        date = date.succ_opt().unwrap_or(NaiveDate::MAX);
-        if !matches!(date.weekday(), Weekday::Sat | Weekday::Sun) {
-            left -= 1;
-        }
-    }
-    date
-}
+/// `days` working days (Monday to Friday) after `from` (the platform's calendar).
+pub use zvv_platform::calendar::add_working_days;
 
 /// A source instrument name: 1-64 characters of letters, digits, space, `-`, `_`, `.`.
 pub fn parse_instrument(value: &str) -> Result<String, &'static str> {
@@ -141,20 +131,6 @@ pub fn parse_rationale(value: &str) -> Result<String, &'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn d(s: &str) -> NaiveDate {
-        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
-    }
-
-    #[test]
-    fn working_days_skip_weekends() {
-        // Monday 2026-06-15 + 5 working days = Monday 2026-06-22
-        assert_eq!(add_working_days(d("2026-06-15"), 5), d("2026-06-22"));
-        // Friday + 1 = Monday
-        assert_eq!(add_working_days(d("2026-06-19"), 1), d("2026-06-22"));
-        // Saturday + 1 = Monday
-        assert_eq!(add_working_days(d("2026-06-20"), 1), d("2026-06-22"));
-    }
 
     #[test]
     fn levels_and_inputs() {

@@ -1,0 +1,4 @@
+//! Pure rules of reintegration (no tonic, no sqlx).
+
+pub mod episode;
+pub mod policy;
