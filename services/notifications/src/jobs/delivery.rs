@@ -251,41 +251,28 @@ impl<S: DeliveryStore, W: Webhooks, K: Sinks> Worker<S, W, K> {
     }
 }
 
-/// Runs the worker loops until dropped: a round at every poll interval, at once when `wake` is
-/// notified (after a Publish commits), and again straight away while rounds find work.
+/// Runs the worker loops until dropped: a round at every poll interval and at once when `wake`
+/// is notified (after a Publish commits), each round draining what is due batch by batch.
 pub fn start<S: DeliveryStore, W: Webhooks, K: Sinks>(
     worker: Worker<S, W, K>,
     wake: Arc<Notify>,
 ) -> Vec<zvv_platform::jobs::Job> {
     let worker = Arc::new(worker);
     (0..worker.settings.workers.max(1))
-        .map(|_| start_loop(worker.clone(), wake.clone()))
-        .collect()
-}
-
-fn start_loop<S: DeliveryStore, W: Webhooks, K: Sinks>(
-    worker: Arc<Worker<S, W, K>>,
-    wake: Arc<Notify>,
-) -> zvv_platform::jobs::Job {
-    zvv_platform::jobs::every(
-        "notifications.deliveries",
-        worker.settings.poll_interval,
-        move || {
+        .map(|_| {
             let worker = worker.clone();
-            let wake = wake.clone();
-            async move {
-                let mut total = 0usize;
-                loop {
-                    let n = worker.run_once().await?;
-                    total += n;
-                    if n < worker.settings.batch as usize {
-                        break;
+            zvv_platform::jobs::every_or_woken(
+                "notifications.deliveries",
+                worker.settings.poll_interval,
+                wake.clone(),
+                move || {
+                    let worker = worker.clone();
+                    async move {
+                        while worker.run_once().await? == worker.settings.batch as usize {}
+                        Ok::<(), ApiError>(())
                     }
-                }
-                // wait for a wake-up or the next tick, whichever comes first
-                let _ = tokio::time::timeout(worker.settings.poll_interval, wake.notified()).await;
-                Ok::<usize, ApiError>(total).map(|_| ())
-            }
-        },
-    )
+                },
+            )
+        })
+        .collect()
 }
