@@ -193,6 +193,23 @@ impl ContinuityPolicy {
             policy_version: v,
         };
 
+        // a condition whose one action falls before the release, or on the release day after a
+        // short stay
+        let before_or_at_release =
+            |condition,
+             (short_action, short_rule): (&'static str, &'static str),
+             (action, due_on, rule): (&'static str, Option<NaiveDate>, &'static str)| {
+                PlannedCondition {
+                    condition,
+                    status: ConditionStatus::Unknown,
+                    actions: vec![if short {
+                        due(short_action, release, short_rule)
+                    } else {
+                        due(action, due_on, rule)
+                    }],
+                }
+            };
+
         let mut plan = Vec::new();
         // INCOME: social assistance stops by law during detention
         plan.push(PlannedCondition {
@@ -291,47 +308,35 @@ impl ContinuityPolicy {
             }
         });
         // IDENTITY_DOCUMENT: a valid ID before release (about 15 % leave without one)
-        plan.push(PlannedCondition {
-            condition: Condition::IdentityDocument,
-            status: ConditionStatus::Unknown,
-            actions: vec![if short {
-                due("VALID_ID_ON_RELEASE", release, "identity.short-stay")
-            } else {
-                due(
-                    "VALID_ID",
-                    before_release(self.id_before_release_days),
-                    "identity.before-release",
-                )
-            }],
-        });
+        plan.push(before_or_at_release(
+            Condition::IdentityDocument,
+            ("VALID_ID_ON_RELEASE", "identity.short-stay"),
+            (
+                "VALID_ID",
+                before_release(self.id_before_release_days),
+                "identity.before-release",
+            ),
+        ));
         // CARE_PLAN: handed over to the neighbourhood team before release
-        plan.push(PlannedCondition {
-            condition: Condition::CarePlan,
-            status: ConditionStatus::Unknown,
-            actions: vec![if short {
-                due("HAND_OVER_ON_RELEASE", release, "care-plan.short-stay")
-            } else {
-                due(
-                    "HAND_OVER_TO_NEIGHBOURHOOD_TEAM",
-                    before_release_wd(self.care_plan_before_release_working_days),
-                    "care-plan.before-release",
-                )
-            }],
-        });
+        plan.push(before_or_at_release(
+            Condition::CarePlan,
+            ("HAND_OVER_ON_RELEASE", "care-plan.short-stay"),
+            (
+                "HAND_OVER_TO_NEIGHBOURHOOD_TEAM",
+                before_release_wd(self.care_plan_before_release_working_days),
+                "care-plan.before-release",
+            ),
+        ));
         // DEBTS: screened, help arranged before release
-        plan.push(PlannedCondition {
-            condition: Condition::Debts,
-            status: ConditionStatus::Unknown,
-            actions: vec![if short {
-                due("CHECK_DEBTS_ON_RELEASE", release, "debts.short-stay")
-            } else {
-                due(
-                    "SCREEN_DEBTS",
-                    before_release(self.debts_before_release_days),
-                    "debts.before-release",
-                )
-            }],
-        });
+        plan.push(before_or_at_release(
+            Condition::Debts,
+            ("CHECK_DEBTS_ON_RELEASE", "debts.short-stay"),
+            (
+                "SCREEN_DEBTS",
+                before_release(self.debts_before_release_days),
+                "debts.before-release",
+            ),
+        ));
         // CARE_FOR_DEPENDANTS: children or others at home, checked at once
         plan.push(PlannedCondition {
             condition: Condition::CareForDependants,
@@ -344,19 +349,15 @@ impl ContinuityPolicy {
         });
         // EDUCATION: a school place after a youth stay
         if facts.institution_type == InstitutionType::Jji {
-            plan.push(PlannedCondition {
-                condition: Condition::Education,
-                status: ConditionStatus::Unknown,
-                actions: vec![if short {
-                    due("SCHOOL_PLACE_ON_RELEASE", release, "education.short-stay")
-                } else {
-                    due(
-                        "SCHOOL_PLACE",
-                        before_release(self.education_before_release_days),
-                        "education.before-release",
-                    )
-                }],
-            });
+            plan.push(before_or_at_release(
+                Condition::Education,
+                ("SCHOOL_PLACE_ON_RELEASE", "education.short-stay"),
+                (
+                    "SCHOOL_PLACE",
+                    before_release(self.education_before_release_days),
+                    "education.before-release",
+                ),
+            ));
         }
         plan
     }
