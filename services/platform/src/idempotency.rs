@@ -4,9 +4,9 @@
 //! concurrent retries cannot both do the work. A stored response can hold personal data, so keys
 //! are kept only for a retention period and then purged by [`purge`].
 
-use sqlx::{PgConnection, Row};
+use sqlx::{PgConnection, PgPool, Row};
 
-use crate::{db::Schema, error::ApiError};
+use crate::{db::Schema, error::ApiError, keys};
 
 /// Checks a `request_id` field: 1-128 visible ASCII characters.
 pub fn check_request_id(field: &str, request_id: &str) -> Result<(), ApiError> {
@@ -103,6 +103,71 @@ impl FingerprintKey {
     pub fn fingerprint(&self, rpc: &str, canonical: &str) -> Vec<u8> {
         use secrecy::ExposeSecret;
         crate::bsn::keyed_hmac(self.0.expose_secret(), rpc, canonical.as_bytes())
+    }
+}
+
+/// The purpose under which a request fingerprint key is recorded in the key records.
+pub const FINGERPRINT_PURPOSE: &str = "request-fingerprint";
+/// The id of the request fingerprint key in the key records (its key file holds no id: the key
+/// is not rotated, a different key under this id is refused).
+pub const FINGERPRINT_KEY_ID: &str = "fingerprint-1";
+
+/// The fingerprint key as the key records name it: purpose, id and check value (never the key).
+pub fn fingerprint_key_record(fingerprints: &FingerprintKey) -> keys::ConfiguredKey {
+    keys::ConfiguredKey {
+        purpose: FINGERPRINT_PURPOSE,
+        key_id: FINGERPRINT_KEY_ID.to_owned(),
+        // HMAC under the key of the check text and a zero byte, as for every other key
+        check: fingerprints.fingerprint(keys::CHECK_CONTEXT, ""),
+    }
+}
+
+/// Checks the request fingerprint key of `service` against the one recorded in
+/// `{schema}.service_keys` (recording it on first start); refuses another key. Run it before
+/// serving (after the migrations).
+pub async fn check_fingerprint_key(
+    pool: &PgPool,
+    schema: Schema,
+    service: &str,
+    fingerprints: &FingerprintKey,
+) -> Result<(), keys::KeyCheckError> {
+    keys::check(
+        pool,
+        schema,
+        service,
+        &[fingerprint_key_record(fingerprints)],
+        &IdempotencyKeys(schema),
+        keys::Mode::Record,
+    )
+    .await
+    .map(drop)
+}
+
+/// What a schema's data tells the key check of its fingerprint key: the key protects the stored
+/// idempotency keys only (purged after the retention period), and their fingerprints cannot be
+/// recomputed to check a key against them.
+struct IdempotencyKeys(Schema);
+
+impl keys::ServiceData for IdempotencyKeys {
+    fn probe<'a>(
+        &'a self,
+        conn: &'a mut PgConnection,
+    ) -> keys::BoxFuture<'a, Result<keys::Existing, sqlx::Error>> {
+        Box::pin(async move {
+            let stored: i64 =
+                sqlx::query_scalar(self.0.sql("SELECT count(*) FROM {schema}.idempotency"))
+                    .fetch_one(conn)
+                    .await?;
+            Ok(if stored == 0 {
+                keys::Existing::Empty
+            } else {
+                // a wrong key makes retries of these requests fail as reused request ids until
+                // they are purged; it loses no data and duplicates nothing
+                keys::Existing::Unverifiable(format!(
+                    "{stored} stored idempotency keys carry fingerprints that cannot be recomputed"
+                ))
+            })
+        })
     }
 }
 
@@ -236,6 +301,26 @@ mod tests {
         let err = FingerprintKey::from_base64("c2VjcmV0").unwrap_err();
         assert!(!err.contains("c2VjcmV0"), "{err}");
         assert!(FingerprintKey::from_base64("not base64!").is_err());
+    }
+
+    #[test]
+    fn the_fingerprint_key_record_carries_a_check_value_not_the_key() {
+        let text = FingerprintKey::generate_base64();
+        let a = FingerprintKey::from_base64(&text).unwrap();
+        let record = fingerprint_key_record(&a);
+        assert_eq!(record.purpose, FINGERPRINT_PURPOSE);
+        assert_eq!(record.key_id, FINGERPRINT_KEY_ID);
+        assert_eq!(
+            record,
+            fingerprint_key_record(&FingerprintKey::from_base64(&text).unwrap())
+        );
+        let other = FingerprintKey::from_base64(&FingerprintKey::generate_base64()).unwrap();
+        assert_ne!(record.check, fingerprint_key_record(&other).check);
+        // the check value of every other key: the HMAC under the key of the check text
+        use base64::{Engine, engine::general_purpose::STANDARD};
+        let key = STANDARD.decode(text.trim()).unwrap();
+        assert_eq!(record.check, keys::check_value(&key));
+        assert_ne!(record.check, key);
     }
 
     #[test]

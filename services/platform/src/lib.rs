@@ -1,7 +1,8 @@
 //! What every zvv service shares: typed configuration, telemetry, the gRPC server frame (health,
 //! reflection, limits, graceful shutdown), one error table, the database with a schema per service,
 //! authentication and authorization, the hash-chained audit log, the outbox with its relay to
-//! notifications, the event sink, ids, the clock and the BSN type with its vault.
+//! notifications, the event sink, the intake client, ids, the clock and the BSN type with its
+//! vault.
 //!
 //! Each module does one job; services compose them, they never fork them.
 
@@ -19,6 +20,7 @@ pub mod db;
 pub mod error;
 pub mod idempotency;
 pub mod ids;
+pub mod intake;
 pub mod jobs;
 pub mod keys;
 pub mod layer;

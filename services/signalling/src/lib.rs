@@ -85,47 +85,11 @@ pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
     zvv_platform::db::migrate(pool, SCHEMA, sqlx::migrate!("./migrations")).await
 }
 
-/// The purpose under which the request fingerprint key is recorded.
-pub const FINGERPRINT_PURPOSE: &str = "request-fingerprint";
-/// The id of the request fingerprint key in the key records (its key file holds no id: the key
-/// is not rotated, a different key under this id is refused).
-pub const FINGERPRINT_KEY_ID: &str = "fingerprint-1";
-
-/// What signalling's data tells the key check: the fingerprint key protects the stored
-/// idempotency keys only (purged after the retention period), and their fingerprints cannot be
-/// recomputed to check a key against them.
-struct IdempotencyKeys;
-
-impl zvv_platform::keys::ServiceData for IdempotencyKeys {
-    fn probe<'a>(
-        &'a self,
-        conn: &'a mut sqlx::PgConnection,
-    ) -> zvv_platform::keys::BoxFuture<'a, Result<zvv_platform::keys::Existing, sqlx::Error>> {
-        Box::pin(async move {
-            let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM signalling.idempotency")
-                .fetch_one(conn)
-                .await?;
-            Ok(if stored == 0 {
-                zvv_platform::keys::Existing::Empty
-            } else {
-                // a wrong key makes retries of these requests fail as reused request ids until
-                // they are purged; it loses no data and duplicates nothing
-                zvv_platform::keys::Existing::Unverifiable(format!(
-                    "{stored} stored idempotency keys carry fingerprints that cannot be recomputed"
-                ))
-            })
-        })
-    }
-}
+pub use zvv_platform::idempotency::{FINGERPRINT_KEY_ID, FINGERPRINT_PURPOSE};
 
 /// The fingerprint key as the key records name it: purpose, id and check value (never the key).
 pub fn configured_key(fingerprints: &FingerprintKey) -> zvv_platform::keys::ConfiguredKey {
-    zvv_platform::keys::ConfiguredKey {
-        purpose: FINGERPRINT_PURPOSE,
-        key_id: FINGERPRINT_KEY_ID.to_owned(),
-        // HMAC under the key of the check text and a zero byte, as for every other key
-        check: fingerprints.fingerprint(zvv_platform::keys::CHECK_CONTEXT, ""),
-    }
+    zvv_platform::idempotency::fingerprint_key_record(fingerprints)
 }
 
 /// Checks the request fingerprint key against the one recorded in `signalling.service_keys`
@@ -135,16 +99,7 @@ pub async fn check_keys(
     pool: &PgPool,
     fingerprints: &FingerprintKey,
 ) -> Result<(), zvv_platform::keys::KeyCheckError> {
-    zvv_platform::keys::check(
-        pool,
-        SCHEMA,
-        "signalling",
-        &[configured_key(fingerprints)],
-        &IdempotencyKeys,
-        zvv_platform::keys::Mode::Record,
-    )
-    .await
-    .map(drop)
+    zvv_platform::idempotency::check_fingerprint_key(pool, SCHEMA, "signalling", fingerprints).await
 }
 
 /// Serves SignalService, ReferralService and the EventSink on `listener` until `shutdown`

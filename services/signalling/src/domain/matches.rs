@@ -63,12 +63,9 @@ pub struct Match {
     pub updated_at: DateTime<Utc>,
 }
 
-/// A parent (or guardian) and all of their children: the anchor of a family match.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Family {
-    pub parent: Uuid,
-    pub children: Vec<Uuid>,
-}
+/// A parent (or guardian) and all of their children, as intake relates them: the anchor of a
+/// family match.
+pub use zvv_platform::intake::Family;
 
 /// A signal as the match rule sees it: whose it is and about whom.
 #[derive(Debug, Clone, PartialEq, Eq)]

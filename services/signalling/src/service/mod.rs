@@ -13,57 +13,18 @@ use chrono::NaiveDate;
 use uuid::Uuid;
 use zvv_platform::{
     audit::CallContext,
-    bsn::Bsn,
     error::{ApiError, Violations},
     idempotency::{self, FingerprintKey, Key},
-    ids::parse_id,
     paging,
 };
 
-use crate::{
-    clients::SubjectRef,
-    domain::{Contact, parse_contact_name, parse_email, parse_phone},
-};
+use crate::domain::{Contact, parse_contact_name, parse_email, parse_phone};
 
 pub use events::{EventLogic, SUBSCRIBED};
 pub use referrals::{ReferralLogic, SubmitInput};
 pub use signals::{RegisterInput, SignalLogic, SignalSettings};
-
 /// How the request names the child, unchecked.
-#[derive(Clone)]
-pub enum SubjectInput {
-    Bsn(String),
-    SubjectId(String),
-    Missing,
-}
-
-impl std::fmt::Debug for SubjectInput {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Bsn(_) => f.write_str("Bsn(<redacted>)"),
-            Self::SubjectId(id) => write!(f, "SubjectId({id})"),
-            Self::Missing => f.write_str("Missing"),
-        }
-    }
-}
-
-impl SubjectInput {
-    /// The subject, or a violation naming `bsn`, `subject_id` or `subject`.
-    fn parse(&self, v: &mut Violations) -> Option<SubjectRef> {
-        match self {
-            Self::Bsn(b) => v
-                .check("bsn", Bsn::parse(b).map_err(|e| e.to_string()))
-                .map(SubjectRef::Bsn),
-            Self::SubjectId(id) => v
-                .take("subject_id", parse_id("subject_id", id))
-                .map(SubjectRef::Id),
-            Self::Missing => {
-                v.add("subject", "a bsn or a subject_id is required");
-                None
-            }
-        }
-    }
-}
+pub use zvv_platform::intake::SubjectInput;
 
 /// A page of results and the cursor of the next one.
 #[derive(Debug)]
