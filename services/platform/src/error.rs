@@ -282,6 +282,13 @@ impl Violations {
     }
 }
 
+/// The value of a checked request once its violations are empty: the violations as
+/// INVALID_ARGUMENT, else the value (an internal error if a check passed without one).
+pub fn checked<T>(v: Violations, value: Option<T>) -> Result<T, ApiError> {
+    v.into_result()?;
+    value.ok_or_else(|| ApiError::internal("validation passed with a missing field"))
+}
+
 /// At most this many field violations go into one status; a note counts the rest.
 pub const MAX_VIOLATIONS: usize = 10;
 /// Field paths in a status are cut to this many characters.

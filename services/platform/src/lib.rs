@@ -1,8 +1,9 @@
 //! What every zvv service shares: typed configuration, telemetry, the gRPC server frame (health,
 //! reflection, limits, graceful shutdown), one error table, the database with a schema per service,
 //! authentication and authorization, the hash-chained audit log, the outbox with its relay to
-//! notifications, the event sink, the intake client, ids, the clock and the BSN type with its
-//! vault.
+//! notifications, the event sink, the intake client, ids, the clock, the BSN type with its
+//! vault, and the checks every service makes of its requests (contacts, dates and periods,
+//! paging).
 //!
 //! Each module does one job; services compose them, they never fork them.
 
@@ -16,6 +17,7 @@ pub mod client;
 pub mod clock;
 pub mod codes;
 pub mod config;
+pub mod contact;
 pub mod db;
 pub mod error;
 pub mod idempotency;

@@ -1,8 +1,9 @@
 //! Page sizes and opaque page tokens for list RPCs (AIP-158).
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use uuid::Uuid;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, Violations, checked};
 
 pub const DEFAULT_PAGE_SIZE: u32 = 50;
 pub const MAX_PAGE_SIZE: u32 = 100;
@@ -70,6 +71,34 @@ pub fn page<T, K>(mut items: Vec<T>, size: u32, key: impl Fn(&T) -> K) -> (Vec<T
     }
 }
 
+/// A page of results of a list ordered by id, and the id after which the next page starts.
+#[derive(Debug)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next: Option<Uuid>,
+}
+
+/// The page size and cursor of a request for a list ordered by id: both checked, violations
+/// named `page_size` and `page_token`.
+pub fn page_request(page_size: i32, page_token: &str) -> Result<(u32, Option<Uuid>), ApiError> {
+    let mut v = Violations::default();
+    let size = v.take("page_size", self::page_size(page_size));
+    let after = v.take("page_token", id_cursor::<1>(page_token));
+    let (size, after) = checked(v, size.zip(after))?;
+    Ok((size, after.map(|[id]| id)))
+}
+
+/// The [`Page`] of `size` items out of `items` fetched with one more than `size`.
+pub fn page_of<T>(items: Vec<T>, size: u32, id: impl Fn(&T) -> Uuid) -> Page<T> {
+    let (items, next) = page(items, size, id);
+    Page { items, next }
+}
+
+/// The page token of the next page of a list ordered by id, empty on the last.
+pub fn next_token(next: Option<Uuid>) -> String {
+    next.map(|id| id_token(&[id])).unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -99,5 +128,26 @@ mod tests {
         assert_eq!((items, next), (vec![1, 2], Some(2)));
         let (items, next) = page(vec![1, 2], 2, |i| *i);
         assert_eq!((items, next), (vec![1, 2], None));
+    }
+
+    #[test]
+    fn id_pages() {
+        let (a, b, c) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        assert_eq!(page_request(0, "").unwrap(), (DEFAULT_PAGE_SIZE, None));
+        assert_eq!(page_request(2, &next_token(Some(a))).unwrap(), (2, Some(a)));
+        match page_request(-1, "***") {
+            Err(ApiError::InvalidArgument(list)) => {
+                let fields: Vec<&str> = list.iter().map(|(f, _)| f.as_str()).collect();
+                assert_eq!(fields, ["page_size", "page_token"]);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(page_request(1, &id_token(&[a, b])).is_err(), "wrong arity");
+        let full = page_of(vec![a, b, c], 2, |id| *id);
+        assert_eq!((full.items, full.next), (vec![a, b], Some(b)));
+        let last = page_of(vec![a], 2, |id| *id);
+        assert_eq!((last.items, last.next), (vec![a], None));
+        assert_eq!(next_token(None), "");
+        assert_eq!(id_cursor::<1>(&next_token(Some(c))).unwrap(), Some([c]));
     }
 }

@@ -32,7 +32,7 @@ use crate::{
     adapter::call_context,
     audit::CallContext,
     db::Schema,
-    error::{ApiError, Violations},
+    error::{ApiError, Violations, checked},
     policy::{Grant, Policy, Rule},
 };
 
@@ -171,9 +171,7 @@ impl ReceivedEvent {
         if e.trace_parent.len() > 55 {
             v.add("event.trace_parent", "must be a W3C traceparent");
         }
-        v.into_result()?;
-        let event_id =
-            event_id.ok_or_else(|| ApiError::internal("validation passed with a missing field"))?;
+        let event_id = checked(v, event_id)?;
         Ok(Self {
             event_id,
             source: e.source,

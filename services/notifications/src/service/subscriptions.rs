@@ -374,19 +374,10 @@ impl<S: SubscriptionStore, K: Sinks> NotificationLogic<S, K> {
         page_size: i32,
         page_token: &str,
     ) -> Result<Page<Subscription>, ApiError> {
-        let mut v = Violations::default();
-        let size = v.take("page_size", paging::page_size(page_size));
-        let after = v.take("page_token", paging::id_cursor::<1>(page_token));
-        v.into_result()?;
+        let (size, after) = paging::page_request(page_size, page_token)?;
         let org = ctx.principal().org;
         self.store
-            .list_subscriptions(
-                ctx,
-                &org,
-                after.flatten().map(|[id]| id),
-                size.unwrap_or(paging::DEFAULT_PAGE_SIZE),
-                self.clock.now(),
-            )
+            .list_subscriptions(ctx, &org, after, size, self.clock.now())
             .await
     }
 

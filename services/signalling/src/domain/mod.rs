@@ -1,13 +1,11 @@
-//! Signalling's domain: signals, contacts, matches (with the one match rule), referrals and
-//! statistics, and the rules on them. Knows neither tonic nor sqlx.
+//! Signalling's domain: signals, matches (with the one match rule), referrals and statistics,
+//! and the rules on them; contacts are the platform's. Knows neither tonic nor sqlx.
 
-pub mod contacts;
 pub mod matches;
 pub mod referrals;
 pub mod signals;
 pub mod statistics;
 
-pub use contacts::{Contact, parse_contact_name, parse_email, parse_phone};
 pub use matches::{
     Coordinator, Family, Match, MatchKind, MatchSignal, MatchStep, after_leaving,
     after_registration, forms_match,
@@ -22,3 +20,4 @@ pub use signals::{
 pub use statistics::{
     AgeBand, MAX_PERIOD_MONTHS, StatisticsCell, StatisticsRow, cells, parse_period,
 };
+pub use zvv_platform::contact::{Contact, parse_contact_name, parse_email, parse_phone};

@@ -3,10 +3,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use chrono::{Datelike, Months, NaiveDate};
+use chrono::NaiveDate;
 use uuid::Uuid;
 
 use super::age_on;
+
+/// The statistics period: whole calendar months that have begun, the same in every service.
+pub use zvv_platform::calendar::{MAX_PERIOD_MONTHS, parse_period};
 
 /// The age bands of the target-group statistics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -80,114 +83,12 @@ pub fn cells(rows: Vec<StatisticsRow>, on: NaiveDate, threshold: u32) -> Vec<Sta
         .collect()
 }
 
-/// The longest statistics period, in months.
-pub const MAX_PERIOD_MONTHS: u32 = 120;
-
-/// A month as `YYYY-MM`: its first day.
-fn parse_month(value: &str) -> Option<NaiveDate> {
-    let (year, month) = value.split_once('-')?;
-    if year.len() != 4
-        || month.len() != 2
-        || !(year.bytes().chain(month.bytes())).all(|b| b.is_ascii_digit())
-    {
-        return None;
-    }
-    NaiveDate::from_ymd_opt(year.parse().ok()?, month.parse().ok()?, 1)
-}
-
-/// The statistics period `from_month`..=`to_month` as (first day, last day): whole calendar
-/// months, each of which has begun on `today`, at most [`MAX_PERIOD_MONTHS`] long. An error
-/// names the field.
-pub fn parse_period(
-    from_month: &str,
-    to_month: &str,
-    today: NaiveDate,
-) -> Result<(NaiveDate, NaiveDate), (&'static str, String)> {
-    let month = |field: &'static str, value: &str| {
-        if value.is_empty() {
-            return Err((field, "is required: a month as YYYY-MM".to_owned()));
-        }
-        let first = parse_month(value).ok_or((field, "must be a month as YYYY-MM".to_owned()))?;
-        if first > today {
-            return Err((field, "must be a month that has begun".to_owned()));
-        }
-        Ok(first)
-    };
-    let from = month("from_month", from_month)?;
-    let to_first = month("to_month", to_month)?;
-    if to_first < from {
-        return Err(("to_month", "must not be before from_month".to_owned()));
-    }
-    let span =
-        (to_first.year() - from.year()) * 12 + to_first.month() as i32 - from.month() as i32 + 1;
-    if span > MAX_PERIOD_MONTHS as i32 {
-        return Err((
-            "to_month",
-            format!("the period must be at most {MAX_PERIOD_MONTHS} months"),
-        ));
-    }
-    let last = to_first
-        .checked_add_months(Months::new(1))
-        .and_then(|d| d.pred_opt())
-        .unwrap_or(NaiveDate::MAX);
-    Ok((from, last))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn d(s: &str) -> NaiveDate {
         NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
-    }
-
-    #[test]
-    fn periods_are_whole_months_that_have_begun() {
-        let today = d("2026-06-15");
-        assert_eq!(
-            parse_period("2026-01", "2026-06", today),
-            Ok((d("2026-01-01"), d("2026-06-30")))
-        );
-        assert_eq!(
-            parse_period("2024-02", "2024-02", today),
-            Ok((d("2024-02-01"), d("2024-02-29")))
-        );
-        assert_eq!(
-            parse_period("2026-07", "2026-07", today).unwrap_err().0,
-            "from_month",
-            "a month that has not begun"
-        );
-        assert_eq!(
-            parse_period("2026-05", "2026-07", today).unwrap_err().0,
-            "to_month"
-        );
-        assert_eq!(
-            parse_period("2026-05", "2026-04", today).unwrap_err().0,
-            "to_month"
-        );
-        for bad in [
-            "2026-6",
-            "2026-13",
-            "2026-00",
-            "26-06",
-            "2026-06-01",
-            "",
-            "2026/06",
-        ] {
-            assert_eq!(
-                parse_period(bad, "2026-06", today).unwrap_err().0,
-                "from_month",
-                "{bad}"
-            );
-        }
-        assert!(
-            parse_period("2016-07", "2026-06", today).is_ok(),
-            "120 months"
-        );
-        assert_eq!(
-            parse_period("2016-06", "2026-06", today).unwrap_err().0,
-            "to_month"
-        );
     }
 
     #[test]

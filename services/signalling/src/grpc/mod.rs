@@ -9,10 +9,7 @@ mod referrals;
 mod signals;
 
 use chrono::NaiveDate;
-use zvv_platform::{
-    adapter::{date_text, timestamp},
-    paging,
-};
+use zvv_platform::adapter::{date_text, timestamp};
 use zvv_proto::signalling::v1 as pb;
 
 use crate::domain::{
@@ -210,9 +207,4 @@ fn referral_pb(r: Referral, today: NaiveDate) -> pb::Referral {
         create_time: Some(timestamp(r.created_at)),
         municipality_code: r.municipality_code,
     }
-}
-
-/// The page token of the next page, empty on the last.
-fn next_token(next: Option<uuid::Uuid>) -> String {
-    next.map(|id| paging::id_token(&[id])).unwrap_or_default()
 }

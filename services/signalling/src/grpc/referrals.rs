@@ -3,10 +3,10 @@
 use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
-use zvv_platform::{adapter::call_context, error::ApiError};
+use zvv_platform::{adapter::call_context, error::ApiError, paging::next_token};
 use zvv_proto::signalling::v1::{self as pb, referral_service_server::ReferralService};
 
-use super::{decision, level, next_token, referral_pb};
+use super::{decision, level, referral_pb};
 use crate::{
     clients::Intake,
     service::{ReferralLogic, SubjectInput, SubmitInput},

@@ -3,14 +3,12 @@
 use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
-use zvv_platform::{adapter::call_context, error::ApiError};
+use zvv_platform::{adapter::call_context, error::ApiError, paging::next_token};
 use zvv_proto::signalling::v1::{
     self as pb, register_signal_request, signal_service_server::SignalService,
 };
 
-use super::{
-    cell_pb, close_reason, contact_from_pb, match_pb, next_token, signal_pb, status_filter,
-};
+use super::{cell_pb, close_reason, contact_from_pb, match_pb, signal_pb, status_filter};
 use crate::{
     clients::Intake,
     service::{RegisterInput, SignalLogic, SubjectInput},

@@ -4,15 +4,14 @@
 use uuid::Uuid;
 use zvv_platform::{
     audit::CallContext,
-    error::{ApiError, Violations},
+    contact::parse_contact,
+    error::{ApiError, Violations, checked},
     idempotency::Key,
     ids::parse_id,
+    paging::{Page, page_of, page_request},
 };
 
-use super::{
-    Page, SignalLogic, check_request_id, checked, not_found, page_of, page_request, parse_contact,
-    request_key,
-};
+use super::{SignalLogic, check_request_id, not_found, request_key};
 use crate::{
     clients::Intake,
     domain::{Contact, Coordinator, Match},

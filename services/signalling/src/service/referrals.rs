@@ -8,17 +8,16 @@ use std::sync::Arc;
 use chrono::{DateTime, NaiveDate, Utc};
 use zvv_platform::{
     audit::CallContext,
+    calendar::optional_past_date,
     clock::SharedClock,
     codes::MunicipalityCode,
-    error::{ApiError, Violations},
+    error::{ApiError, Violations, checked},
     idempotency::FingerprintKey,
     ids::{new_id, parse_id},
+    paging::{Page, page_of, page_request},
 };
 
-use super::{
-    Page, SubjectInput, check_request_id, checked, optional_past_date, page_of, page_request,
-    request_key, unknown_subject,
-};
+use super::{SubjectInput, check_request_id, request_key, unknown_subject};
 use crate::{
     clients::{Intake, Lookup, NewSubjectFacts, SubjectRef},
     domain::{Decision, Level, Referral, add_working_days, parse_instrument, parse_rationale},

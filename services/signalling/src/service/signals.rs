@@ -6,16 +6,16 @@ use std::{collections::HashMap, sync::Arc};
 use chrono::{DateTime, Utc};
 use zvv_platform::{
     audit::CallContext,
+    calendar::optional_past_date,
     clock::SharedClock,
-    error::{ApiError, Violations},
+    contact::parse_contact,
+    error::{ApiError, Violations, checked},
     idempotency::FingerprintKey,
     ids::{new_id, parse_id},
+    paging::{Page, page_of, page_request},
 };
 
-use super::{
-    Page, SubjectInput, check_request_id, checked, not_found, optional_past_date, page_of,
-    page_request, parse_contact, request_key, unknown_subject,
-};
+use super::{SubjectInput, check_request_id, not_found, request_key, unknown_subject};
 use crate::{
     clients::{Intake, Lookup, SubjectRef},
     domain::{

@@ -3,10 +3,10 @@
 use zvv_platform::{
     audit::CallContext,
     codes::MunicipalityCode,
-    error::{ApiError, Violations},
+    error::{ApiError, Violations, checked},
 };
 
-use super::{SignalLogic, checked};
+use super::SignalLogic;
 use crate::{
     clients::Intake,
     domain::{StatisticsCell, cells, parse_period},

@@ -1,8 +1,12 @@
-//! How to reach a professional: the only personal data of a signal besides the subject's id.
+//! A professional to contact: name, phone and e-mail, each checked at the boundary, for every
+//! service that records who to reach about a subject (the professional behind a signal, a
+//! coordinator, a task holder).
 
 use serde::{Deserialize, Serialize};
 
-/// How to reach the professional behind a signal (or the coordinator of a match).
+use crate::error::Violations;
+
+/// How to reach a professional.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Contact {
     pub name: String,
@@ -63,6 +67,27 @@ pub fn parse_email(value: &str) -> Result<String, &'static str> {
     }
 }
 
+/// Checks a contact, naming fields under `prefix` (e.g. `contact.name`); a missing contact is a
+/// violation of `prefix` itself.
+pub fn parse_contact(
+    prefix: &str,
+    contact: Option<&Contact>,
+    v: &mut Violations,
+) -> Option<Contact> {
+    let Some(c) = contact else {
+        v.add(prefix, "is required");
+        return None;
+    };
+    let name = v.check(&format!("{prefix}.name"), parse_contact_name(&c.name));
+    let phone = v.check(&format!("{prefix}.phone"), parse_phone(&c.phone));
+    let email = v.check(&format!("{prefix}.email"), parse_email(&c.email));
+    Some(Contact {
+        name: name?,
+        phone: phone?,
+        email: email?,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,5 +119,49 @@ mod tests {
         }
         assert!(parse_contact_name("Mw. J. de Boer").is_ok());
         assert!(parse_contact_name("a\tb").is_err());
+    }
+
+    #[test]
+    fn contacts_name_their_fields_under_the_prefix() {
+        let good = Contact {
+            name: "Mw. J. de Boer".into(),
+            phone: "+31 20 123 4567".into(),
+            email: "j.deboer@school.nl".into(),
+        };
+        let mut v = Violations::default();
+        assert_eq!(
+            parse_contact("contact", Some(&good), &mut v),
+            Some(good.clone())
+        );
+        assert!(v.is_empty());
+
+        let mut v = Violations::default();
+        assert_eq!(parse_contact("contact", None, &mut v), None);
+        assert_fields(v, &["contact"]);
+
+        let bad = Contact {
+            phone: "call me".into(),
+            email: "nobody".into(),
+            ..good
+        };
+        let mut v = Violations::default();
+        assert_eq!(
+            parse_contact("coordinator.contact", Some(&bad), &mut v),
+            None
+        );
+        assert_fields(
+            v,
+            &["coordinator.contact.phone", "coordinator.contact.email"],
+        );
+    }
+
+    fn assert_fields(v: Violations, fields: &[&str]) {
+        match v.into_result() {
+            Err(crate::error::ApiError::InvalidArgument(list)) => {
+                let got: Vec<&str> = list.iter().map(|(f, _)| f.as_str()).collect();
+                assert_eq!(got, fields);
+            }
+            other => panic!("expected violations of {fields:?}, got {other:?}"),
+        }
     }
 }
