@@ -4,12 +4,13 @@
 use std::{env, fs, path::PathBuf};
 
 /// Messages with a `bsn` field.
-const BSN_MESSAGES: [&str; 5] = [
+const BSN_MESSAGES: [&str; 6] = [
     ".zvv.intake.v1.RegisterSubjectRequest",
     ".zvv.intake.v1.ResolveSubjectRequest",
     ".zvv.intake.v1.GetSubjectContextRequest",
     ".zvv.signalling.v1.RegisterSignalRequest",
     ".zvv.signalling.v1.SubmitReferralRequest",
+    ".zvv.reintegration.v1.RecordDetentionEventRequest",
 ];
 
 /// Messages with a secret (a webhook's Authorization value, a signing secret).

@@ -26,6 +26,7 @@ mod redacted {
         GetSubjectContextRequest, RegisterSubjectRequest, ResolveSubjectRequest,
         get_subject_context_request,
     };
+    use crate::reintegration::v1::{RecordDetentionEventRequest, record_detention_event_request};
     use crate::signalling::v1::{
         RegisterSignalRequest, SubmitReferralRequest, register_signal_request,
         submit_referral_request,
@@ -78,6 +79,30 @@ mod redacted {
                 .field("observed_on", &self.observed_on)
                 .field("municipality_code", &self.municipality_code)
                 .field("birth_date", &HIDDEN)
+                .finish()
+        }
+    }
+
+    impl fmt::Debug for RecordDetentionEventRequest {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            let subject = match &self.subject {
+                Some(record_detention_event_request::Subject::Bsn(_)) => subject_ref(true, None),
+                Some(record_detention_event_request::Subject::SubjectId(id)) => {
+                    subject_ref(false, Some(id))
+                }
+                None => subject_ref(false, None),
+            };
+            f.debug_struct("RecordDetentionEventRequest")
+                .field("request_id", &self.request_id)
+                .field("external_ref", &self.external_ref)
+                .field("subject", &subject)
+                .field("birth_date", &HIDDEN)
+                .field("kind", &self.kind)
+                .field("institution_code", &self.institution_code)
+                .field("institution_type", &self.institution_type)
+                .field("occurred_on", &self.occurred_on)
+                .field("expected_release_on", &self.expected_release_on)
+                .field("municipality_code", &self.municipality_code)
                 .finish()
         }
     }
@@ -162,6 +187,18 @@ mod redacted {
                 ..Default::default()
             };
             assert!(!format!("{r:?}").contains("123456782"));
+            let r = RecordDetentionEventRequest {
+                subject: Some(record_detention_event_request::Subject::Bsn(
+                    "123456782".into(),
+                )),
+                birth_date: "1990-05-04".into(),
+                ..Default::default()
+            };
+            let text = format!("{r:?}");
+            assert!(
+                !text.contains("123456782") && !text.contains("1990-05-04"),
+                "{text}"
+            );
             let r = GetSubjectContextRequest {
                 subject: Some(get_subject_context_request::Subject::Bsn(
                     "123456782".into(),
@@ -182,6 +219,13 @@ pub mod signalling {
     pub mod v1 {
         #![allow(clippy::all, clippy::pedantic, missing_docs)]
         tonic::include_proto!("zvv.signalling.v1");
+    }
+}
+
+pub mod reintegration {
+    pub mod v1 {
+        #![allow(clippy::all, clippy::pedantic, missing_docs)]
+        tonic::include_proto!("zvv.reintegration.v1");
     }
 }
 

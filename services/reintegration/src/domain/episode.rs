@@ -5,6 +5,7 @@
 //! and no event is refused for coming late.
 
 use chrono::{DateTime, NaiveDate, Utc};
+use uuid::Uuid;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum EventKind {
@@ -46,6 +47,14 @@ pub enum InstitutionType {
 }
 
 impl InstitutionType {
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "PI" => Some(Self::Pi),
+            "JJI" => Some(Self::Jji),
+            _ => None,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Pi => "PI",
@@ -81,6 +90,15 @@ pub enum EpisodeStatus {
 }
 
 impl EpisodeStatus {
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "DETAINED" => Some(Self::Detained),
+            "ON_LEAVE" => Some(Self::OnLeave),
+            "RELEASED" => Some(Self::Released),
+            _ => None,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Detained => "DETAINED",
@@ -157,6 +175,56 @@ pub fn fold(events: &[DetentionEvent]) -> Option<Episode> {
         episode.institution_type = e.institution_type;
     }
     Some(episode)
+}
+
+/// A stored episode: what its events make, with who it is about, who is responsible and what
+/// the release recorded.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Detention {
+    pub id: Uuid,
+    pub external_ref: String,
+    pub subject_id: Uuid,
+    pub municipality_code: String,
+    pub status: String,
+    pub began_on: NaiveDate,
+    pub begin_received: bool,
+    pub expected_release_on: Option<NaiveDate>,
+    pub released_on: Option<NaiveDate>,
+    pub institution_code: String,
+    pub institution_type: String,
+    pub leaves: u32,
+    pub policy_version: u32,
+    pub short_stay: bool,
+    pub follow_up_until: Option<NaiveDate>,
+    pub redetained_within_months: Option<u32>,
+    pub ready_at_release: Option<bool>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Detention {
+    /// The release, or the expected release while there is none.
+    pub fn release_on(&self) -> Option<NaiveDate> {
+        self.released_on.or(self.expected_release_on)
+    }
+}
+
+/// Re-detention: the months (12 or 24) within which `began_on` follows the latest earlier
+/// release in `releases`, if it does within 24.
+pub fn redetained_within(releases: &[NaiveDate], began_on: NaiveDate) -> Option<u32> {
+    let latest = releases.iter().filter(|r| **r < began_on).max()?;
+    let within = |months: u32| {
+        latest
+            .checked_add_months(chrono::Months::new(months))
+            .is_some_and(|limit| began_on <= limit)
+    };
+    if within(12) {
+        Some(12)
+    } else if within(24) {
+        Some(24)
+    } else {
+        None
+    }
 }
 
 #[cfg(test)]
@@ -263,5 +331,19 @@ mod tests {
         ] {
             assert_eq!(EventKind::parse(kind.as_str()), Some(kind));
         }
+    }
+
+    #[test]
+    fn re_detention_within_12_or_24_months_of_the_latest_release() {
+        let releases = [d("2024-01-10"), d("2025-03-01")];
+        assert_eq!(redetained_within(&releases, d("2026-03-01")), Some(12));
+        assert_eq!(redetained_within(&releases, d("2026-03-02")), Some(24));
+        assert_eq!(redetained_within(&releases, d("2027-03-02")), None);
+        assert_eq!(
+            redetained_within(&releases, d("2025-02-01")),
+            Some(24),
+            "only releases before the start count"
+        );
+        assert_eq!(redetained_within(&[], d("2026-01-01")), None);
     }
 }

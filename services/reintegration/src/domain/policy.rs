@@ -12,7 +12,9 @@ use zvv_platform::calendar::{add_working_days, subtract_working_days};
 
 use super::episode::InstitutionType;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum Condition {
     IdentityDocument,
     Housing,
@@ -39,6 +41,10 @@ impl Condition {
         Self::Education,
     ];
 
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == text)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::IdentityDocument => "IDENTITY_DOCUMENT",
@@ -54,7 +60,7 @@ impl Condition {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ConditionStatus {
     Unknown,
     InPlace,
@@ -66,6 +72,25 @@ pub enum ConditionStatus {
 }
 
 impl ConditionStatus {
+    pub const ALL: [ConditionStatus; 7] = [
+        Self::Unknown,
+        Self::InPlace,
+        Self::AtRisk,
+        Self::Suspended,
+        Self::Arranged,
+        Self::Lapsed,
+        Self::NotApplicable,
+    ];
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == text)
+    }
+
+    /// In place, arranged or not applicable: ready for release, and nothing left to warn about.
+    pub fn is_settled(self) -> bool {
+        matches!(self, Self::InPlace | Self::Arranged | Self::NotApplicable)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Unknown => "UNKNOWN",
@@ -79,8 +104,10 @@ impl ConditionStatus {
     }
 }
 
-/// The numbers of one version of the policy.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The numbers of one version of the policy. Stored with its version when a plan first uses it,
+/// so that a plan is computed again (new dates after a changed release) with its own version.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ContinuityPolicy {
     pub version: u32,
     /// A stay of at most this many days gets the short-stay variant.
