@@ -109,16 +109,18 @@ impl<S: PlanStore + StatisticsStore> ContinuityLogic<S> {
         if input.reason_invalid {
             v.add("reason_code", "is not a due date reason");
         }
-        match (due_on, input.reason) {
-            (Some(_), None) if !input.reason_invalid => v.add(
+        // the rules below look at what was given, so that a malformed date is named once
+        let due_given = !input.due_on.is_empty();
+        match (due_given, input.reason) {
+            (true, None) if !input.reason_invalid => v.add(
                 "reason_code",
                 "is required when due_on is moved: AUTHORITY_TERM, RELEASE_DATE_CHANGED, \
                  PARTNER_AGREEMENT, PERSON_UNAVAILABLE or AWAITING_DOCUMENT",
             ),
-            (None, Some(_)) => v.add("reason_code", "is given only with due_on"),
+            (false, Some(_)) => v.add("reason_code", "is given only with due_on"),
             _ => {}
         }
-        if input.status.is_none() && due_on.is_none() && !input.status_invalid {
+        if input.status.is_none() && !due_given && !input.status_invalid {
             v.add("status", "or due_on is required: nothing to update");
         }
         let action = if input.action.is_empty() {
@@ -134,7 +136,7 @@ impl<S: PlanStore + StatisticsStore> ContinuityLogic<S> {
             v.add("action", "must be an action code such as VALID_ID");
             None
         };
-        if action.is_some() && due_on.is_none() {
+        if !input.action.is_empty() && !due_given {
             v.add("action", "is given only with due_on");
         }
         let id = checked(v, id)?;

@@ -7,7 +7,7 @@ use std::{
     time::Duration,
 };
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 use sqlx::PgPool;
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
@@ -41,7 +41,6 @@ pub type Continuity = ContinuityServiceClient<InterceptedService<Channel, Outgoi
 
 /// The instant the clock stands at when a test starts (a Monday).
 pub const NOW: &str = "2026-06-15T10:00:00Z";
-pub const TODAY: &str = "2026-06-15";
 /// The responsible municipality of the tests' episodes (Tilburg) and another (Breda).
 pub const TILBURG: &str = "GM0855";
 pub const BREDA: &str = "GM0758";
@@ -149,6 +148,8 @@ pub struct TestApp {
     pub replica_pool: PgPool,
     pub keys: TestKeys,
     pub clock: ManualClock,
+    /// Servers of another release of the service on the same database (see [`Self::serve`]).
+    others: Vec<Server>,
     pub shared_clock: SharedClock,
     #[allow(dead_code)]
     pub db: TestDb,
@@ -275,7 +276,86 @@ impl TestApp {
             db,
             intake,
             reintegration,
+            others: Vec::new(),
         }
+    }
+
+    /// Starts another reintegration server on the same database with `options` (another release
+    /// of the service, e.g. with a new continuity policy, which it records first); returns its
+    /// address.
+    pub async fn serve(&mut self, options: Options) -> String {
+        zvv_reintegration::record_policy(&self.runtime_pool, &options.policy, &self.shared_clock)
+            .await
+            .expect("the new policy is recorded");
+        let intake_client = SubjectServiceClient::new(
+            zvv_platform::client::channel(
+                &self.intake_url,
+                TokenSource::Static(SecretString::from(
+                    self.keys
+                        .service_token(REINTEGRATION_ORG, zvv_intake::SCHEMA.name()),
+                )),
+            )
+            .expect("intake channel"),
+        );
+        let deps = zvv_reintegration::Deps {
+            pool: self.replica_pool.clone(),
+            verifier: self
+                .keys
+                .verifier(zvv_reintegration::SCHEMA.name())
+                .expect("verifier"),
+            clock: self.shared_clock.clone(),
+            settings: ServerSettings::default(),
+            intake: intake_client,
+            logic: Settings {
+                policy: options.policy,
+                follow_up_months: zvv_reintegration::DEFAULT_FOLLOW_UP_MONTHS,
+                statistics_threshold: options.statistics_threshold,
+            },
+            jobs: JobSettings {
+                monitor_interval: Duration::from_secs(3600),
+                warn_working_days: zvv_reintegration::DEFAULT_WARN_WORKING_DAYS,
+                retention_months: zvv_reintegration::DEFAULT_RETENTION_MONTHS,
+                idempotency_retention: chrono::Duration::hours(24),
+            },
+            fingerprints: self.keys.fingerprints().expect("fingerprint key"),
+            relay: None,
+        };
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let (tx, rx) = oneshot::channel::<()>();
+        self.others.push(Server {
+            shutdown: Some(tx),
+            task: Some(tokio::spawn(zvv_reintegration::serve(
+                deps,
+                listener,
+                async move {
+                    let _ = rx.await;
+                },
+            ))),
+        });
+        url
+    }
+
+    /// A DetentionService client of the server at `url` for `who`.
+    pub fn detentions_at(&self, url: &str, who: Who) -> Detentions {
+        DetentionServiceClient::new(
+            zvv_platform::client::channel(
+                url,
+                TokenSource::Static(SecretString::from(self.token(who))),
+            )
+            .expect("channel"),
+        )
+    }
+
+    /// A ContinuityService client of the server at `url` for `who`.
+    pub fn continuity_at(&self, url: &str, who: Who) -> Continuity {
+        ContinuityServiceClient::new(
+            zvv_platform::client::channel(
+                url,
+                TokenSource::Static(SecretString::from(self.token(who))),
+            )
+            .expect("channel"),
+        )
     }
 
     pub fn token(&self, who: Who) -> String {
@@ -396,7 +476,7 @@ impl TestApp {
     /// The outbox events of `event_type`, oldest first.
     pub async fn events(&self, event_type: &str) -> Vec<OutboxEvent> {
         sqlx::query_as::<_, OutboxEvent>(
-            "SELECT event_type, ids, codes, audience_organisations, audience_municipalities \
+            "SELECT ids, codes, audience_organisations, audience_municipalities \
              FROM reintegration.outbox WHERE event_type = $1 ORDER BY occurred_at, event_id",
         )
         .bind(event_type)
@@ -415,7 +495,7 @@ impl TestApp {
     /// reintegration's audit records in order.
     pub async fn audit_rows(&self) -> Vec<AuditRow> {
         sqlx::query_as::<_, AuditRow>(
-            "SELECT seq, action, result, actor_org, object_ids FROM reintegration.audit_log \
+            "SELECT action, result, actor_org, object_ids FROM reintegration.audit_log \
              ORDER BY seq",
         )
         .fetch_all(&self.pool)
@@ -428,13 +508,15 @@ impl Drop for TestApp {
     fn drop(&mut self) {
         self.reintegration.signal();
         self.intake.signal();
+        for other in &mut self.others {
+            other.signal();
+        }
         let _ = (self.reintegration.task.take(), self.intake.task.take());
     }
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct OutboxEvent {
-    pub event_type: String,
     pub ids: serde_json::Value,
     pub codes: serde_json::Value,
     pub audience_organisations: Vec<String>,
@@ -453,7 +535,6 @@ impl OutboxEvent {
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct AuditRow {
-    pub seq: i64,
     pub action: String,
     pub result: String,
     pub actor_org: String,
@@ -464,10 +545,6 @@ pub fn now() -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(NOW)
         .expect("NOW is RFC 3339")
         .with_timezone(&Utc)
-}
-
-pub fn date(s: &str) -> NaiveDate {
-    NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap_or_else(|e| panic!("{s}: {e}"))
 }
 
 pub fn request_id() -> String {

@@ -4,11 +4,11 @@
 
 mod helpers;
 
-// mod events;
-// mod jurisdiction;
+mod events;
+mod jurisdiction;
 mod lifecycle;
-// mod matrix;
-// mod policy;
-// mod retention;
-// mod statistics;
-// mod validation;
+mod matrix;
+mod policy;
+mod retention;
+mod statistics;
+mod validation;

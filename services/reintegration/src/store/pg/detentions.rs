@@ -94,8 +94,8 @@ pub struct PgRecording {
 }
 
 impl PgRecording {
-    /// The episode of `event.external_ref`, created (with its plan, by `policy`) when new;
-    /// `None` when it is another person's.
+    /// The episode of `event.external_ref`, created when new (its plan follows once the
+    /// event is folded in); the refusal when it is another person's or has no municipality.
     async fn episode(
         tx: &mut Tx,
         event: &NewEvent,
@@ -166,7 +166,6 @@ impl PgRecording {
         .bind(now)
         .execute(&mut **tx)
         .await?;
-        plans::insert_plan(tx, d.id, &policy.plan(&facts_of(&d)), now).await?;
         Ok(Ok((d, true)))
     }
 
@@ -361,7 +360,10 @@ impl Recording for PgRecording {
             policy_of(&mut tx, d.policy_version).await?
         };
         d.short_stay = is_short(&plan_policy, &d);
-        if !created && facts_of(&before) != facts_of(&d) {
+        if created {
+            // the plan of what all events say so far (the first may be any kind)
+            plans::insert_plan(&mut tx, d.id, &plan_policy.plan(&facts_of(&d)), now).await?;
+        } else if facts_of(&before) != facts_of(&d) {
             plans::recompute(&mut tx, d.id, &plan_policy.plan(&facts_of(&d)), now).await?;
         }
         if created || before.began_on != d.began_on {
