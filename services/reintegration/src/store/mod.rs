@@ -269,7 +269,8 @@ pub struct RetentionReport {
 
 pub trait JobStore: Send + Sync + 'static {
     /// Gives the warnings due `today` (each once, by [`crate::domain::warning_due`]) as outbox
-    /// events; a missed action makes its condition LAPSED. Claims its rows with `FOR UPDATE
+    /// events; a missed action makes its condition LAPSED. An episode whose follow-up has ended
+    /// is no longer watched. Claims its rows with `FOR UPDATE
     /// SKIP LOCKED`, so every replica may run it. Each batch is audited (`job`) with the ids of
     /// the actions warned about.
     fn run_deadline_monitor(

@@ -316,3 +316,50 @@ async fn a_later_expected_release_moves_the_open_dates_and_warns_again() {
     assert!(!restart.warned, "a new date gets its own warning");
     assert_eq!(restart.policy_version, 1, "the plan keeps its version");
 }
+
+#[tokio::test]
+async fn the_follow_up_watches_the_open_conditions_until_it_ends() {
+    let app = TestApp::spawn().await;
+    let bsn = valid_bsn(6);
+    let d = app
+        .record(begin("DJI-FOLLOW", &bsn, "2026-05-04", "2026-06-12"))
+        .await
+        .detention
+        .expect("detention");
+    app.record(end("DJI-FOLLOW", &bsn, "2026-06-12")).await;
+    // an action moved past the release is still warned in the follow-up
+    let plan = app.plan(TILBURG_DESK, &d.detention_id).await;
+    let debts = condition(&plan, pb::ConditionKind::Debts)
+        .condition_id
+        .clone();
+    for due_on in ["2026-09-01", "2027-01-04"] {
+        let mut update = pb::UpdateConditionRequest {
+            request_id: request_id(),
+            condition_id: debts.clone(),
+            due_on: due_on.into(),
+            reason_code: pb::DueDateReason::PartnerAgreement as i32,
+            ..Default::default()
+        };
+        if due_on == "2027-01-04" {
+            // the second date is for the housing condition: the follow-up ends on 12 December
+            update.condition_id = condition(&plan, pb::ConditionKind::Housing)
+                .condition_id
+                .clone();
+        }
+        app.continuity(TILBURG_DESK)
+            .update_condition(update)
+            .await
+            .expect("moved");
+    }
+    app.monitor().await;
+    app.set_day("2026-09-02");
+    let report = app.monitor().await;
+    assert_eq!(report.missed, 1, "{report:?}: debts, in the follow-up");
+    app.set_day("2027-01-05");
+    let report = app.monitor().await;
+    assert_eq!(
+        (report.upcoming, report.missed),
+        (0, 0),
+        "the follow-up ended on 2026-12-12"
+    );
+}

@@ -5,6 +5,7 @@
 mod helpers;
 
 mod events;
+mod idempotency;
 mod jurisdiction;
 mod lifecycle;
 mod matrix;

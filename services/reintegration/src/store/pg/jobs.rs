@@ -49,6 +49,7 @@ impl JobStore for PgStore {
                    AND t.status = 'ASSIGNED' \
                  WHERE a.done_on IS NULL AND a.missed_at IS NULL AND a.due_on IS NOT NULL \
                    AND c.status NOT IN ('IN_PLACE', 'ARRANGED', 'NOT_APPLICABLE') \
+                   AND (d.follow_up_until IS NULL OR d.follow_up_until >= $1) \
                    AND (a.due_on < $1 OR (a.warned_at IS NULL AND a.due_on <= $2)) \
                    AND (a.due_on, a.action_id) > ($3, $4) \
                  ORDER BY a.due_on, a.action_id LIMIT $5 FOR UPDATE OF a SKIP LOCKED",
