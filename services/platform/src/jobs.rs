@@ -29,10 +29,45 @@ where
     every_or_woken(name, interval, Arc::new(Notify::new()), run)
 }
 
+/// Like [`every`], but the first run is one interval after the start: for a job whose work is
+/// driven by the clock (a deadline monitor), so that a replica that has just started does not
+/// run it before its first interval, and tests on a moved clock run it themselves.
+pub fn every_from_next<F, Fut, T, E>(name: &'static str, interval: Duration, run: F) -> Job
+where
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: Future<Output = Result<T, E>> + Send,
+    T: fmt::Debug + Default + PartialEq,
+    E: fmt::Display,
+{
+    spawn(
+        name,
+        tokio::time::Instant::now() + interval,
+        interval,
+        Arc::new(Notify::new()),
+        run,
+    )
+}
+
 /// Like [`every`], and also at once when `wake` is notified (e.g. after a commit that has work
 /// for the job); wake-ups during a run make one more run after it.
 pub fn every_or_woken<F, Fut, T, E>(
     name: &'static str,
+    interval: Duration,
+    wake: Arc<Notify>,
+    run: F,
+) -> Job
+where
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: Future<Output = Result<T, E>> + Send,
+    T: fmt::Debug + Default + PartialEq,
+    E: fmt::Display,
+{
+    spawn(name, tokio::time::Instant::now(), interval, wake, run)
+}
+
+fn spawn<F, Fut, T, E>(
+    name: &'static str,
+    first: tokio::time::Instant,
     interval: Duration,
     wake: Arc<Notify>,
     mut run: F,
@@ -44,7 +79,7 @@ where
     E: fmt::Display,
 {
     Job(tokio::spawn(async move {
-        let mut tick = tokio::time::interval(interval);
+        let mut tick = tokio::time::interval_at(first, interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
@@ -106,5 +141,21 @@ mod tests {
         wake.notify_one();
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert_eq!(runs.load(Ordering::SeqCst), 2, "woken");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn from_next_waits_one_interval_before_the_first_run() {
+        let runs = Arc::new(AtomicU32::new(0));
+        let counter = runs.clone();
+        let _job = every_from_next("test", Duration::from_secs(60), move || {
+            let counter = counter.clone();
+            async move { Ok::<_, String>(u32::from(counter.fetch_add(1, Ordering::SeqCst) > 99)) }
+        });
+        tokio::time::sleep(Duration::from_secs(59)).await;
+        assert_eq!(runs.load(Ordering::SeqCst), 0, "not at the start");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert_eq!(runs.load(Ordering::SeqCst), 1, "after one interval");
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        assert_eq!(runs.load(Ordering::SeqCst), 2, "then every interval");
     }
 }

@@ -97,15 +97,21 @@ pub fn start<S: JobStore>(store: Arc<S>, clock: SharedClock, settings: JobSettin
     };
     let deadlines = {
         let (store, clock) = (store.clone(), clock.clone());
-        zvv_platform::jobs::every("deadline-monitor", settings.monitor_interval, move || {
-            let (store, today, now) = (store.clone(), clock.today(), clock.now());
-            async move { monitor(&*store, today, settings.warn_working_days, now).await }
-        })
+        // the first run one interval after the start (the clock drives it, not the start)
+        zvv_platform::jobs::every_from_next(
+            "deadline-monitor",
+            settings.monitor_interval,
+            move || {
+                let (store, today, now) = (store.clone(), clock.today(), clock.now());
+                async move { monitor(&*store, today, settings.warn_working_days, now).await }
+            },
+        )
     };
-    let retention = zvv_platform::jobs::every("retention", RETENTION_INTERVAL, move || {
-        let (store, today, now) = (store.clone(), clock.today(), clock.now());
-        async move { retention(&*store, today, settings.retention_months, now).await }
-    });
+    let retention =
+        zvv_platform::jobs::every_from_next("retention", RETENTION_INTERVAL, move || {
+            let (store, today, now) = (store.clone(), clock.today(), clock.now());
+            async move { retention(&*store, today, settings.retention_months, now).await }
+        });
     Jobs {
         _jobs: vec![purge, deadlines, retention],
     }
