@@ -8,6 +8,11 @@ use sqlx::{PgConnection, PgPool, Row};
 
 use crate::{db::Schema, error::ApiError, keys};
 
+/// Checks the `request_id` of a request among its other fields, naming it.
+pub fn check_request_id_in(v: &mut crate::error::Violations, request_id: &str) {
+    v.take("request_id", check_request_id("request_id", request_id));
+}
+
 /// Checks a `request_id` field: 1-128 visible ASCII characters.
 pub fn check_request_id(field: &str, request_id: &str) -> Result<(), ApiError> {
     if request_id.is_empty() {
@@ -31,8 +36,6 @@ pub struct Key {
     pub fingerprint: Vec<u8>,
 }
 
-/// A fingerprint of a request that carries no BSN (ids, contacts, codes): a plain SHA-256.
-/// Requests with a BSN use a keyed fingerprint instead ([`FingerprintKey`], the vault's).
 impl Key {
     /// The key of a call to `rpc` by organisation `org`: scoped to the organisation and the RPC,
     /// with a keyed fingerprint of the request's canonical form (`parts` joined by US), so that
@@ -50,8 +53,21 @@ impl Key {
             fingerprint: fingerprints.fingerprint(rpc, &parts.join("\u{1f}")),
         }
     }
+
+    /// [`Key::for_call`] for the organisation of the caller of `ctx`.
+    pub fn for_caller(
+        fingerprints: &FingerprintKey,
+        ctx: &crate::audit::CallContext,
+        rpc: &str,
+        request_id: &str,
+        parts: &[&str],
+    ) -> Self {
+        Self::for_call(fingerprints, &ctx.principal().org, rpc, request_id, parts)
+    }
 }
 
+/// A fingerprint of a request that carries no BSN (ids, contacts, codes): a plain SHA-256.
+/// Requests with a BSN use a keyed fingerprint instead ([`FingerprintKey`], the vault's).
 pub fn plain_fingerprint(canonical: &str) -> Vec<u8> {
     use sha2::{Digest, Sha256};
     Sha256::digest(canonical.as_bytes()).to_vec()

@@ -33,6 +33,7 @@ pub mod relay;
 pub mod server;
 pub mod shed;
 pub mod sink;
+pub mod statistics;
 pub mod telemetry;
 
 pub use zvv_proto::{prost, tonic};

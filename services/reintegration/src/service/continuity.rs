@@ -7,17 +7,17 @@ use std::sync::Arc;
 use chrono::{Duration, NaiveDate};
 use zvv_platform::{
     audit::CallContext,
-    calendar::{optional_date, parse_period},
+    calendar::optional_date,
     clock::SharedClock,
-    codes::MunicipalityCode,
     contact::{Contact, parse_contact},
     error::{ApiError, Violations, checked},
-    idempotency::FingerprintKey,
+    idempotency::{self, FingerprintKey, Key},
     ids::parse_id,
     paging::{Page, page_of, page_request},
+    statistics::{self, Scope},
 };
 
-use super::{Settings, check_request_id, found, request_key, viewer};
+use super::{Settings, found, viewer};
 use crate::{
     domain::{
         ConditionStatus, Detention, DueDateReason, MonthStatistics, Plan, PlanCondition, Task,
@@ -97,7 +97,7 @@ impl<S: PlanStore + StatisticsStore> ContinuityLogic<S> {
         input: UpdateInput,
     ) -> Result<PlanCondition, ApiError> {
         let mut v = Violations::default();
-        check_request_id(&mut v, &input.request_id);
+        idempotency::check_request_id_in(&mut v, &input.request_id);
         let id = v.take(
             "condition_id",
             parse_id("condition_id", &input.condition_id),
@@ -141,7 +141,7 @@ impl<S: PlanStore + StatisticsStore> ContinuityLogic<S> {
         }
         let id = checked(v, id)?;
         ctx.attach([id]);
-        let key = request_key(
+        let key = Key::for_caller(
             &self.fingerprints,
             ctx,
             "UpdateCondition",
@@ -176,14 +176,14 @@ impl<S: PlanStore + StatisticsStore> ContinuityLogic<S> {
         contact: Option<&Contact>,
     ) -> Result<Task, ApiError> {
         let mut v = Violations::default();
-        check_request_id(&mut v, request_id);
+        idempotency::check_request_id_in(&mut v, request_id);
         let id = v.take("condition_id", parse_id("condition_id", condition_id));
         let org = v.check("organisation", parse_organisation(organisation));
         let org_type = v.check("organisation_type", parse_partner_type(organisation_type));
         let contact = parse_contact("contact", contact, &mut v);
         let (id, (org, (org_type, contact))) = checked(v, id.zip(org.zip(org_type.zip(contact))))?;
         ctx.attach([id]);
-        let key = request_key(
+        let key = Key::for_caller(
             &self.fingerprints,
             ctx,
             "AssignTask",
@@ -217,11 +217,11 @@ impl<S: PlanStore + StatisticsStore> ContinuityLogic<S> {
         task_id: &str,
     ) -> Result<Task, ApiError> {
         let mut v = Violations::default();
-        check_request_id(&mut v, request_id);
+        idempotency::check_request_id_in(&mut v, request_id);
         let id = v.take("task_id", parse_id("task_id", task_id));
         let id = checked(v, id)?;
         ctx.attach([id]);
-        let key = request_key(
+        let key = Key::for_caller(
             &self.fingerprints,
             ctx,
             "CompleteTask",
@@ -308,12 +308,12 @@ impl<S: PlanStore + StatisticsStore> ContinuityLogic<S> {
         detention_id: &str,
     ) -> Result<Plan, ApiError> {
         let mut v = Violations::default();
-        check_request_id(&mut v, request_id);
+        idempotency::check_request_id_in(&mut v, request_id);
         let id = v.take("detention_id", parse_id("detention_id", detention_id));
         let id = checked(v, id)?;
         ctx.attach([id]);
         let policy = &self.settings.policy;
-        let key = request_key(
+        let key = Key::for_caller(
             &self.fingerprints,
             ctx,
             "ReplanDetention",
@@ -336,26 +336,17 @@ impl<S: PlanStore + StatisticsStore> ContinuityLogic<S> {
         from_month: &str,
         to_month: &str,
     ) -> Result<Vec<MonthStatistics>, ApiError> {
-        let today = self.clock.today();
-        let mut v = Violations::default();
-        let municipality = v.check(
-            "municipality_code",
-            MunicipalityCode::parse(municipality_code),
-        );
-        let period = match parse_period(from_month, to_month, today) {
-            Ok(p) => Some(p),
-            Err((field, why)) => {
-                v.add(field, why);
-                None
-            }
-        };
-        let (municipality, (from, to)) = checked(v, municipality.zip(period))?;
-        if !ctx.principal().jurisdiction().covers(municipality.as_str()) {
-            return Err(ApiError::PermissionDenied(format!(
-                "municipality {municipality} is not in your organisation's jurisdiction (the \
-                 municipalities claim of your token)"
-            )));
-        }
+        let Scope {
+            municipality,
+            from,
+            to,
+        } = statistics::scope(
+            ctx,
+            municipality_code,
+            from_month,
+            to_month,
+            self.clock.today(),
+        )?;
         let facts = self
             .store
             .release_facts(ctx, municipality.as_str(), from, to, self.clock.now())

@@ -12,13 +12,13 @@ use zvv_platform::{
     clock::SharedClock,
     codes::MunicipalityCode,
     error::{ApiError, Violations, checked},
-    idempotency::FingerprintKey,
+    idempotency::{self, FingerprintKey, Key},
     ids::parse_id,
     intake::{Intake, Lookup, NewSubjectFacts, SubjectInput, SubjectRef},
     paging::{Page, page_of, page_request},
 };
 
-use super::{Settings, check_request_id, found, request_key, viewer};
+use super::{Settings, found, viewer};
 use crate::{
     domain::{
         Detention, DetentionEvent, EpisodeStatus, EventKind, InstitutionType, parse_external_ref,
@@ -89,7 +89,7 @@ impl<S: DetentionStore, I: Intake> DetentionLogic<S, I> {
     fn parse(&self, input: &RecordInput) -> Result<Checked, ApiError> {
         let today = self.clock.today();
         let mut v = Violations::default();
-        check_request_id(&mut v, &input.request_id);
+        idempotency::check_request_id_in(&mut v, &input.request_id);
         let external_ref = v.check("external_ref", parse_external_ref(&input.external_ref));
         let subject = input.subject.parse(&mut v);
         let birth_date = optional_past_date("birth_date", &input.birth_date, today, &mut v);
@@ -170,7 +170,7 @@ impl<S: DetentionStore, I: Intake> DetentionLogic<S, I> {
         if let SubjectRef::Id(id) = e.subject {
             ctx.attach([id]);
         }
-        let key = request_key(
+        let key = Key::for_caller(
             &self.fingerprints,
             ctx,
             "RecordDetentionEvent",

@@ -7,12 +7,7 @@ mod continuity;
 mod detentions;
 
 use uuid::Uuid;
-use zvv_platform::{
-    audit::CallContext,
-    auth::OrgType,
-    error::{ApiError, Violations},
-    idempotency::{self, FingerprintKey, Key},
-};
+use zvv_platform::{audit::CallContext, auth::OrgType, error::ApiError};
 
 use crate::store::{Outcome, Viewer};
 
@@ -45,26 +40,6 @@ fn viewer(ctx: &CallContext) -> Viewer {
         },
         org: p.org,
     }
-}
-
-/// Checks a `request_id`, naming it.
-fn check_request_id(v: &mut Violations, request_id: &str) {
-    v.take(
-        "request_id",
-        idempotency::check_request_id("request_id", request_id),
-    );
-}
-
-/// The idempotency key of a call to `rpc`: scoped to the caller's organisation and the RPC,
-/// with a keyed fingerprint of the request's canonical form.
-fn request_key(
-    fingerprints: &FingerprintKey,
-    ctx: &CallContext,
-    rpc: &str,
-    request_id: &str,
-    parts: &[&str],
-) -> Key {
-    Key::for_call(fingerprints, &ctx.principal().org, rpc, request_id, parts)
 }
 
 /// The result of an outcome about `what` `id`: an unknown one and one outside the caller's

@@ -6,12 +6,12 @@ use zvv_platform::{
     audit::CallContext,
     contact::parse_contact,
     error::{ApiError, Violations, checked},
-    idempotency::Key,
+    idempotency::{self, Key},
     ids::parse_id,
     paging::{Page, page_of, page_request},
 };
 
-use super::{SignalLogic, check_request_id, not_found, request_key};
+use super::{SignalLogic, not_found};
 use crate::{
     clients::Intake,
     domain::{Contact, Coordinator, Match},
@@ -55,7 +55,7 @@ where
         contact: Option<&Contact>,
     ) -> Result<Match, ApiError> {
         let mut v = Violations::default();
-        check_request_id(&mut v, request_id);
+        idempotency::check_request_id_in(&mut v, request_id);
         let id = v.take("match_id", parse_id("match_id", match_id));
         if organisation.trim().is_empty() {
             v.add("organisation", "is required");
@@ -63,7 +63,7 @@ where
         let contact = parse_contact("contact", contact, &mut v);
         let (id, contact) = checked(v, id.zip(contact))?;
         ctx.attach([id]);
-        let key = request_key(
+        let key = Key::for_caller(
             &self.fingerprints,
             ctx,
             "AssignCoordinator",
@@ -91,11 +91,11 @@ where
         match_id: &str,
     ) -> Result<Match, ApiError> {
         let mut v = Violations::default();
-        check_request_id(&mut v, request_id);
+        idempotency::check_request_id_in(&mut v, request_id);
         let id = v.take("match_id", parse_id("match_id", match_id));
         let id = checked(v, id)?;
         ctx.attach([id]);
-        let key = request_key(
+        let key = Key::for_caller(
             &self.fingerprints,
             ctx,
             "MarkCoordinated",

@@ -12,12 +12,12 @@ use zvv_platform::{
     clock::SharedClock,
     codes::MunicipalityCode,
     error::{ApiError, Violations, checked},
-    idempotency::FingerprintKey,
+    idempotency::{self, FingerprintKey, Key},
     ids::{new_id, parse_id},
     paging::{Page, page_of, page_request},
 };
 
-use super::{SubjectInput, check_request_id, request_key, unknown_subject};
+use super::{SubjectInput, unknown_subject};
 use crate::{
     clients::{Intake, Lookup, NewSubjectFacts, SubjectRef},
     domain::{Decision, Level, Referral, add_working_days, parse_instrument, parse_rationale},
@@ -85,7 +85,7 @@ impl<S: ReferralStore, I: Intake> ReferralLogic<S, I> {
     fn parse_submit(&self, input: &SubmitInput) -> Result<Checked, ApiError> {
         let today = self.clock.today();
         let mut v = Violations::default();
-        check_request_id(&mut v, &input.request_id);
+        idempotency::check_request_id_in(&mut v, &input.request_id);
         let subject = input.subject.parse(&mut v);
         let instrument = v.check(
             "source_instrument",
@@ -159,7 +159,7 @@ impl<S: ReferralStore, I: Intake> ReferralLogic<S, I> {
             ctx.attach([id]);
         }
         let principal = ctx.principal();
-        let key = request_key(
+        let key = Key::for_caller(
             &self.fingerprints,
             ctx,
             "SubmitReferral",
@@ -261,7 +261,7 @@ impl<S: ReferralStore, I: Intake> ReferralLogic<S, I> {
         rationale: &str,
     ) -> Result<Referral, ApiError> {
         let mut v = Violations::default();
-        check_request_id(&mut v, request_id);
+        idempotency::check_request_id_in(&mut v, request_id);
         let id = v.take("referral_id", parse_id("referral_id", referral_id));
         if decision.is_none() {
             v.add(
@@ -272,7 +272,7 @@ impl<S: ReferralStore, I: Intake> ReferralLogic<S, I> {
         let rationale = v.check("rationale", parse_rationale(rationale));
         let (id, (decision, rationale)) = checked(v, id.zip(decision.zip(rationale)))?;
         ctx.attach([id]);
-        let key = request_key(
+        let key = Key::for_caller(
             &self.fingerprints,
             ctx,
             "DecideReferral",

@@ -10,12 +10,12 @@ use zvv_platform::{
     clock::SharedClock,
     contact::parse_contact,
     error::{ApiError, Violations, checked},
-    idempotency::FingerprintKey,
+    idempotency::{self, FingerprintKey, Key},
     ids::{new_id, parse_id},
     paging::{Page, page_of, page_request},
 };
 
-use super::{SubjectInput, check_request_id, not_found, request_key, unknown_subject};
+use super::{SubjectInput, not_found, unknown_subject};
 use crate::{
     clients::{Intake, Lookup, SubjectRef},
     domain::{
@@ -90,7 +90,7 @@ where
         input: &RegisterInput,
     ) -> Result<(SubjectRef, Contact, u32), ApiError> {
         let mut v = Violations::default();
-        check_request_id(&mut v, &input.request_id);
+        idempotency::check_request_id_in(&mut v, &input.request_id);
         let subject = input.subject.parse(&mut v);
         let contact = parse_contact("contact", input.contact.as_ref(), &mut v);
         let months = match input.duration_months {
@@ -125,7 +125,7 @@ where
         if let SubjectRef::Id(id) = subject {
             ctx.attach([id]);
         }
-        let key = request_key(
+        let key = Key::for_caller(
             &self.fingerprints,
             ctx,
             "RegisterSignal",
@@ -202,14 +202,14 @@ where
         reason: Option<CloseReason>,
     ) -> Result<Signal, ApiError> {
         let mut v = Violations::default();
-        check_request_id(&mut v, request_id);
+        idempotency::check_request_id_in(&mut v, request_id);
         let id = v.take("signal_id", parse_id("signal_id", signal_id));
         if reason.is_none() {
             v.add("reason", "must be UNJUSTIFIED or RISK_GONE");
         }
         let (id, reason) = checked(v, id.zip(reason))?;
         ctx.attach([id]);
-        let key = request_key(
+        let key = Key::for_caller(
             &self.fingerprints,
             ctx,
             "CloseSignal",
@@ -273,7 +273,7 @@ where
     ) -> Result<Signal, ApiError> {
         let today = self.clock.today();
         let mut v = Violations::default();
-        check_request_id(&mut v, request_id);
+        idempotency::check_request_id_in(&mut v, request_id);
         let id = v.take("signal_id", parse_id("signal_id", signal_id));
         let parents = optional_past_date("parents_informed_on", parents_informed_on, today, &mut v);
         let child = optional_past_date("child_informed_on", child_informed_on, today, &mut v);
@@ -285,7 +285,7 @@ where
             .flatten();
         let id = checked(v, id)?;
         ctx.attach([id]);
-        let key = request_key(
+        let key = Key::for_caller(
             &self.fingerprints,
             ctx,
             "RecordInformationDuty",

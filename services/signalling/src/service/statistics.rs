@@ -2,14 +2,14 @@
 
 use zvv_platform::{
     audit::CallContext,
-    codes::MunicipalityCode,
-    error::{ApiError, Violations, checked},
+    error::ApiError,
+    statistics::{self, Scope},
 };
 
 use super::SignalLogic;
 use crate::{
     clients::Intake,
-    domain::{StatisticsCell, cells, parse_period},
+    domain::{StatisticsCell, cells},
     store::{MatchStore, SignalStore, StatisticsStore},
 };
 
@@ -30,26 +30,17 @@ where
         from_month: &str,
         to_month: &str,
     ) -> Result<Vec<StatisticsCell>, ApiError> {
-        let today = self.clock.today();
-        let mut v = Violations::default();
-        let municipality = v.check(
-            "municipality_code",
-            MunicipalityCode::parse(municipality_code),
-        );
-        let period = match parse_period(from_month, to_month, today) {
-            Ok(p) => Some(p),
-            Err((field, why)) => {
-                v.add(field, why);
-                None
-            }
-        };
-        let (municipality, (from, to)) = checked(v, municipality.zip(period))?;
-        if !ctx.principal().jurisdiction().covers(municipality.as_str()) {
-            return Err(ApiError::PermissionDenied(format!(
-                "municipality {municipality} is not in your organisation's jurisdiction (the \
-                 municipalities claim of your token)"
-            )));
-        }
+        let Scope {
+            municipality,
+            from,
+            to,
+        } = statistics::scope(
+            ctx,
+            municipality_code,
+            from_month,
+            to_month,
+            self.clock.today(),
+        )?;
         let rows = self
             .store
             .statistics(ctx, municipality.as_str(), from, to, self.now())

@@ -11,7 +11,7 @@ use zvv_platform::{
 
 use super::{
     DETENTION_COLUMNS, PgStore, Tx, abandon, commit, detention_from_row, emit, fetch_detention,
-    first_response, lock_episode, plans, remember, visible_to, whole,
+    lock_episode, plans, remember, replay, visible_to, whole,
 };
 use crate::{
     domain::{
@@ -452,15 +452,13 @@ impl DetentionStore for PgStore {
         key: &Key,
         now: DateTime<Utc>,
     ) -> Result<Begun<PgRecording, Recorded>, ApiError> {
-        let mut tx = self.pool.begin().await?;
-        match first_response::<Recorded>(&mut tx, key).await? {
-            Some(first) => {
-                let ids = vec![first.detention.id, first.detention.subject_id];
-                commit(tx, ctx, ids, now).await?;
-                Ok(Begun::Replayed(first))
-            }
-            None => Ok(Begun::Fresh(PgRecording { tx })),
-        }
+        let ids = |r: &Recorded| vec![r.detention.id, r.detention.subject_id];
+        Ok(
+            match replay(self.pool.begin().await?, ctx, key, ids, now).await? {
+                Ok(first) => Begun::Replayed(first),
+                Err(tx) => Begun::Fresh(PgRecording { tx }),
+            },
+        )
     }
 
     async fn detention(

@@ -300,6 +300,24 @@ async fn first_response<T: DeserializeOwned>(
     idempotency::first_response(conn, SCHEMA, key).await
 }
 
+/// A retry: the first response under `key`, audited with its `ids` as this call's record (the
+/// transaction ends), or the transaction back to do the work in.
+async fn replay<T: DeserializeOwned>(
+    mut tx: Tx,
+    ctx: &CallContext,
+    key: &Key,
+    ids: impl Fn(&T) -> Vec<Uuid>,
+    now: DateTime<Utc>,
+) -> Result<Result<T, Tx>, ApiError> {
+    match first_response::<T>(&mut tx, key).await? {
+        Some(first) => {
+            commit(tx, ctx, ids(&first), now).await?;
+            Ok(Ok(first))
+        }
+        None => Ok(Err(tx)),
+    }
+}
+
 /// Stores the response of a successful call under its key, in its transaction.
 async fn remember<T: Serialize>(
     conn: &mut PgConnection,

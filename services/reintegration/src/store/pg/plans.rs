@@ -10,8 +10,7 @@ use zvv_platform::{
 
 use super::{
     PgStore, TASK_COLUMNS, TASK_FROM, Tx, abandon, commit, detentions, emit, fetch_detention,
-    fetch_task, first_response, load_conditions, partner_conditions, remember, task_from_row,
-    whole,
+    fetch_task, load_conditions, partner_conditions, remember, replay, task_from_row, whole,
 };
 use crate::{
     domain::{
@@ -263,11 +262,18 @@ impl PlanStore for PgStore {
         key: &Key,
         now: DateTime<Utc>,
     ) -> Result<Outcome<PlanCondition>, ApiError> {
-        let mut tx = self.pool.begin().await?;
-        if let Some(first) = first_response::<PlanCondition>(&mut tx, key).await? {
-            commit(tx, ctx, vec![first.id, first.detention_id], now).await?;
-            return Ok(Outcome::Done(first));
-        }
+        let mut tx = match replay(
+            self.pool.begin().await?,
+            ctx,
+            key,
+            |f: &PlanCondition| vec![f.id, f.detention_id],
+            now,
+        )
+        .await?
+        {
+            Ok(first) => return Ok(Outcome::Done(first)),
+            Err(tx) => tx,
+        };
         let d = match municipal_episode_of_condition(&mut tx, viewer, update.condition_id).await? {
             Ok(d) => d,
             Err(outcome) => {
@@ -369,17 +375,18 @@ impl PlanStore for PgStore {
         key: &Key,
         now: DateTime<Utc>,
     ) -> Result<Outcome<Task>, ApiError> {
-        let mut tx = self.pool.begin().await?;
-        if let Some(first) = first_response::<Task>(&mut tx, key).await? {
-            commit(
-                tx,
-                ctx,
-                vec![first.id, first.condition_id, first.detention_id],
-                now,
-            )
-            .await?;
-            return Ok(Outcome::Done(first));
-        }
+        let mut tx = match replay(
+            self.pool.begin().await?,
+            ctx,
+            key,
+            |f: &Task| vec![f.id, f.condition_id, f.detention_id],
+            now,
+        )
+        .await?
+        {
+            Ok(first) => return Ok(Outcome::Done(first)),
+            Err(tx) => tx,
+        };
         let d = match municipal_episode_of_condition(&mut tx, viewer, task.condition_id).await? {
             Ok(d) => d,
             Err(outcome) => {
@@ -465,17 +472,18 @@ impl PlanStore for PgStore {
         today: NaiveDate,
         now: DateTime<Utc>,
     ) -> Result<Outcome<Task>, ApiError> {
-        let mut tx = self.pool.begin().await?;
-        if let Some(first) = first_response::<Task>(&mut tx, key).await? {
-            commit(
-                tx,
-                ctx,
-                vec![first.id, first.condition_id, first.detention_id],
-                now,
-            )
-            .await?;
-            return Ok(Outcome::Done(first));
-        }
+        let mut tx = match replay(
+            self.pool.begin().await?,
+            ctx,
+            key,
+            |f: &Task| vec![f.id, f.condition_id, f.detention_id],
+            now,
+        )
+        .await?
+        {
+            Ok(first) => return Ok(Outcome::Done(first)),
+            Err(tx) => tx,
+        };
         let Some(task) = fetch_task(&mut tx, task_id, true).await? else {
             abandon(tx).await?;
             return Ok(Outcome::NotFound);
@@ -599,11 +607,18 @@ impl PlanStore for PgStore {
         key: &Key,
         now: DateTime<Utc>,
     ) -> Result<Outcome<Plan>, ApiError> {
-        let mut tx = self.pool.begin().await?;
-        if let Some(first) = first_response::<Plan>(&mut tx, key).await? {
-            commit(tx, ctx, vec![first.detention_id], now).await?;
-            return Ok(Outcome::Done(first));
-        }
+        let mut tx = match replay(
+            self.pool.begin().await?,
+            ctx,
+            key,
+            |f: &Plan| vec![f.detention_id],
+            now,
+        )
+        .await?
+        {
+            Ok(first) => return Ok(Outcome::Done(first)),
+            Err(tx) => tx,
+        };
         let d = match municipal_episode(&mut tx, viewer, detention_id).await? {
             Ok(d) => d,
             Err(outcome) => {
