@@ -11,7 +11,6 @@ use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
 use zvv_platform::{
     audit::{self, CallContext},
-    auth::{OrgType, Principal, Role},
     bsn::{BsnVault, ENCRYPTION_PURPOSE, LOOKUP_PURPOSE, SealForm, SealedBsn},
     keys::{self, BoxFuture, Existing, KeyCheckError, Mode, RecordedKey, ServiceData},
 };
@@ -200,22 +199,13 @@ fn first_ids(ids: &[Uuid]) -> String {
 
 /// The identity the job's audit entries carry.
 fn job(origin: &str) -> CallContext {
-    let mut ctx = CallContext::new(
-        "keys/reencrypt-bsn".to_owned(),
-        origin.to_owned(),
-        String::new(),
-    );
-    ctx.principal = Some(Principal {
-        sub: "bsn-reencryption-job".into(),
-        org: "zvv-intake".into(),
-        org_type: OrgType::Suite,
-        roles: vec![Role::Service],
-        municipalities: Vec::new(),
-    });
-    ctx.legal_basis =
-        "AVG art. 32: security of processing (re-encryption of the BSN with the current key)"
-            .into();
-    ctx
+    CallContext::for_job(
+        "keys/reencrypt-bsn",
+        origin,
+        "bsn-reencryption-job",
+        "zvv-intake",
+        "AVG art. 32: security of processing (re-encryption of the BSN with the current key)",
+    )
 }
 
 /// How many subjects are still sealed in the legacy form (not bound to their subject id): they

@@ -78,6 +78,28 @@ impl CallContext {
         }
     }
 
+    /// The context of a background job's work (retention, a monitor, a re-encryption): the
+    /// service itself, as the SUITE SERVICE principal `sub` of organisation `org`, acting under
+    /// `legal_basis`, audited as `action` from `origin` (empty: the service itself).
+    pub fn for_job(
+        action: impl Into<String>,
+        origin: impl Into<String>,
+        sub: impl Into<String>,
+        org: impl Into<String>,
+        legal_basis: impl Into<String>,
+    ) -> Self {
+        let mut ctx = Self::new(action.into(), origin.into(), String::new());
+        ctx.principal = Some(Principal {
+            sub: sub.into(),
+            org: org.into(),
+            org_type: crate::auth::OrgType::Suite,
+            roles: vec![crate::auth::Role::Service],
+            municipalities: Vec::new(),
+        });
+        ctx.legal_basis = legal_basis.into();
+        ctx
+    }
+
     /// Names objects this call concerns, for the record the call layer writes when the call
     /// fails (ids only; duplicates are kept out).
     pub fn attach(&self, ids: impl IntoIterator<Item = Uuid>) {

@@ -6,13 +6,7 @@
 use std::{sync::Arc, time::Duration};
 
 use chrono::{DateTime, NaiveDate, Utc};
-use zvv_platform::{
-    audit::CallContext,
-    auth::{OrgType, Principal, Role},
-    clock::SharedClock,
-    error::ApiError,
-    jobs::Job,
-};
+use zvv_platform::{audit::CallContext, clock::SharedClock, error::ApiError, jobs::Job};
 
 use crate::store::{JobStore, MonitorReport, RetentionReport};
 
@@ -35,16 +29,13 @@ pub struct JobSettings {
 
 /// The identity a job's audit records carry.
 fn job(action: &str, legal_basis: &str) -> CallContext {
-    let mut ctx = CallContext::new(action.to_owned(), String::new(), String::new());
-    ctx.principal = Some(Principal {
-        sub: format!("{action}-job"),
-        org: "zvv-reintegration".into(),
-        org_type: OrgType::Suite,
-        roles: vec![Role::Service],
-        municipalities: Vec::new(),
-    });
-    ctx.legal_basis = legal_basis.to_owned();
-    ctx
+    CallContext::for_job(
+        action,
+        "",
+        format!("{action}-job"),
+        "zvv-reintegration",
+        legal_basis,
+    )
 }
 
 /// Runs the deadline monitor once for `today` (what every replica does every interval).

@@ -7,11 +7,7 @@
 
 use chrono::{DateTime, Months, NaiveDate, Utc};
 use sqlx::PgPool;
-use zvv_platform::{
-    audit::CallContext,
-    auth::{OrgType, Principal, Role},
-    error::ApiError,
-};
+use zvv_platform::{audit::CallContext, error::ApiError};
 
 use crate::{
     domain::latest_birth_date_at_age_limit,
@@ -52,17 +48,13 @@ pub struct RetentionReport {
 
 /// The identity retention's audit records carry, for one of its rules.
 fn job(action: &str) -> CallContext {
-    let mut ctx = CallContext::new(format!("retention/{action}"), String::new(), String::new());
-    ctx.principal = Some(Principal {
-        sub: "retention-job".into(),
-        org: "zvv-signalling".into(),
-        org_type: OrgType::Suite,
-        roles: vec![Role::Service],
-        municipalities: Vec::new(),
-    });
-    ctx.legal_basis =
-        "Jeugdwet art. 7.1.5.1-7.1.5.2: retention periods of the signalling index".into();
-    ctx
+    CallContext::for_job(
+        format!("retention/{action}"),
+        "",
+        "retention-job",
+        "zvv-signalling",
+        "Jeugdwet art. 7.1.5.1-7.1.5.2: retention periods of the signalling index",
+    )
 }
 
 /// Runs every retention rule once for `today` on `store`.
