@@ -203,6 +203,15 @@ pub struct Detention {
 }
 
 impl Detention {
+    /// The episode as a partner with a task sees it: without what concerns the person's history
+    /// (re-detention, a fact for evaluation, not for the partners) or the plan as a whole
+    /// (readiness, of which the partner sees only its own conditions).
+    pub fn for_partner(mut self) -> Self {
+        self.redetained_within_months = None;
+        self.ready_at_release = None;
+        self
+    }
+
     /// The release, or the expected release while there is none.
     pub fn release_on(&self) -> Option<NaiveDate> {
         self.released_on.or(self.expected_release_on)

@@ -58,6 +58,19 @@ struct Checked {
     municipality: Option<MunicipalityCode>,
 }
 
+/// An episode as its viewer may see it: whole for the responsible municipality, for a partner
+/// without the person's history and the plan's readiness.
+fn as_seen(d: Visible<Detention>) -> Visible<Detention> {
+    if d.whole {
+        d
+    } else {
+        Visible {
+            whole: false,
+            item: d.item.for_partner(),
+        }
+    }
+}
+
 /// The context of the keyed mark that links a release to a later detention of the same person.
 pub const RELEASE_MARK_CONTEXT: &str = "reintegration.release-mark";
 
@@ -266,7 +279,7 @@ impl<S: DetentionStore, I: Intake> DetentionLogic<S, I> {
             .store
             .detention(ctx, &viewer(ctx), id, self.clock.now())
             .await?;
-        found(outcome, "detention", id)
+        found(outcome, "detention", id).map(as_seen)
     }
 
     pub async fn list(
@@ -281,7 +294,11 @@ impl<S: DetentionStore, I: Intake> DetentionLogic<S, I> {
             .store
             .list_detentions(ctx, &viewer(ctx), status, after, size + 1, self.clock.now())
             .await?;
-        Ok(page_of(items, size, |d| d.id))
+        let page = page_of(items, size, |d| d.item.id);
+        Ok(Page {
+            items: page.items.into_iter().map(|d| as_seen(d).item).collect(),
+            next: page.next,
+        })
     }
 
     pub fn today(&self) -> NaiveDate {

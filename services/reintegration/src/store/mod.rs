@@ -133,7 +133,7 @@ pub trait DetentionStore: Send + Sync + 'static {
         after: Option<Uuid>,
         limit: u32,
         now: DateTime<Utc>,
-    ) -> impl Future<Output = Result<Vec<Detention>, ApiError>> + Send;
+    ) -> impl Future<Output = Result<Vec<Visible<Detention>>, ApiError>> + Send;
 
     /// Records the continuity policy's numbers under its version on first use; refuses other
     /// numbers under a recorded version (a version's numbers never change).

@@ -6,7 +6,7 @@ use tonic::Code;
 use zvv_proto::reintegration::v1::{self as pb, record_detention_event_request::Subject};
 
 use crate::helpers::{
-    PRISON, TILBURG_DESK, TestApp, begin, end, event, expect_err, request_id, valid_bsn,
+    HOUSING, PRISON, TILBURG_DESK, TestApp, begin, end, event, expect_err, request_id, valid_bsn,
 };
 
 /// What an episode is, without its ids and times.
@@ -220,6 +220,33 @@ async fn a_new_detention_within_12_or_24_months_of_a_release_is_flagged() {
         .detention
         .expect("detention");
     assert_eq!(again.redetained_within_months, 12);
+    // a fact for the municipality's evaluation, not for the partners
+    app.assign(&again.detention_id, pb::ConditionKind::Housing, HOUSING)
+        .await;
+    let get = |who| {
+        let app = &app;
+        let id = again.detention_id.clone();
+        async move {
+            app.detentions(who)
+                .get_detention(pb::GetDetentionRequest { detention_id: id })
+                .await
+                .expect("visible")
+                .into_inner()
+                .detention
+                .expect("detention")
+        }
+    };
+    assert_eq!(get(TILBURG_DESK).await.redetained_within_months, 12);
+    assert_eq!(get(HOUSING).await.redetained_within_months, 0);
+    let listed = app
+        .detentions(HOUSING)
+        .list_detentions(pb::ListDetentionsRequest::default())
+        .await
+        .expect("list")
+        .into_inner()
+        .detentions;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].redetained_within_months, 0);
     let other = app
         .record(begin(
             "DJI-OTHER",

@@ -506,7 +506,7 @@ impl DetentionStore for PgStore {
         after: Option<Uuid>,
         limit: u32,
         now: DateTime<Utc>,
-    ) -> Result<Vec<Detention>, ApiError> {
+    ) -> Result<Vec<Visible<Detention>>, ApiError> {
         let mut tx = self.pool.begin().await?;
         let sql = format!(
             "SELECT {DETENTION_COLUMNS} FROM reintegration.detentions d \
@@ -531,7 +531,13 @@ impl DetentionStore for PgStore {
             .flat_map(|d| [d.id, d.subject_id])
             .collect();
         commit(tx, ctx, ids, now).await?;
-        Ok(detentions)
+        Ok(detentions
+            .into_iter()
+            .map(|d| Visible {
+                whole: whole(viewer, &d),
+                item: d,
+            })
+            .collect())
     }
 
     async fn record_policy(
