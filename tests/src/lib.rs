@@ -17,6 +17,10 @@ use zvv_platform::{
 use zvv_proto::{
     intake::v1::subject_service_client::SubjectServiceClient,
     notifications::v1::notification_service_client::NotificationServiceClient,
+    reintegration::v1::{
+        continuity_service_client::ContinuityServiceClient,
+        detention_service_client::DetentionServiceClient,
+    },
     signalling::v1::signal_service_client::SignalServiceClient,
 };
 
@@ -41,6 +45,20 @@ pub type IntakeClient = SubjectServiceClient<
     >,
 >;
 
+pub type DetentionsClient = DetentionServiceClient<
+    tonic::service::interceptor::InterceptedService<
+        tonic::transport::Channel,
+        zvv_platform::client::Outgoing,
+    >,
+>;
+
+pub type ContinuityClient = ContinuityServiceClient<
+    tonic::service::interceptor::InterceptedService<
+        tonic::transport::Channel,
+        zvv_platform::client::Outgoing,
+    >,
+>;
+
 /// Installs tracing (captured by the test runner) and the W3C propagator once per process, so
 /// that calls get trace ids and carry them across services.
 pub fn init_telemetry() {
@@ -57,6 +75,9 @@ pub struct Harness {
     pub intake_url: String,
     pub signalling_url: String,
     pub notifications_url: String,
+    pub reintegration_url: String,
+    /// Reintegration's runtime pool, for running its jobs as a replica does.
+    pub reintegration_pool: PgPool,
     /// Kept for as long as the suite runs (on an external server it is dropped with it).
     pub db: TestDb,
     stop: watch::Sender<bool>,
@@ -98,7 +119,8 @@ impl Harness {
             settings.audit = keys.audit_settings()?;
         }
         let settings_for_signalling = settings.clone();
-        // notifications is bound first: intake and signalling relay their outbox to it
+        // notifications is bound first: intake, signalling and reintegration relay their outbox
+        // to it
         let notifications_listener = TcpListener::bind("127.0.0.1:0").await?;
         let notifications_url = format!("http://{}", notifications_listener.local_addr()?);
         let relay = |service: &str| -> anyhow::Result<zvv_platform::relay::Relay> {
@@ -190,6 +212,58 @@ impl Harness {
             }
         });
 
+        let (reintegration_pool, _) = zvv_devkit::testkit::service_pool_with(
+            &db,
+            zvv_reintegration::SCHEMA,
+            &pools,
+            |owner| async move { zvv_reintegration::migrate(&owner).await },
+        )
+        .await?;
+        let to_intake = channel(
+            &intake_url,
+            TokenSource::Static(SecretString::from(
+                keys.service_token("zvv-reintegration", zvv_intake::SCHEMA.name()),
+            )),
+        )?;
+        let fingerprints = keys.fingerprints()?;
+        zvv_reintegration::check_keys(&reintegration_pool, &fingerprints).await?;
+        let policy = zvv_reintegration::domain::ContinuityPolicy::default();
+        let reintegration_clock: SharedClock = Arc::new(clock.clone());
+        zvv_reintegration::record_policy(&reintegration_pool, &policy, &reintegration_clock)
+            .await?;
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let reintegration_url = format!("http://{}", listener.local_addr()?);
+        let deps = zvv_reintegration::Deps {
+            pool: reintegration_pool.clone(),
+            verifier: keys.verifier(zvv_reintegration::SCHEMA.name())?,
+            clock: reintegration_clock,
+            settings: settings.clone(),
+            intake: SubjectServiceClient::new(to_intake),
+            logic: zvv_reintegration::service::Settings {
+                policy,
+                follow_up_months: zvv_reintegration::DEFAULT_FOLLOW_UP_MONTHS,
+                statistics_threshold: zvv_reintegration::DEFAULT_STATISTICS_THRESHOLD,
+            },
+            jobs: zvv_reintegration::jobs::JobSettings {
+                // the tests run the monitor themselves, on the harness clock
+                monitor_interval: std::time::Duration::from_secs(3600),
+                warn_working_days: zvv_reintegration::DEFAULT_WARN_WORKING_DAYS,
+                retention_months: zvv_reintegration::DEFAULT_RETENTION_MONTHS,
+                idempotency_retention: zvv_intake::DEFAULT_IDEMPOTENCY_RETENTION,
+            },
+            fingerprints,
+            relay: Some(relay("reintegration")?),
+        };
+        let mut rx = stop_rx.clone();
+        let reintegration = tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = rx.wait_for(|stop| *stop).await;
+            };
+            if let Err(e) = zvv_reintegration::serve(deps, listener, shutdown).await {
+                tracing::error!(error = %e, "reintegration stopped with an error");
+            }
+        });
+
         let (notifications_pool, _) = zvv_devkit::testkit::service_pool_with(
             &db,
             zvv_notifications::SCHEMA,
@@ -249,9 +323,11 @@ impl Harness {
             intake_url,
             signalling_url,
             notifications_url,
+            reintegration_url,
+            reintegration_pool,
             db,
             stop,
-            tasks: vec![intake, signalling, notifications],
+            tasks: vec![intake, signalling, reintegration, notifications],
         })
     }
 
@@ -289,6 +365,39 @@ impl Harness {
             TokenSource::Static(SecretString::from(token.to_owned())),
         )?;
         Ok(NotificationServiceClient::new(ch))
+    }
+
+    /// A client of reintegration's DetentionService that sends `token`.
+    pub fn detentions(&self, token: &str) -> anyhow::Result<DetentionsClient> {
+        let ch = channel(
+            &self.reintegration_url,
+            TokenSource::Static(SecretString::from(token.to_owned())),
+        )?;
+        Ok(DetentionServiceClient::new(ch))
+    }
+
+    /// A client of reintegration's ContinuityService that sends `token`.
+    pub fn continuity(&self, token: &str) -> anyhow::Result<ContinuityClient> {
+        let ch = channel(
+            &self.reintegration_url,
+            TokenSource::Static(SecretString::from(token.to_owned())),
+        )?;
+        Ok(ContinuityServiceClient::new(ch))
+    }
+
+    /// Runs reintegration's deadline monitor once for the harness clock's day, with the default
+    /// warning period, as a replica's interval job does.
+    pub async fn run_deadline_monitor(
+        &self,
+    ) -> anyhow::Result<zvv_reintegration::store::MonitorReport> {
+        let clock: SharedClock = Arc::new(self.clock.clone());
+        zvv_reintegration::run_deadline_monitor(
+            &self.reintegration_pool,
+            &clock,
+            zvv_reintegration::DEFAULT_WARN_WORKING_DAYS,
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("deadline monitor: {e}"))
     }
 
     /// Stops the services and waits for them to drain.

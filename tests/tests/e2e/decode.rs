@@ -159,6 +159,11 @@ fn services(app: &Harness) -> Vec<(String, &'static str, &'static [Policy])> {
             zvv_notifications::SCHEMA.name(),
             zvv_notifications::policy::POLICIES,
         ),
+        (
+            app.reintegration_url.clone(),
+            zvv_reintegration::SCHEMA.name(),
+            zvv_reintegration::policy::POLICIES,
+        ),
     ]
 }
 
@@ -271,7 +276,7 @@ async fn undecodable_requests_are_invalid_arguments_on_every_rpc() {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
         let mut audited = 0i64;
-        for schema in ["intake", "signalling", "notifications"] {
+        for schema in ["intake", "signalling", "notifications", "reintegration"] {
             let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
                 "SELECT count(*) FROM {schema}.audit_log WHERE result = 'INVALID_ARGUMENT'"
             )))

@@ -7,6 +7,7 @@ mod lifecycle;
 mod notifications;
 mod outage;
 mod referrals;
+mod reintegration;
 mod retention;
 mod service_tokens;
 mod signalling;

@@ -4,13 +4,16 @@
 use zvv_platform::auth::{OrgType, Role};
 
 /// One channel: its name, what it carries, the attribute keys its events may have and that a
-/// filter may name, and the role a subscriber reached through a municipality audience needs.
+/// filter may name, and the roles and organisation types a subscriber reached through a
+/// municipality audience needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ChannelSpec {
     pub name: &'static str,
     pub description: &'static str,
     pub filter_keys: &'static [&'static str],
-    pub required_role: Option<Role>,
+    /// The roles a subscriber reached through a municipality audience must have one of (`None`:
+    /// any).
+    pub required_roles: Option<&'static [Role]>,
     /// The organisation types a subscriber reached through a municipality audience must be of
     /// (`None`: any).
     pub required_org_types: Option<&'static [OrgType]>,
@@ -23,6 +26,18 @@ pub const ACTION_KEY: &str = "action";
 
 /// The channel of the notification a webhook must answer 204 to when it is created.
 pub const TEST_CHANNEL: &str = "test";
+
+/// The key of a deadline warning's action code (e.g. `SUSPEND_BENEFIT`); `action` is the
+/// event's own action (`approaching`, `missed`) on every channel.
+pub const DUE_ACTION_KEY: &str = "due_action";
+
+/// Reintegration's events reach a municipality's professionals and coordinators (those who
+/// steer its continuity plans, as reintegration's policy has it), not its analysts or desks.
+const REINTEGRATION_ROLES: &[Role] = &[Role::Professional, Role::Coordinator];
+
+/// Through a municipality audience, reintegration's events reach the municipality itself; a
+/// partner (probation, housing, ...) receives only what names it as an organisation.
+const REINTEGRATION_ORG_TYPES: &[OrgType] = &[OrgType::Municipality];
 
 pub const CHANNELS: &[ChannelSpec] = &[
     ChannelSpec {
@@ -37,7 +52,7 @@ pub const CHANNELS: &[ChannelSpec] = &[
             "reason",
             "information_duty",
         ],
-        required_role: None,
+        required_roles: None,
         required_org_types: None,
         suite_only: false,
     },
@@ -46,7 +61,7 @@ pub const CHANNELS: &[ChannelSpec] = &[
         description: "Matches the subscriber's organisation is in: created, updated, closed, \
                       coordinator assigned, coordinated",
         filter_keys: &[ACTION_KEY, "match_id", "kind"],
-        required_role: None,
+        required_roles: None,
         required_org_types: None,
         suite_only: false,
     },
@@ -62,13 +77,79 @@ pub const CHANNELS: &[ChannelSpec] = &[
             "municipality_code",
             "decision",
         ],
-        required_role: Some(Role::TriageOfficer),
+        required_roles: Some(&[Role::TriageOfficer]),
         // the triage desks of signalling's policy
         required_org_types: Some(&[
             OrgType::Municipality,
             OrgType::VeiligThuis,
             OrgType::NeighbourhoodTeam,
         ]),
+        suite_only: false,
+    },
+    ChannelSpec {
+        name: "reintegration.detentions",
+        description: "Detention episodes of a municipality's residents, to its professionals \
+                      and coordinators: opened, updated, released, transferred (to the \
+                      municipality that was responsible), replanned, destroyed",
+        filter_keys: &[
+            ACTION_KEY,
+            "detention_id",
+            "kind",
+            "status",
+            "municipality_code",
+            "policy_version",
+        ],
+        required_roles: Some(REINTEGRATION_ROLES),
+        required_org_types: Some(REINTEGRATION_ORG_TYPES),
+        suite_only: false,
+    },
+    ChannelSpec {
+        name: "reintegration.conditions",
+        description: "Basic conditions of a continuity plan, to the responsible municipality's \
+                      professionals and coordinators: updated",
+        filter_keys: &[
+            ACTION_KEY,
+            "condition_id",
+            "detention_id",
+            "condition",
+            "status",
+        ],
+        required_roles: Some(REINTEGRATION_ROLES),
+        required_org_types: Some(REINTEGRATION_ORG_TYPES),
+        suite_only: false,
+    },
+    ChannelSpec {
+        name: "reintegration.tasks",
+        description: "Partner tasks of a continuity plan: assigned and withdrawn to the partner \
+                      organisation, completed and progressed to the responsible municipality",
+        filter_keys: &[
+            ACTION_KEY,
+            "task_id",
+            "detention_id",
+            "condition_id",
+            "condition",
+        ],
+        required_roles: Some(REINTEGRATION_ROLES),
+        required_org_types: Some(REINTEGRATION_ORG_TYPES),
+        suite_only: false,
+    },
+    ChannelSpec {
+        name: "reintegration.deadlines",
+        description: "Deadline warnings of a continuity plan, to the organisation that has the \
+                      task or, while nobody has it, the responsible municipality (a miss always \
+                      to the municipality too): approaching, missed",
+        filter_keys: &[
+            ACTION_KEY,
+            "deadline_id",
+            "detention_id",
+            "condition_id",
+            "task_id",
+            "condition",
+            DUE_ACTION_KEY,
+            "municipality_code",
+        ],
+        required_roles: Some(REINTEGRATION_ROLES),
+        required_org_types: Some(REINTEGRATION_ORG_TYPES),
         suite_only: false,
     },
     ChannelSpec {
@@ -88,7 +169,7 @@ pub const CHANNELS: &[ChannelSpec] = &[
             "neighbourhood_code",
             "date_of_death",
         ],
-        required_role: None,
+        required_roles: None,
         required_org_types: None,
         suite_only: true,
     },
@@ -105,7 +186,7 @@ pub const CHANNELS: &[ChannelSpec] = &[
             "source",
             "reason",
         ],
-        required_role: None,
+        required_roles: None,
         required_org_types: None,
         suite_only: true,
     },
@@ -119,6 +200,23 @@ pub fn channel(name: &str) -> Option<&'static ChannelSpec> {
 impl ChannelSpec {
     pub fn has_key(&self, key: &str) -> bool {
         self.filter_keys.contains(&key)
+    }
+
+    /// Whether `roles` hold one of the roles the channel requires (always, when it requires
+    /// none).
+    pub fn admits_roles(&self, roles: &[Role]) -> bool {
+        self.required_roles
+            .is_none_or(|required| required.iter().any(|r| roles.contains(r)))
+    }
+
+    /// The required roles as ListChannels shows them: comma-separated, empty for none.
+    pub fn required_roles_text(&self) -> String {
+        self.required_roles
+            .unwrap_or_default()
+            .iter()
+            .map(|r| r.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
     }
 }
 
@@ -137,10 +235,47 @@ mod tests {
             );
             assert_ne!(c.name, TEST_CHANNEL);
         }
+        let referrals = channel("signalling.referrals").unwrap();
+        assert!(referrals.admits_roles(&[Role::Analyst, Role::TriageOfficer]));
+        assert!(!referrals.admits_roles(&[Role::Professional]));
+        assert_eq!(referrals.required_roles_text(), "TRIAGE_OFFICER");
         assert_eq!(
-            channel("signalling.referrals").unwrap().required_role,
-            Some(Role::TriageOfficer)
+            channel("signalling.matches").unwrap().required_roles_text(),
+            ""
         );
+        assert!(channel("signalling.matches").unwrap().admits_roles(&[]));
         assert!(channel("nope").is_none());
+    }
+
+    #[test]
+    fn reintegration_reaches_municipal_professionals_and_coordinators() {
+        for name in [
+            "reintegration.detentions",
+            "reintegration.conditions",
+            "reintegration.tasks",
+            "reintegration.deadlines",
+        ] {
+            let c = channel(name).unwrap();
+            assert!(!c.suite_only, "{name}");
+            assert_eq!(c.required_org_types, Some(&[OrgType::Municipality][..]));
+            assert!(c.admits_roles(&[Role::Professional]), "{name}");
+            assert!(c.admits_roles(&[Role::Coordinator]), "{name}");
+            assert!(
+                !c.admits_roles(&[Role::Analyst, Role::TriageOfficer]),
+                "{name}"
+            );
+            assert_eq!(c.required_roles_text(), "PROFESSIONAL,COORDINATOR");
+            assert!(c.has_key("detention_id"), "{name}");
+        }
+        let deadlines = channel("reintegration.deadlines").unwrap();
+        for key in [
+            "deadline_id",
+            "task_id",
+            "condition",
+            DUE_ACTION_KEY,
+            "municipality_code",
+        ] {
+            assert!(deadlines.has_key(key), "{key}");
+        }
     }
 }

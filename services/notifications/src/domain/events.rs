@@ -147,7 +147,7 @@ impl Subscriber {
 
 /// Need-to-know: whether an event on `channel` may reach `subscriber` at all (filters apart).
 /// Suite services receive every event; an organisation receives an event whose audience names
-/// it, or names a municipality of its jurisdiction when it has the role and type the channel
+/// it, or names a municipality of its jurisdiction when it has a role and the type the channel
 /// requires for that. An event without an audience reaches only suite services.
 pub fn may_receive(event: &Event, channel: &ChannelSpec, subscriber: &Subscriber) -> bool {
     if subscriber.is_suite_service() {
@@ -163,9 +163,7 @@ pub fn may_receive(event: &Event, channel: &ChannelSpec, subscriber: &Subscriber
     let Some(jurisdiction) = &subscriber.municipalities else {
         return false;
     };
-    let role_ok = channel
-        .required_role
-        .is_none_or(|role| subscriber.roles.contains(&role));
+    let role_ok = channel.admits_roles(&subscriber.roles);
     let type_ok = channel
         .required_org_types
         .is_none_or(|types| types.contains(&subscriber.organisation_type));

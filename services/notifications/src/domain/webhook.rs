@@ -68,7 +68,9 @@ pub fn verify(secret: &[u8], id: &str, timestamp: i64, body: &[u8], header: &str
 /// The ZGW `actie` for one of the suite's actions: the verbs of the Common Ground APIs.
 pub fn zgw_action(action: &str) -> &'static str {
     match action {
-        "registered" | "created" | "submitted" | "linked" | "test" => "create",
+        "registered" | "created" | "submitted" | "linked" | "opened" | "assigned" | "test" => {
+            "create"
+        }
         "expired" | "unlinked" | "destroyed" => "destroy",
         _ => "update",
     }
@@ -168,5 +170,20 @@ mod tests {
         assert_eq!(body["aanmaakdatum"], "2026-12-03T10:00:00.000Z");
         assert_eq!(body["kenmerken"]["kind"], "CLIENT");
         assert_eq!(body["kenmerken"]["action"], "created");
+    }
+
+    #[test]
+    fn actions_map_to_zgw_verbs() {
+        for (action, actie) in [
+            ("registered", "create"),
+            ("opened", "create"),
+            ("assigned", "create"),
+            ("withdrawn", "update"),
+            ("approaching", "update"),
+            ("missed", "update"),
+            ("destroyed", "destroy"),
+        ] {
+            assert_eq!(zgw_action(action), actie, "{action}");
+        }
     }
 }

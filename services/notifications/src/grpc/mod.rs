@@ -288,10 +288,8 @@ where
                     name: c.name.to_owned(),
                     description: c.description.to_owned(),
                     filter_keys: c.filter_keys.iter().map(|k| (*k).to_owned()).collect(),
-                    required_role: c
-                        .required_role
-                        .map(|r| r.as_str().to_owned())
-                        .unwrap_or_default(),
+                    // one of these roles (comma-separated)
+                    required_role: c.required_roles_text(),
                     suite_only: c.suite_only,
                 })
                 .collect(),

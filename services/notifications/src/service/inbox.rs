@@ -92,8 +92,8 @@ impl Drop for StreamSlot {
     }
 }
 
-/// The caller's view of its organisation's inbox: without the channels whose required role it
-/// lacks.
+/// The caller's view of its organisation's inbox: without the channels whose required roles it
+/// lacks (it has none of them).
 fn reader(ctx: &CallContext) -> InboxReader {
     let caller = ctx.principal();
     let current = crate::domain::events::Subscriber {
@@ -111,10 +111,7 @@ fn reader(ctx: &CallContext) -> InboxReader {
         caller: current,
         hidden_channels: CHANNELS
             .iter()
-            .filter(|c| {
-                !caller.is_suite_service()
-                    && c.required_role.is_some_and(|role| !caller.has_role(role))
-            })
+            .filter(|c| !caller.is_suite_service() && !c.admits_roles(&caller.roles))
             .map(|c| c.name.to_owned())
             .collect(),
         organisation: caller.org,

@@ -56,6 +56,13 @@ async fn events_are_checked_field_by_field() {
             }),
         ),
         (
+            // the event's action is its own field; no attribute may take its key
+            "event.attributes[\"action\"]",
+            Box::new(|e| {
+                e.attributes.insert("action".into(), "CREATED".into());
+            }),
+        ),
+        (
             "event.attributes[\"kind\"]",
             Box::new(|e| {
                 // a BSN-shaped value is refused, and not echoed

@@ -222,3 +222,209 @@ async fn filters_hold_with_values_wildcards_and_absent_keys() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(inbox(&mut third).await.is_empty());
 }
+
+/// A deadline warning of reintegration about an action of the income condition, addressed to
+/// these organisations and municipalities.
+fn deadline(action: &str, orgs: &[&str], municipalities: &[&str]) -> zvv_proto::events::v1::Event {
+    let mut e = event(
+        "reintegration",
+        "reintegration.deadlines",
+        "deadline",
+        action,
+    );
+    let id = || uuid::Uuid::new_v4().to_string();
+    for (key, value) in [
+        ("deadline_id", e.resource_id.clone()),
+        ("detention_id", id()),
+        ("condition_id", id()),
+        ("task_id", id()),
+        ("condition", "INCOME".to_owned()),
+        ("due_action", "SUSPEND_BENEFIT".to_owned()),
+        ("municipality_code", "GM0855".to_owned()),
+    ] {
+        e.attributes.insert(key.into(), value);
+    }
+    e.audience = Some(zvv_proto::events::v1::Audience {
+        organisations: orgs.iter().map(|o| (*o).to_owned()).collect(),
+        municipality_codes: municipalities.iter().map(|m| (*m).to_owned()).collect(),
+    });
+    e
+}
+
+async fn publish_reintegration(
+    app: &TestApp,
+    event: zvv_proto::events::v1::Event,
+) -> pb::PublishResponse {
+    app.service("reintegration")
+        .publish(pb::PublishRequest { event: Some(event) })
+        .await
+        .expect("reintegration publishes")
+        .into_inner()
+}
+
+/// Inbox items of `organisation` as stored, whoever reads them.
+async fn stored_items(app: &TestApp, organisation: &str) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM notifications.inbox WHERE organisation = $1")
+        .bind(organisation)
+        .fetch_one(&app.pool)
+        .await
+        .expect("count inbox items")
+}
+
+#[tokio::test]
+async fn a_deadline_warning_for_a_partner_reaches_that_partner_only() {
+    use zvv_platform::auth::{OrgType, Role};
+    let app = TestApp::spawn().await;
+    let deadlines = || vec![channel("reintegration.deadlines", &[])];
+    let partner = |org: &str| {
+        app.client_with(app.keys.token_in(
+            org,
+            OrgType::Probation,
+            &[Role::Professional],
+            &["GM0855"],
+        ))
+    };
+    let mut zuid = partner("reclassering-zuid");
+    let mut noord = partner("reclassering-noord");
+    let mut municipality = app.client_with(app.keys.token_in(
+        "gm0855",
+        OrgType::Municipality,
+        &[Role::Coordinator],
+        &["GM0855"],
+    ));
+    for c in [&mut zuid, &mut noord, &mut municipality] {
+        subscribe_inbox(c, deadlines()).await;
+    }
+
+    // the task holder is warned before the date: only it
+    let approaching = deadline("approaching", &["reclassering-zuid"], &[]);
+    assert_eq!(
+        publish_reintegration(&app, approaching.clone())
+            .await
+            .routed,
+        1
+    );
+    let items = inbox_with(&mut zuid, 1).await;
+    assert_eq!(items.len(), 1);
+    let got = items[0].event.as_ref().unwrap();
+    assert_eq!(got.event_id, approaching.event_id);
+    assert_eq!(got.channel, "reintegration.deadlines");
+    assert_eq!(got.action, "approaching");
+    assert_eq!(got.attributes["due_action"], "SUSPEND_BENEFIT");
+    assert_eq!(got.attributes["condition"], "INCOME");
+
+    // a miss goes to the task holder and the municipality
+    let missed = deadline("missed", &["reclassering-zuid"], &["GM0855"]);
+    assert_eq!(publish_reintegration(&app, missed.clone()).await.routed, 2);
+    assert_eq!(inbox_with(&mut zuid, 2).await.len(), 2);
+    let items = inbox_with(&mut municipality, 1).await;
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0].event.as_ref().unwrap().event_id, missed.event_id);
+
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        inbox(&mut noord).await.is_empty(),
+        "another partner of the same municipality"
+    );
+    assert_eq!(stored_items(&app, "reclassering-noord").await, 0);
+}
+
+#[tokio::test]
+async fn a_deadline_warning_for_a_municipality_reaches_its_professionals_and_coordinators_only() {
+    use zvv_platform::auth::{OrgType, Role};
+    let app = TestApp::spawn().await;
+    let deadlines = || vec![channel("reintegration.deadlines", &[])];
+    let client = |org: &str, org_type: OrgType, roles: &[Role], codes: &[&str]| {
+        app.client_with(app.keys.token_in(org, org_type, roles, codes))
+    };
+    let mut coordinator = client(
+        "gm0855",
+        OrgType::Municipality,
+        &[Role::Coordinator],
+        &["GM0855"],
+    );
+    let mut professional = client(
+        "gm0855-schuldhulp",
+        OrgType::Municipality,
+        &[Role::Professional],
+        &["GM0855"],
+    );
+    let mut amsterdam = client(
+        "gm0363",
+        OrgType::Municipality,
+        &[Role::Coordinator],
+        &["GM0363"],
+    );
+    // an analyst may not subscribe at all; one who is also a triage officer may, but the
+    // channel requires a professional or a coordinator
+    let refused = client(
+        "gm0855-onderzoek",
+        OrgType::Municipality,
+        &[Role::Analyst],
+        &["GM0855"],
+    )
+    .create_subscription(pb::CreateSubscriptionRequest {
+        request_id: request_id(),
+        channels: deadlines(),
+        delivery: Some(pb::create_subscription_request::Delivery::Inbox(
+            pb::InboxDelivery {},
+        )),
+    })
+    .await
+    .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied);
+    let mut analyst = client(
+        "gm0855-onderzoek",
+        OrgType::Municipality,
+        &[Role::Analyst, Role::TriageOfficer],
+        &["GM0855"],
+    );
+    // a partner whose jurisdiction names GM0855 is no municipality: it receives only what
+    // names it
+    let mut probation = client(
+        "reclassering-zuid",
+        OrgType::Probation,
+        &[Role::Professional, Role::Coordinator],
+        &["GM0855"],
+    );
+    for c in [
+        &mut coordinator,
+        &mut professional,
+        &mut amsterdam,
+        &mut analyst,
+        &mut probation,
+    ] {
+        subscribe_inbox(c, deadlines()).await;
+    }
+
+    let warning = deadline("approaching", &[], &["GM0855"]);
+    assert_eq!(publish_reintegration(&app, warning.clone()).await.routed, 2);
+    for c in [&mut coordinator, &mut professional] {
+        let items = inbox_with(c, 1).await;
+        assert_eq!(items.len(), 1);
+        let got = items[0].event.as_ref().unwrap();
+        assert_eq!(got.event_id, warning.event_id);
+        assert_eq!(got.attributes["municipality_code"], "GM0855");
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    for (name, c) in [
+        ("gm0363", &mut amsterdam),
+        ("gm0855-onderzoek", &mut analyst),
+        ("reclassering-zuid", &mut probation),
+    ] {
+        assert!(inbox(c).await.is_empty(), "{name} sees it");
+        assert_eq!(stored_items(&app, name).await, 0, "{name} got it");
+    }
+    // the same for the other channels of reintegration: a task completed is for the
+    // municipality, not for a partner with the municipality in its claim
+    subscribe_inbox(&mut probation, vec![channel("reintegration.tasks", &[])]).await;
+    subscribe_inbox(&mut coordinator, vec![channel("reintegration.tasks", &[])]).await;
+    let mut done = event("reintegration", "reintegration.tasks", "task", "completed");
+    done.attributes
+        .insert("task_id".into(), done.resource_id.clone());
+    done.attributes.insert("condition".into(), "INCOME".into());
+    done.audience.as_mut().unwrap().municipality_codes = vec!["GM0855".into()];
+    assert_eq!(publish_reintegration(&app, done).await.routed, 1);
+    assert_eq!(inbox_with(&mut coordinator, 2).await.len(), 2);
+    assert_eq!(stored_items(&app, "reclassering-zuid").await, 0);
+}
