@@ -17,6 +17,7 @@ use crate::datadir::{DataDirArg, PrivateCluster};
 const SERVICES: &[(&str, Schema)] = &[
     ("intake", zvv_intake::SCHEMA),
     ("signalling", zvv_signalling::SCHEMA),
+    ("reintegration", zvv_reintegration::SCHEMA),
     ("notifications", zvv_notifications::SCHEMA),
 ];
 
@@ -25,7 +26,8 @@ const SERVICES: &[(&str, Schema)] = &[
 pub enum AuditCommand {
     /// Check that a service's audit log is complete and unchanged (exits non-zero when not).
     Verify {
-        /// The service whose audit log to check, e.g. intake.
+        /// The service whose audit log to check: intake, signalling, reintegration or
+        /// notifications.
         #[arg(long)]
         service: String,
         #[command(flatten)]

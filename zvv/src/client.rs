@@ -7,6 +7,10 @@ use tonic_types::StatusExt;
 use zvv_platform::client::{Outgoing, TokenSource, channel};
 use zvv_proto::{
     intake::v1::subject_service_client::SubjectServiceClient,
+    reintegration::v1::{
+        continuity_service_client::ContinuityServiceClient,
+        detention_service_client::DetentionServiceClient,
+    },
     signalling::v1::{
         referral_service_client::ReferralServiceClient, signal_service_client::SignalServiceClient,
     },
@@ -15,6 +19,8 @@ use zvv_proto::{
 pub type Intake = SubjectServiceClient<InterceptedService<Channel, Outgoing>>;
 pub type Signalling = SignalServiceClient<InterceptedService<Channel, Outgoing>>;
 pub type Referrals = ReferralServiceClient<InterceptedService<Channel, Outgoing>>;
+pub type Detentions = DetentionServiceClient<InterceptedService<Channel, Outgoing>>;
+pub type Continuity = ContinuityServiceClient<InterceptedService<Channel, Outgoing>>;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ConnArgs {
@@ -37,17 +43,52 @@ pub struct ConnArgs {
     pub token: Option<String>,
 }
 
+/// The bearer token of `--token`/`ZVV_TOKEN`, or an error that says how to get one.
+pub fn bearer(token: Option<&str>) -> anyhow::Result<TokenSource> {
+    match token {
+        Some(t) if !t.trim().is_empty() => {
+            Ok(TokenSource::Static(SecretString::from(t.trim().to_owned())))
+        }
+        _ => anyhow::bail!(
+            "no token: pass --token or set ZVV_TOKEN, e.g. \
+             export ZVV_TOKEN=$(zvv token --org gm0363 --org-type MUNICIPALITY --role PROFESSIONAL | tail -n1)"
+        ),
+    }
+}
+
+/// How to reach the reintegration service, and as whom.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ReintegrationConn {
+    /// Address of the reintegration service.
+    #[arg(
+        long,
+        env = "ZVV_REINTEGRATION_ADDR",
+        default_value = "http://127.0.0.1:50053"
+    )]
+    pub reintegration_addr: String,
+    /// Bearer token (see `zvv token`).
+    #[arg(long, env = "ZVV_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+impl ReintegrationConn {
+    fn channel(&self) -> anyhow::Result<InterceptedService<Channel, Outgoing>> {
+        channel(&self.reintegration_addr, bearer(self.token.as_deref())?)
+            .with_context(|| format!("invalid reintegration address {}", self.reintegration_addr))
+    }
+
+    pub fn detentions(&self) -> anyhow::Result<Detentions> {
+        Ok(DetentionServiceClient::new(self.channel()?))
+    }
+
+    pub fn continuity(&self) -> anyhow::Result<Continuity> {
+        Ok(ContinuityServiceClient::new(self.channel()?))
+    }
+}
+
 impl ConnArgs {
     fn token(&self) -> anyhow::Result<TokenSource> {
-        match &self.token {
-            Some(t) if !t.trim().is_empty() => {
-                Ok(TokenSource::Static(SecretString::from(t.trim().to_owned())))
-            }
-            _ => anyhow::bail!(
-                "no token: pass --token or set ZVV_TOKEN, e.g. \
-                 export ZVV_TOKEN=$(zvv token --org gm0363 --org-type MUNICIPALITY --role PROFESSIONAL | tail -n1)"
-            ),
-        }
+        bearer(self.token.as_deref())
     }
 
     pub fn signalling(&self) -> anyhow::Result<Signalling> {

@@ -5,7 +5,8 @@
 //! <data-dir>/keys/jwt-signing.pem   Ed25519 private key that signs development tokens
 //! <data-dir>/keys/jwt-public.pem    its public key, pinned by the services
 //! <data-dir>/keys/bsn-keys.json     BSN encryption and lookup keys
-//! <data-dir>/keys/<service>-fingerprint.key  request fingerprint key of a service
+//! <data-dir>/keys/<service>-fingerprint.key  request fingerprint key of a service (signalling,
+//!                                   reintegration)
 //! <data-dir>/keys/audit-signing.pem Ed25519 key that signs audit checkpoints (audit-public.pem)
 //! <data-dir>/audit/<schema>.checkpoints.jsonl  signed audit checkpoints, outside the database
 //! <data-dir>/keys/notifications-secrets.key  the key that seals webhook secrets (notifications)
@@ -21,6 +22,11 @@ use zvv_platform::{
     auth::{TokenSigner, generate_ed25519_pem},
     bsn::KeyFile,
 };
+
+/// The services with a request fingerprint key of their own (`keys/<service>-fingerprint.key`):
+/// those without a BSN vault whose requests may carry a BSN. Reintegration's also keys the
+/// release marks that link a release to a later detention.
+pub const FINGERPRINT_SERVICES: &[&str] = &["signalling", "reintegration"];
 
 /// The database `zvv up` creates in the private cluster.
 pub const DATABASE: &str = "zvv";
@@ -145,17 +151,19 @@ impl DataDir {
         }
         std::fs::create_dir_all(self.checkpoint_dir())?;
         restrict(&self.checkpoint_dir(), 0o700)?;
-        let fingerprint = self.fingerprint_key("signalling");
-        if !fingerprint.exists() {
-            std::fs::write(
-                &fingerprint,
-                zvv_platform::idempotency::FingerprintKey::generate_base64(),
-            )?;
-            restrict(&fingerprint, 0o600)?;
-            println!(
-                "created the signalling fingerprint key in {}",
-                keys.display()
-            );
+        for service in FINGERPRINT_SERVICES {
+            let fingerprint = self.fingerprint_key(service);
+            if !fingerprint.exists() {
+                std::fs::write(
+                    &fingerprint,
+                    zvv_platform::idempotency::FingerprintKey::generate_base64(),
+                )?;
+                restrict(&fingerprint, 0o600)?;
+                println!(
+                    "created the {service} fingerprint key in {}",
+                    keys.display()
+                );
+            }
         }
         let secrets = self.notifications_secret_key();
         if !secrets.exists() {

@@ -202,6 +202,15 @@ fn configured(data: &DataDir) -> anyhow::Result<Vec<(&'static str, Schema, Vec<C
             vec![zvv_signalling::configured_key(&key)],
         ));
     }
+    let fingerprint = data.fingerprint_key("reintegration");
+    if fingerprint.exists() {
+        let key = FingerprintKey::load(&fingerprint).map_err(anyhow::Error::msg)?;
+        out.push((
+            "reintegration",
+            zvv_reintegration::SCHEMA,
+            vec![zvv_reintegration::configured_key(&key)],
+        ));
+    }
     let secrets = data.notifications_secret_key();
     if secrets.exists() {
         let key = zvv_notifications::Secrets::load(&secrets).map_err(anyhow::Error::msg)?;
@@ -239,7 +248,7 @@ async fn show(args: &KeysArgs) -> anyhow::Result<()> {
                 ""
             };
             let line = format!(
-                "  {service:<11} {:<20} {:<16} {note}",
+                "  {service:<13} {:<20} {:<16} {note}",
                 key.purpose, key.key_id
             );
             println!("{}", line.trim_end());
@@ -263,7 +272,7 @@ async fn show_records(
     for (service, schema, keys) in services {
         let Some(recorded) = zvv_platform::keys::recorded(&db.pool, *schema).await? else {
             println!(
-                "  {service:<11} no key records yet ({service} has not started on this database)"
+                "  {service:<13} no key records yet ({service} has not started on this database)"
             );
             continue;
         };
@@ -297,7 +306,7 @@ async fn show_records(
             } else {
                 String::new()
             };
-            println!("  {service:<11} {purpose:<20} {key_id:<16} {status}{count}");
+            println!("  {service:<13} {purpose:<20} {key_id:<16} {status}{count}");
         }
     }
     Ok(())

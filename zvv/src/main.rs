@@ -5,15 +5,18 @@ mod bench;
 mod client;
 mod datadir;
 mod deliveries;
+mod detention;
 mod inbox;
 mod keys;
 mod matches;
 mod output;
+mod plan;
 mod referral;
 mod roles;
 mod signal;
 mod subject;
 mod subscription;
+mod tasks;
 mod token;
 mod up;
 mod webhook_sink;
@@ -49,6 +52,17 @@ enum Command {
     /// Referrals into triage: submit (police), list and decide (triage officers).
     #[command(subcommand)]
     Referral(referral::ReferralCommand),
+    /// Detention episodes: record the prison's events, list, show; release statistics
+    /// (analysts).
+    #[command(subcommand)]
+    Detention(detention::DetentionCommand),
+    /// Continuity plans of detention episodes: show, update a condition, assign it to a
+    /// partner, readiness for release, replan.
+    #[command(subcommand)]
+    Plan(plan::PlanCommand),
+    /// Continuity tasks of your organisation: list, complete.
+    #[command(subcommand)]
+    Tasks(tasks::TasksCommand),
     /// Notification subscriptions of your organisation: channels, create, list, show, delete.
     #[command(subcommand)]
     Subscription(subscription::SubscriptionCommand),
@@ -81,6 +95,9 @@ async fn main() -> std::process::ExitCode {
         Command::Signal(cmd) => signal::run(cmd).await,
         Command::Match(cmd) => matches::run(cmd).await,
         Command::Referral(cmd) => referral::run(cmd).await,
+        Command::Detention(cmd) => detention::run(cmd).await,
+        Command::Plan(cmd) => plan::run(cmd).await,
+        Command::Tasks(cmd) => tasks::run(cmd).await,
         Command::Subscription(cmd) => subscription::run(cmd).await,
         Command::Inbox(cmd) => inbox::run(cmd).await,
         Command::Deliveries(cmd) => deliveries::run(cmd).await,

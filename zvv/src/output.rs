@@ -67,16 +67,28 @@ pub fn fresh_request_id() -> String {
 
 /// Prints `key: value` lines with the values lined up.
 pub fn print_fields(fields: &[(&str, String)]) {
+    print!("{}", fields_text(fields));
+}
+
+/// `key: value` lines with the values lined up, each line ending in a newline.
+pub fn fields_text(fields: &[(&str, String)]) -> String {
     let width = fields.iter().map(|(k, _)| k.len() + 1).max().unwrap_or(0);
-    for (key, value) in fields {
-        println!("{:<width$} {value}", format!("{key}:"));
-    }
+    fields
+        .iter()
+        .map(|(key, value)| format!("{:<width$} {value}\n", format!("{key}:")))
+        .collect()
 }
 
 /// Prints rows under a header, columns lined up (the last column is not padded).
 pub fn print_table(header: &[&str], rows: Vec<Vec<String>>) {
+    print!("{}", table_text(header, &rows));
+}
+
+/// Rows under a header, columns lined up (the last column is not padded), each line ending in
+/// a newline.
+pub fn table_text(header: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for row in &rows {
+    for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
         }
@@ -95,12 +107,13 @@ pub fn print_table(header: &[&str], rows: Vec<Vec<String>>) {
             })
             .collect::<Vec<_>>()
             .join("  ");
-        println!("{}", text.trim_end());
+        format!("{}\n", text.trim_end())
     };
-    line(header.to_vec());
-    for row in &rows {
-        line(row.iter().map(String::as_str).collect());
+    let mut out = line(header.to_vec());
+    for row in rows {
+        out.push_str(&line(row.iter().map(String::as_str).collect()));
     }
+    out
 }
 
 /// Prints the token of the next page, if there is one.

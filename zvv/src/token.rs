@@ -40,7 +40,8 @@ pub struct TokenArgs {
     /// Subject (`sub` claim); default `<org>-dev`.
     #[arg(long)]
     pub sub: Option<String>,
-    /// The one service the token is for (`aud` becomes `zvv/<service>`): intake or signalling.
+    /// The one service the token is for (`aud` becomes `zvv/<service>`): intake, signalling,
+    /// reintegration or notifications.
     /// Required for suite SERVICE tokens (--org-type SUITE --role SERVICE), which a service
     /// accepts only when they name it; any other token without it works with every service.
     #[arg(long, value_name = "SERVICE", value_parser = parse_service)]
@@ -144,7 +145,7 @@ fn jurisdiction(request: &TokenRequest) -> String {
 }
 
 /// The services a token can be for.
-const SERVICES: &[&str] = &["intake", "signalling"];
+const SERVICES: &[&str] = &["intake", "signalling", "reintegration", "notifications"];
 
 fn parse_service(input: &str) -> Result<String, String> {
     let name = input.trim().to_ascii_lowercase();
@@ -243,7 +244,11 @@ mod tests {
         assert_eq!(parse_role("Professional"), Ok(Role::Professional));
         assert_eq!(parse_role("triage_officer"), Ok(Role::TriageOfficer));
         assert_eq!(parse_service(" Intake "), Ok("intake".to_owned()));
-        assert!(parse_service("reintegration").is_err());
+        assert_eq!(
+            parse_service("Reintegration"),
+            Ok("reintegration".to_owned())
+        );
+        assert!(parse_service("billing").is_err());
     }
 
     fn request(

@@ -36,16 +36,20 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
 /// Leeway on token `exp`/`nbf`, in seconds.
 const TOKEN_LEEWAY_SECS: u64 = 10;
 /// The SERVICE tokens the suite calls itself with: (caller, the one service the token is for).
-/// intake and signalling relay their outbox to notifications, signalling reads from intake and
-/// subscribes its EventSink, notifications delivers to that EventSink.
+/// intake, signalling and reintegration relay their outbox to notifications, signalling and
+/// reintegration read from intake, signalling subscribes its EventSink, notifications delivers
+/// to that EventSink.
 const SERVICE_TOKENS: &[(&str, &str)] = &[
     ("signalling", "intake"),
+    ("reintegration", "intake"),
     ("intake", "notifications"),
     ("signalling", "notifications"),
+    ("reintegration", "notifications"),
     ("notifications", "signalling"),
 ];
-/// Ports kept for the services of later issues (shown in the banner).
-const RESERVED: &[(&str, u16)] = &[("reintegration", 50053)];
+/// How often reintegration's deadline monitor looks under `zvv up` unless told otherwise: short,
+/// so that a walkthrough shows its warnings within seconds (the service's own default is 60 s).
+const DEV_DEADLINE_MONITOR_SECS: u64 = 5;
 
 /// Options of `zvv up`; every flag has an environment variable.
 #[derive(Debug, clap::Args)]
@@ -58,6 +62,13 @@ pub struct UpArgs {
     /// Address the signalling service (SignalService, ReferralService) listens on.
     #[arg(long, env = "ZVV_SIGNALLING_LISTEN", default_value = "127.0.0.1:50052")]
     pub signalling_listen: SocketAddr,
+    /// Address the reintegration service (DetentionService, ContinuityService) listens on.
+    #[arg(
+        long,
+        env = "ZVV_REINTEGRATION_LISTEN",
+        default_value = "127.0.0.1:50053"
+    )]
+    pub reintegration_listen: SocketAddr,
     /// Address the notifications service (NotificationService) listens on.
     #[arg(
         long,
@@ -65,6 +76,10 @@ pub struct UpArgs {
         default_value = "127.0.0.1:50054"
     )]
     pub notifications_listen: SocketAddr,
+    /// Seconds between two runs of reintegration's deadline monitor (the service's default is
+    /// 60; `zvv up` looks every 5 s so that warnings show up quickly).
+    #[arg(long, env = "ZVV_DEADLINE_MONITOR_SECONDS", default_value_t = DEV_DEADLINE_MONITOR_SECS, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub deadline_monitor_seconds: u64,
     /// PostgreSQL URL to use instead of the private cluster in the data folder.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<SecretString>,
@@ -121,6 +136,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     // A taken port fails here, before the database starts; the real bind comes when ready.
     drop(bind_intake(args.intake_listen).await?);
     drop(bind_signalling(args.signalling_listen).await?);
+    drop(bind_reintegration(args.reintegration_listen).await?);
     drop(bind_notifications(args.notifications_listen).await?);
 
     let database_url = args
@@ -150,6 +166,14 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         zvv_signalling::SCHEMA,
         args.db_max_connections,
         |owner| async move { zvv_signalling::migrate(&owner).await },
+    )
+    .await?;
+    let reintegration_pool = service_pool(
+        &admin,
+        &database,
+        zvv_reintegration::SCHEMA,
+        args.db_max_connections,
+        |owner| async move { zvv_reintegration::migrate(&owner).await },
     )
     .await?;
     let notifications_pool = service_pool(
@@ -198,6 +222,30 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             )
         })?;
 
+    let reintegration_fingerprints = Arc::new(
+        zvv_platform::idempotency::FingerprintKey::load(&data.fingerprint_key("reintegration"))
+            .map_err(anyhow::Error::msg)?,
+    );
+    zvv_reintegration::check_keys(&reintegration_pool, &reintegration_fingerprints)
+        .await
+        .with_context(|| {
+            format!(
+                "the reintegration fingerprint key in {} does not belong to this database",
+                data.fingerprint_key("reintegration").display()
+            )
+        })?;
+    // the default continuity policy under its version: other numbers under a version already
+    // used are refused
+    let reintegration_policy = zvv_reintegration::domain::ContinuityPolicy::default();
+    let reintegration_clock: zvv_platform::clock::SharedClock = Arc::new(SystemClock);
+    zvv_reintegration::record_policy(
+        &reintegration_pool,
+        &reintegration_policy,
+        &reintegration_clock,
+    )
+    .await
+    .context("recording reintegration's continuity policy")?;
+
     let secrets = Arc::new(
         zvv_notifications::Secrets::load(&data.notifications_secret_key())
             .map_err(anyhow::Error::msg)?,
@@ -235,7 +283,8 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let notifications_addr = notifications_listener
         .local_addr()
         .context("reading the notifications listen address")?;
-    // intake and signalling relay their outbox to notifications, each with its own token
+    // intake, signalling and reintegration relay their outbox to notifications, each with its
+    // own token
     let notifications_url = format!("http://{}", loopback(notifications_addr));
     let relay = |service: &str| -> anyhow::Result<zvv_platform::relay::Relay> {
         let publisher = zvv_platform::relay::GrpcPublisher::connect(
@@ -324,6 +373,52 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         ("signalling", result.map_err(anyhow::Error::from))
     });
 
+    // reintegration calls intake with its own SERVICE token and relays its outbox (warnings,
+    // tasks) to notifications
+    let reintegration_intake = zvv_platform::client::channel(
+        &intake_url,
+        zvv_platform::client::TokenSource::file(data.token_file("reintegration", "intake")),
+    )
+    .context("connecting reintegration to intake")?;
+    let mut reintegration_settings = args.server.settings();
+    reintegration_settings.audit = audit.clone();
+    let reintegration_deps = zvv_reintegration::Deps {
+        pool: reintegration_pool.clone(),
+        verifier: verifier(zvv_reintegration::SCHEMA.name())?,
+        clock: reintegration_clock,
+        settings: reintegration_settings,
+        intake: zvv_proto::intake::v1::subject_service_client::SubjectServiceClient::new(
+            reintegration_intake,
+        ),
+        logic: zvv_reintegration::service::Settings {
+            policy: reintegration_policy,
+            follow_up_months: zvv_reintegration::DEFAULT_FOLLOW_UP_MONTHS,
+            statistics_threshold: zvv_reintegration::DEFAULT_STATISTICS_THRESHOLD,
+        },
+        jobs: zvv_reintegration::jobs::JobSettings {
+            monitor_interval: Duration::from_secs(args.deadline_monitor_seconds),
+            warn_working_days: zvv_reintegration::DEFAULT_WARN_WORKING_DAYS,
+            retention_months: zvv_reintegration::DEFAULT_RETENTION_MONTHS,
+            idempotency_retention: zvv_intake::DEFAULT_IDEMPOTENCY_RETENTION,
+        },
+        fingerprints: reintegration_fingerprints,
+        relay: Some(relay("reintegration")?),
+    };
+    let reintegration_listener = bind_reintegration(args.reintegration_listen).await?;
+    let reintegration_addr = reintegration_listener
+        .local_addr()
+        .context("reading the reintegration listen address")?;
+    let reintegration_stop = stop_rx.clone();
+    services.spawn(async move {
+        let result = zvv_reintegration::serve(
+            reintegration_deps,
+            reintegration_listener,
+            stopped(reintegration_stop),
+        )
+        .await;
+        ("reintegration", result.map_err(anyhow::Error::from))
+    });
+
     // notifications: webhooks may use http to loopback (development mode); it delivers to
     // signalling's EventSink with its token for signalling
     let mut sinks = zvv_notifications::SinkEndpoints::new();
@@ -365,9 +460,12 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
 
     print_banner(
         &args.data.data_dir,
-        intake_addr,
-        signalling_addr,
-        notifications_addr,
+        Listening {
+            intake: intake_addr,
+            signalling: signalling_addr,
+            reintegration: reintegration_addr,
+            notifications: notifications_addr,
+        },
         &database,
     );
 
@@ -420,6 +518,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     }
     intake_pool.close().await;
     signalling_pool.close().await;
+    reintegration_pool.close().await;
     notifications_pool.close().await;
     if let Database::Private(cluster) = &mut database {
         match cluster.stop() {
@@ -479,6 +578,16 @@ async fn bind_notifications(addr: SocketAddr) -> anyhow::Result<TcpListener> {
         addr,
         "--notifications-listen",
         "ZVV_NOTIFICATIONS_LISTEN",
+    )
+    .await
+}
+
+async fn bind_reintegration(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    bind(
+        "reintegration",
+        addr,
+        "--reintegration-listen",
+        "ZVV_REINTEGRATION_LISTEN",
     )
     .await
 }
@@ -654,14 +763,22 @@ fn write_service_token(
     crate::datadir::write_private(&path, &format!("{token}\n"))
 }
 
-/// What runs where, and how to call it.
-fn print_banner(
-    data_arg: &Path,
+/// The addresses the services listen on.
+struct Listening {
     intake: SocketAddr,
     signalling: SocketAddr,
+    reintegration: SocketAddr,
     notifications: SocketAddr,
-    database: &Database,
-) {
+}
+
+/// What runs where, and how to call it.
+fn print_banner(data_arg: &Path, at: Listening, database: &Database) {
+    let Listening {
+        intake,
+        signalling,
+        reintegration,
+        notifications,
+    } = at;
     let client_addr = loopback(intake);
     let data_flag = if data_arg == Path::new(".zvv") {
         String::new()
@@ -672,10 +789,10 @@ fn print_banner(
     println!("zvv is up (Ctrl-C to stop)");
     println!("  intake         {intake}  zvv.intake.v1.SubjectService");
     println!("  signalling     {signalling}  zvv.signalling.v1.SignalService, ReferralService");
+    println!(
+        "  reintegration  {reintegration}  zvv.reintegration.v1.DetentionService, ContinuityService"
+    );
     println!("  notifications  {notifications}  zvv.notifications.v1.NotificationService");
-    for (name, port) in RESERVED {
-        println!("  {name:<14} {port} reserved, not part of this build yet");
-    }
     println!("  database       {}", database.describe());
     println!();
     println!("Get a token and call intake:");

@@ -187,7 +187,7 @@ fn token_puts_the_municipalities_in_the_claim() {
     let (ok, jwt, stderr) = token(dir.path(), &service);
     assert!(!ok && jwt.is_empty(), "{stderr}");
     assert!(
-        stderr.contains("--for-service intake|signalling"),
+        stderr.contains("--for-service intake|signalling|reintegration|notifications"),
         "{stderr}"
     );
     let (ok, jwt, stderr) = token(
@@ -198,12 +198,25 @@ fn token_puts_the_municipalities_in_the_claim() {
     assert!(stderr.contains("jurisdiction: not limited"), "{stderr}");
     assert!(stderr.contains("accepted by intake only"), "{stderr}");
     assert_eq!(jwt_payload(&jwt)["aud"], "zvv/intake");
-    let (ok, _, stderr) = token(
+    let (ok, jwt, stderr) = token(
         dir.path(),
         &[&service[..], &["--for-service", "reintegration"]].concat(),
     );
+    assert!(ok, "{stderr}");
+    assert!(
+        stderr.contains("accepted by reintegration only"),
+        "{stderr}"
+    );
+    assert_eq!(jwt_payload(&jwt)["aud"], "zvv/reintegration");
+    let (ok, _, stderr) = token(
+        dir.path(),
+        &[&service[..], &["--for-service", "billing"]].concat(),
+    );
     assert!(!ok, "{stderr}");
-    assert!(stderr.contains("one of: intake, signalling"), "{stderr}");
+    assert!(
+        stderr.contains("one of: intake, signalling, reintegration, notifications"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -372,7 +385,10 @@ fn audit_verify_lists_the_known_services() {
     let out = run(zvv().args(["audit", "verify", "--service", "billing"]));
     assert!(!out.status.success());
     let stderr = text(&out.stderr);
-    assert!(stderr.contains("known services: intake"), "{stderr}");
+    assert!(
+        stderr.contains("known services: intake, signalling, reintegration, notifications"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -26,6 +26,9 @@ pub fn zvv() -> Command {
         "ZVV_SIGNALLING_LISTEN",
         "ZVV_NOTIFICATIONS_ADDR",
         "ZVV_NOTIFICATIONS_LISTEN",
+        "ZVV_REINTEGRATION_ADDR",
+        "ZVV_REINTEGRATION_LISTEN",
+        "ZVV_DEADLINE_MONITOR_SECONDS",
         "ZVV_LOG_FORMAT",
     ] {
         cmd.env_remove(var);
@@ -93,8 +96,18 @@ pub struct Up {
 }
 
 impl Up {
+    /// `zvv up` with intake and signalling on the given addresses, notifications and
+    /// reintegration on any free port.
     pub fn start(data: &Path, intake: SocketAddr, signalling: SocketAddr, log: &Path) -> Self {
+        let any: SocketAddr = "127.0.0.1:0".parse().expect("address");
+        Self::start_on(data, [intake, signalling, any, any], &[], log)
+    }
+
+    /// `zvv up` with intake, signalling, reintegration and notifications on `addrs` (in that
+    /// order; port 0: any free port) and `extra` flags.
+    pub fn start_on(data: &Path, addrs: [SocketAddr; 4], extra: &[&str], log: &Path) -> Self {
         let log_file = fs::File::create(log).expect("log file");
+        let [intake, signalling, reintegration, notifications] = addrs;
         let child = zvv()
             .arg("up")
             .arg("--data-dir")
@@ -103,9 +116,11 @@ impl Up {
             .arg(intake.to_string())
             .arg("--signalling-listen")
             .arg(signalling.to_string())
-            // any free port: the tests that need notifications start it themselves
+            .arg("--reintegration-listen")
+            .arg(reintegration.to_string())
             .arg("--notifications-listen")
-            .arg("127.0.0.1:0")
+            .arg(notifications.to_string())
+            .args(extra)
             .stdout(log_file.try_clone().expect("log file"))
             .stderr(log_file)
             .spawn()
