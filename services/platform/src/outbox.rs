@@ -42,6 +42,10 @@ pub struct Event {
 #[derive(Debug, thiserror::Error)]
 pub enum OutboxError {
     /// The value is left out of the message: it may be exactly what must not be logged.
+    #[error(
+        "event attribute {name} is reserved: `action` is the event's own action on every channel"
+    )]
+    Reserved { name: &'static str },
     #[error("event code {name} is not a code ([A-Z0-9_], 1-64 characters, not a BSN)")]
     NotACode { name: &'static str },
     #[error(
@@ -146,6 +150,14 @@ impl Event {
         if !self.ids.contains_key(name.as_str()) {
             return Err(OutboxError::NoResourceId { event_type, name });
         }
+        if let Some(name) = self
+            .ids
+            .keys()
+            .chain(self.codes.keys())
+            .find(|n| **n == ACTION_ATTRIBUTE)
+        {
+            return Err(OutboxError::Reserved { name });
+        }
         for (name, value) in &self.codes {
             let ok = !value.is_empty()
                 && value.len() <= 64
@@ -176,6 +188,10 @@ impl Event {
         Ok(())
     }
 }
+
+/// The attribute every published event carries for the action of its type (`found`,
+/// `approaching`): no id or code of an event may take this name.
+pub const ACTION_ATTRIBUTE: &str = "action";
 
 /// Appends an event in the caller's transaction.
 pub async fn append(
@@ -232,6 +248,24 @@ mod tests {
         assert!(event().code("empty", "").check().is_err());
         let err = event().code("ref", "123456782").check().unwrap_err();
         assert!(!err.to_string().contains("123456782"), "{err}");
+    }
+
+    #[test]
+    fn no_attribute_takes_the_name_of_the_events_action() {
+        assert!(matches!(
+            event().code("action", "SUSPEND_BENEFIT").check(),
+            Err(OutboxError::Reserved { name: "action" })
+        ));
+        assert!(matches!(
+            event().id("action", Uuid::nil()).check(),
+            Err(OutboxError::Reserved { .. })
+        ));
+        assert!(
+            event()
+                .code("due_action", "SUSPEND_BENEFIT")
+                .check()
+                .is_ok()
+        );
     }
 
     #[test]

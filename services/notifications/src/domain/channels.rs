@@ -22,7 +22,7 @@ pub struct ChannelSpec {
 }
 
 /// The filter key every channel has: the event's action (e.g. `found`, `deceased`).
-pub const ACTION_KEY: &str = "action";
+pub const ACTION_KEY: &str = zvv_platform::outbox::ACTION_ATTRIBUTE;
 
 /// The channel of the notification a webhook must answer 204 to when it is created.
 pub const TEST_CHANNEL: &str = "test";

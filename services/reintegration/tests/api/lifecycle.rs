@@ -74,7 +74,7 @@ async fn a_detention_from_begin_through_warnings_to_release() {
     assert_eq!(approaching.len(), 4);
     let housing = approaching
         .iter()
-        .find(|e| e.code("action") == "ARRANGE_FIXED_COSTS")
+        .find(|e| e.code("due_action") == "ARRANGE_FIXED_COSTS")
         .expect("housing warned");
     assert_eq!(housing.audience_organisations, vec![HOUSING.org.to_owned()]);
     assert!(
@@ -84,7 +84,7 @@ async fn a_detention_from_begin_through_warnings_to_release() {
     assert_eq!(housing.id("task_id"), housing_task.task_id);
     let income_warning = approaching
         .iter()
-        .find(|e| e.code("action") == "SUSPEND_BENEFIT")
+        .find(|e| e.code("due_action") == "SUSPEND_BENEFIT")
         .expect("income warned");
     assert_eq!(
         income_warning.audience_municipalities,
@@ -92,7 +92,7 @@ async fn a_detention_from_begin_through_warnings_to_release() {
     );
     assert!(income_warning.audience_organisations.is_empty());
     let missed = app.events("reintegration.deadline.missed").await;
-    let mut missed_actions: Vec<&str> = missed.iter().map(|e| e.code("action")).collect();
+    let mut missed_actions: Vec<&str> = missed.iter().map(|e| e.code("due_action")).collect();
     missed_actions.sort_unstable();
     assert_eq!(missed_actions, ["CHECK_DEPENDANTS", "REPORT_SUSPENSION"]);
     assert!(
@@ -156,14 +156,14 @@ async fn a_detention_from_begin_through_warnings_to_release() {
         .events("reintegration.deadline.missed")
         .await
         .into_iter()
-        .filter(|e| e.code("action") == "SUSPEND_BENEFIT")
+        .filter(|e| e.code("due_action") == "SUSPEND_BENEFIT")
         .count();
     assert_eq!(income, 1, "{a:?} {b:?}");
     assert_eq!(
         app.events("reintegration.deadline.missed")
             .await
             .iter()
-            .filter(|e| e.code("action") == "ARRANGE_FIXED_COSTS")
+            .filter(|e| e.code("due_action") == "ARRANGE_FIXED_COSTS")
             .count(),
         0
     );

@@ -93,7 +93,7 @@ impl JobStore for PgStore {
                 .id("detention_id", detention_id)
                 .id("condition_id", condition_id)
                 .code("condition", kind.clone())
-                .code("action", action)
+                .code("due_action", action)
                 .code("municipality_code", municipality.clone());
                 if let Some(task) = task {
                     event = event.id("task_id", task);
