@@ -293,7 +293,7 @@ pub async fn run(cmd: SubscriptionCommand) -> anyhow::Result<()> {
                         vec![
                             c.name.clone(),
                             or_dash(c.filter_keys.join(",")),
-                            or_dash(c.required_role.clone()),
+                            or_dash(c.required_roles.join(",")),
                             c.description.clone(),
                         ]
                     })

@@ -288,9 +288,15 @@ where
                     name: c.name.to_owned(),
                     description: c.description.to_owned(),
                     filter_keys: c.filter_keys.iter().map(|k| (*k).to_owned()).collect(),
-                    // one of these roles (comma-separated)
+                    #[allow(deprecated)]
                     required_role: c.required_roles_text(),
                     suite_only: c.suite_only,
+                    required_roles: c
+                        .required_roles
+                        .unwrap_or_default()
+                        .iter()
+                        .map(|r| r.as_str().to_owned())
+                        .collect(),
                 })
                 .collect(),
         }))
