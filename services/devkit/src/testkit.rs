@@ -106,6 +106,9 @@ pub struct ServiceRoles {
     pub runtime: PgConnectOptions,
     pub owner_role: String,
     pub runtime_role: String,
+    /// The same connections as URLs, for `ZVV_MIGRATION_DATABASE_URL` and `DATABASE_URL`.
+    pub owner_url: String,
+    pub runtime_url: String,
 }
 
 impl Drop for TestDb {
@@ -139,6 +142,18 @@ impl Drop for TestDb {
             eprintln!("warning: could not drop test database {}", self.name);
         }
     }
+}
+
+/// `url` with its user and password replaced (both URL-safe).
+fn with_user(url: &str, user: &str, password: &str) -> String {
+    let authority_start = url.find("://").map_or(0, |i| i + 3);
+    let rest = &url[authority_start..];
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let host = match rest[..authority_end].rfind('@') {
+        Some(at) => &rest[at + 1..],
+        None => rest,
+    };
+    format!("{}{user}:{password}@{host}", &url[..authority_start])
 }
 
 /// `url` with its database path replaced by `name`.
@@ -221,6 +236,8 @@ impl TestDb {
         .await?;
         conn.close().await?;
         Ok(ServiceRoles {
+            owner_url: with_user(&self.url, &owner_role, &owner_password),
+            runtime_url: with_user(&self.url, &runtime_role, &runtime_password),
             owner: self
                 .options
                 .clone()
@@ -509,7 +526,7 @@ pub fn expect_err<T: std::fmt::Debug>(
 
 #[cfg(test)]
 mod tests {
-    use super::{passes_elfproef, valid_bsn, with_database};
+    use super::{passes_elfproef, valid_bsn, with_database, with_user};
 
     #[test]
     fn database_urls() {
@@ -518,6 +535,14 @@ mod tests {
             "postgres://u:p@h:5432/t1?sslmode=disable"
         );
         assert_eq!(with_database("postgres://h", "t1"), "postgres://h/t1");
+        assert_eq!(
+            with_user("postgres://u:p@h:5432/t1?sslmode=disable", "r", "s"),
+            "postgres://r:s@h:5432/t1?sslmode=disable"
+        );
+        assert_eq!(
+            with_user("postgres://h/t1", "r", "s"),
+            "postgres://r:s@h/t1"
+        );
     }
 
     #[test]

@@ -8,7 +8,9 @@ use zvv_intake::{
     Deps,
     config::{Command, Config},
 };
-use zvv_platform::{bsn::BsnVault, clock::SystemClock, server::shutdown_signal, telemetry};
+use zvv_platform::{
+    bsn::BsnVault, clock::SystemClock, config::Opened, server::shutdown_signal, telemetry,
+};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -23,7 +25,9 @@ async fn main() -> anyhow::Result<()> {
         .auth
         .verifier(zvv_intake::SCHEMA.name())
         .context("loading token verification keys")?;
-    let pool = migrated_pool(&config).await?;
+    let Opened::Serve(pool) = migrated_pool(&config).await? else {
+        return Ok(());
+    };
     // refuses keys other than the ones the database was written with, before serving
     zvv_intake::check_keys(&pool, &vault).await?;
     let legacy = zvv_intake::legacy_subjects(&pool).await?;
@@ -34,9 +38,11 @@ async fn main() -> anyhow::Result<()> {
              INTERNAL until `zvv-intake reencrypt` has sealed them again"
         );
     }
+    zvv_platform::client::configure_tls(config.server.tls.client().map_err(anyhow::Error::msg)?);
     let relay = config.relay.relay().map_err(anyhow::Error::msg)?;
     let mut settings = config.server.settings();
     settings.audit = config.audit.settings().map_err(anyhow::Error::msg)?;
+    settings.tls = config.server.tls.server().map_err(anyhow::Error::msg)?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
@@ -58,7 +64,9 @@ async fn main() -> anyhow::Result<()> {
 /// `zvv-intake reencrypt`: migrates, checks the keys, re-encrypts every subject's BSN with the
 /// active key (audited in batches) and exits.
 async fn reencrypt(config: &Config, vault: &BsnVault, batch_size: u32) -> anyhow::Result<()> {
-    let pool = migrated_pool(config).await?;
+    let Opened::Serve(pool) = migrated_pool(config).await? else {
+        return Ok(());
+    };
     let options = zvv_intake::ReencryptOptions {
         batch_size,
         origin: zvv_intake::ReencryptOptions::started_by("zvv-intake reencrypt"),
@@ -78,8 +86,9 @@ async fn reencrypt(config: &Config, vault: &BsnVault, batch_size: u32) -> anyhow
     Ok(())
 }
 
-/// The runtime pool, after the owner (or the runtime role) has run the migrations.
-async fn migrated_pool(config: &Config) -> anyhow::Result<sqlx::PgPool> {
+/// The runtime pool, after the owner (or the runtime role) has run the migrations; none under
+/// ZVV_MIGRATE_ONLY.
+async fn migrated_pool(config: &Config) -> anyhow::Result<Opened> {
     config
         .db
         .open(zvv_intake::SCHEMA, |owner| async move {

@@ -15,6 +15,7 @@ use zvv_notifications::{
 use zvv_platform::{
     client::{self, TokenSource},
     clock::SystemClock,
+    config::Opened,
     server::shutdown_signal,
     telemetry,
 };
@@ -38,6 +39,7 @@ async fn main() -> anyhow::Result<()> {
             .collect::<Result<_, _>>()
             .map_err(anyhow::Error::msg)?,
     };
+    client::configure_tls(config.server.tls.client().map_err(anyhow::Error::msg)?);
     let mut sinks = zvv_notifications::SinkEndpoints::new();
     for (name, url) in &config.event_sinks {
         let Some((_, token)) = config.event_sink_tokens.iter().find(|(n, _)| n == name) else {
@@ -49,17 +51,21 @@ async fn main() -> anyhow::Result<()> {
             .with_context(|| format!("invalid address {url} of event sink {name}"))?;
         sinks.insert(name.clone(), channel);
     }
-    let pool = config
+    let Opened::Serve(pool) = config
         .db
         .open(zvv_notifications::SCHEMA, |owner| async move {
             zvv_notifications::migrate(&owner).await
         })
         .await
-        .map_err(anyhow::Error::msg)?;
+        .map_err(anyhow::Error::msg)?
+    else {
+        return Ok(());
+    };
     // refuses a secrets key other than the one the database was written with
     zvv_notifications::check_keys(&pool, &secrets).await?;
     let mut settings = config.server.settings();
     settings.audit = config.audit.settings().map_err(anyhow::Error::msg)?;
+    settings.tls = config.server.tls.server().map_err(anyhow::Error::msg)?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;

@@ -1,10 +1,12 @@
 //! Outgoing calls to other suite services: every call carries the W3C trace context of the
 //! current span and this service's own SERVICE token. In a deployment the token lives in a file
-//! that the platform refreshes; it is re-read whenever the file changes.
+//! that the platform refreshes; it is re-read whenever the file changes. Calls to `https://`
+//! addresses go over TLS ([`crate::tls::ClientTls`], set for the process with
+//! [`configure_tls`]).
 
 use std::{
     path::PathBuf,
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, RwLock},
     time::SystemTime,
 };
 
@@ -15,6 +17,8 @@ use tonic::{
     service::{Interceptor, interceptor::InterceptedService},
     transport::{Channel, Endpoint},
 };
+
+use crate::tls::ClientTls;
 
 /// Where this service's own token comes from.
 #[derive(Clone)]
@@ -114,16 +118,52 @@ impl Interceptor for Outgoing {
     }
 }
 
-/// A channel to `url` (e.g. `http://127.0.0.1:50051`) wrapped with [`Outgoing`]. Connects
-/// lazily, so services can start in any order.
+/// The TLS of the channels [`channel`] makes; the system's roots until [`configure_tls`].
+static TLS: RwLock<ClientTls> = RwLock::new(ClientTls::system());
+
+/// Sets the TLS of every channel [`channel`] makes from now on (to the intake service, to
+/// notifications for the relay and the subscription, to event sinks): a service binary calls it
+/// once at start, before it makes any channel, with [`crate::config::TlsArgs::client`].
+pub fn configure_tls(tls: ClientTls) {
+    *TLS.write().unwrap_or_else(|p| p.into_inner()) = tls;
+}
+
+/// The TLS [`channel`] uses now.
+pub fn tls() -> ClientTls {
+    TLS.read().unwrap_or_else(|p| p.into_inner()).clone()
+}
+
+/// A channel to `url` (e.g. `http://127.0.0.1:50051`) wrapped with [`Outgoing`]: plaintext to
+/// an `http://` address, TLS to an `https://` one with the process's [`configure_tls`] (by
+/// default the system's roots). Connects lazily, so services can start in any order.
 pub fn channel(
     url: &str,
     token: TokenSource,
 ) -> Result<InterceptedService<Channel, Outgoing>, tonic::transport::Error> {
-    let channel = Endpoint::from_shared(url.to_owned())?
+    channel_with(url, token, &tls())
+}
+
+/// [`channel`] with the TLS of its own for an `https://` address. The certificate of the
+/// called service must name the address's host (DNS name or IP address).
+pub fn channel_with(
+    url: &str,
+    token: TokenSource,
+    tls: &ClientTls,
+) -> Result<InterceptedService<Channel, Outgoing>, tonic::transport::Error> {
+    let endpoint = Endpoint::from_shared(url.to_owned())?
         .connect_timeout(std::time::Duration::from_secs(3))
-        .timeout(std::time::Duration::from_secs(10))
-        .connect_lazy();
+        .timeout(std::time::Duration::from_secs(10));
+    let channel = if endpoint.uri().scheme() == Some(&http::uri::Scheme::HTTPS) {
+        endpoint.connect_with_connector_lazy(tls.connector())
+    } else {
+        if tls.is_configured() {
+            tracing::warn!(
+                url,
+                "calls to this address are not encrypted although TLS is configured: use https://"
+            );
+        }
+        endpoint.connect_lazy()
+    };
     Ok(InterceptedService::new(channel, Outgoing::new(token)))
 }
 

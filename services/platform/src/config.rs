@@ -35,6 +35,23 @@ pub struct DbArgs {
     /// Seconds to wait for a free connection before answering UNAVAILABLE.
     #[arg(long, env = "ZVV_DB_ACQUIRE_TIMEOUT_SECS", default_value_t = 5)]
     pub db_acquire_timeout_secs: u64,
+    /// Apply the migrations (as the owner of ZVV_MIGRATION_DATABASE_URL), grant the runtime role
+    /// (the user of DATABASE_URL) what it needs, and exit with status 0 without serving: for a
+    /// Kubernetes init container or Job that migrates before the replicas start. No runtime
+    /// connection is made. The serving replicas still run the migrations at start, which is a
+    /// no-op once they are applied (and needs the same ZVV_MIGRATION_DATABASE_URL).
+    #[arg(long, env = "ZVV_MIGRATE_ONLY", default_value_t = false)]
+    pub migrate_only: bool,
+}
+
+/// What [`DbArgs::open`] leaves the binary to do.
+#[derive(Debug)]
+pub enum Opened {
+    /// Serve with this runtime pool.
+    Serve(sqlx::PgPool),
+    /// ZVV_MIGRATE_ONLY: the schema is migrated and the runtime role granted; exit (status 0)
+    /// without serving.
+    Migrated,
 }
 
 impl DbArgs {
@@ -60,33 +77,57 @@ impl DbArgs {
 
     /// The runtime pool of a service whose schema is `schema`, with its migrations applied: by
     /// the owner role when a migration URL is set (and the runtime role then granted only what it
-    /// needs), else by the runtime connection itself, with a warning.
+    /// needs), else by the runtime connection itself, with a warning. With ZVV_MIGRATE_ONLY it
+    /// migrates and grants the same way but opens no runtime pool: [`Opened::Migrated`], and
+    /// the binary exits.
     pub async fn open<F, Fut>(
         &self,
         schema: crate::db::Schema,
         migrate: F,
-    ) -> Result<sqlx::PgPool, String>
+    ) -> Result<Opened, String>
     where
         F: FnOnce(sqlx::PgPool) -> Fut,
         Fut: std::future::Future<Output = Result<(), sqlx::migrate::MigrateError>>,
     {
         let runtime = self.connect_options()?;
         let runtime_role = runtime.get_username().to_owned();
+        let owner = self.migration_options()?;
+        if self.migrate_only {
+            let by_owner = owner.is_some();
+            let options = owner.unwrap_or_else(|| {
+                tracing::warn!(
+                    schema = schema.name(),
+                    "ZVV_MIGRATE_ONLY without ZVV_MIGRATION_DATABASE_URL: migrating with the \
+                     runtime role, which then owns (and could alter) its own audit log"
+                );
+                runtime
+            });
+            let pool = crate::db::connect(options, &PoolSettings::default())
+                .await
+                .map_err(|e| format!("connecting to PostgreSQL to migrate: {e}"))?;
+            let done = migrate_and_grant(&pool, schema, &runtime_role, by_owner, migrate).await;
+            pool.close().await;
+            done?;
+            tracing::info!(
+                schema = schema.name(),
+                runtime_role,
+                by_owner,
+                "migrated; ZVV_MIGRATE_ONLY: exiting without serving"
+            );
+            return Ok(Opened::Migrated);
+        }
         let pool = crate::db::connect(runtime, &self.pool_settings())
             .await
             .map_err(|e| format!("connecting to PostgreSQL: {e}"))?;
-        match self.migration_options()? {
+        match owner {
             Some(owner) => {
                 let owner_pool = crate::db::connect(owner, &PoolSettings::default())
                     .await
                     .map_err(|e| format!("connecting to PostgreSQL as the migration owner: {e}"))?;
-                migrate(owner_pool.clone())
-                    .await
-                    .map_err(|e| format!("applying migrations: {e}"))?;
-                crate::db::grant_runtime(&owner_pool, schema, &runtime_role)
-                    .await
-                    .map_err(|e| format!("granting the runtime role {runtime_role}: {e}"))?;
+                let done =
+                    migrate_and_grant(&owner_pool, schema, &runtime_role, true, migrate).await;
                 owner_pool.close().await;
+                done?;
             }
             None => {
                 tracing::warn!(
@@ -99,7 +140,7 @@ impl DbArgs {
                     .map_err(|e| format!("applying migrations: {e}"))?;
             }
         }
-        Ok(pool)
+        Ok(Opened::Serve(pool))
     }
 
     pub fn pool_settings(&self) -> PoolSettings {
@@ -108,6 +149,30 @@ impl DbArgs {
             acquire_timeout: Duration::from_secs(self.db_acquire_timeout_secs),
         }
     }
+}
+
+/// Runs `migrate` on `pool`, then (when `pool` is the owner's) grants `runtime_role` what it
+/// needs.
+async fn migrate_and_grant<F, Fut>(
+    pool: &sqlx::PgPool,
+    schema: crate::db::Schema,
+    runtime_role: &str,
+    grant: bool,
+    migrate: F,
+) -> Result<(), String>
+where
+    F: FnOnce(sqlx::PgPool) -> Fut,
+    Fut: std::future::Future<Output = Result<(), sqlx::migrate::MigrateError>>,
+{
+    migrate(pool.clone())
+        .await
+        .map_err(|e| format!("applying migrations: {e}"))?;
+    if grant {
+        crate::db::grant_runtime(pool, schema, runtime_role)
+            .await
+            .map_err(|e| format!("granting the runtime role {runtime_role}: {e}"))?;
+    }
+    Ok(())
 }
 
 /// Token verification.
@@ -174,6 +239,9 @@ pub struct ServerArgs {
     /// Milliseconds between the background checks of the database that readiness follows.
     #[arg(long, env = "ZVV_READINESS_INTERVAL_MS", default_value_t = 500, value_parser = clap::value_parser!(u64).range(50..=60_000))]
     pub readiness_interval_ms: u64,
+    /// TLS of the listener and of outgoing calls.
+    #[command(flatten)]
+    pub tls: TlsArgs,
 }
 
 impl ServerArgs {
@@ -192,7 +260,126 @@ impl ServerArgs {
                 interval: Duration::from_millis(self.readiness_interval_ms),
                 ..Default::default()
             },
+            // read by the binary with `tls.server()`, so that a file that cannot be used is a
+            // start-up error
+            tls: None,
         }
+    }
+}
+
+/// TLS of the service's own listener and of its calls to other suite services (rustls, see
+/// [`crate::tls`]). Every file is PEM and is checked again for a renewal (cert-manager renews
+/// in place) at most once per ZVV_TLS_RELOAD_INTERVAL_MS; a renewed file that cannot be used is
+/// logged and the previous one kept. Without a certificate the listener is plaintext; an
+/// `http://` address of another service is called in plaintext, an `https://` one over TLS.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TlsArgs {
+    /// Certificate chain of this service's listener, leaf first (e.g. cert-manager's
+    /// `tls.crt`). With ZVV_TLS_KEY_FILE the service serves gRPC over TLS only, health and
+    /// reflection included; one without the other is a start-up error.
+    #[arg(long, env = "ZVV_TLS_CERT_FILE")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// Private key of the listener's certificate (`tls.key`; PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "ZVV_TLS_KEY_FILE")]
+    pub tls_key_file: Option<PathBuf>,
+    /// CA bundle whose client certificates the listener requires (mutual TLS): a caller without
+    /// a certificate signed by one of these CAs cannot connect. Needs ZVV_TLS_CERT_FILE.
+    #[arg(long, env = "ZVV_TLS_CLIENT_CA_FILE")]
+    pub tls_client_ca_file: Option<PathBuf>,
+    /// CA bundle that the certificates of the services this one calls at `https://` addresses
+    /// must be signed by (intake, notifications, event sinks); without it the system's roots.
+    #[arg(long, env = "ZVV_TLS_CA_FILE")]
+    pub tls_ca_file: Option<PathBuf>,
+    /// Client certificate this service presents when it calls `https://` addresses (for
+    /// servers that require mutual TLS); needs ZVV_TLS_CLIENT_KEY_FILE.
+    #[arg(long, env = "ZVV_TLS_CLIENT_CERT_FILE")]
+    pub tls_client_cert_file: Option<PathBuf>,
+    /// Private key of the client certificate.
+    #[arg(long, env = "ZVV_TLS_CLIENT_KEY_FILE")]
+    pub tls_client_key_file: Option<PathBuf>,
+    /// Least milliseconds between two checks of the TLS files for a renewal (checked when a
+    /// connection is made).
+    #[arg(long, env = "ZVV_TLS_RELOAD_INTERVAL_MS", default_value_t = 5000, value_parser = clap::value_parser!(u64).range(100..=3_600_000))]
+    pub tls_reload_interval_ms: u64,
+}
+
+/// A path that is set and not empty (an empty variable in a manifest means unset).
+fn set(path: &Option<PathBuf>) -> Option<PathBuf> {
+    path.as_ref().filter(|p| !p.as_os_str().is_empty()).cloned()
+}
+
+impl TlsArgs {
+    fn reload_interval(&self) -> Duration {
+        Duration::from_millis(self.tls_reload_interval_ms)
+    }
+
+    /// The listener's TLS, read from the files now; `None` without a certificate (plaintext).
+    pub fn server(&self) -> Result<Option<crate::tls::ServerTls>, String> {
+        let (cert, key, client_ca) = (
+            set(&self.tls_cert_file),
+            set(&self.tls_key_file),
+            set(&self.tls_client_ca_file),
+        );
+        let (cert_file, key_file) = match (cert, key) {
+            (Some(cert), Some(key)) => (cert, key),
+            (None, None) if client_ca.is_none() => return Ok(None),
+            (None, None) => {
+                return Err("ZVV_TLS_CLIENT_CA_FILE needs ZVV_TLS_CERT_FILE and \
+                            ZVV_TLS_KEY_FILE: mutual TLS is TLS first"
+                    .to_owned());
+            }
+            (Some(_), None) => {
+                return Err(
+                    "ZVV_TLS_CERT_FILE is set without ZVV_TLS_KEY_FILE: set both to \
+                            serve over TLS, or neither"
+                        .to_owned(),
+                );
+            }
+            (None, Some(_)) => {
+                return Err(
+                    "ZVV_TLS_KEY_FILE is set without ZVV_TLS_CERT_FILE: set both to \
+                            serve over TLS, or neither"
+                        .to_owned(),
+                );
+            }
+        };
+        crate::tls::ServerTls::from_files(crate::tls::ServerTlsFiles {
+            cert_file,
+            key_file,
+            client_ca_file: client_ca,
+            reload_interval: self.reload_interval(),
+        })
+        .map(Some)
+        .map_err(|e| format!("the listener's TLS: {e}"))
+    }
+
+    /// The TLS of calls to `https://` addresses, read from the files now. Install it with
+    /// [`crate::client::configure_tls`] before any channel is made.
+    pub fn client(&self) -> Result<crate::tls::ClientTls, String> {
+        let (cert, key) = (
+            set(&self.tls_client_cert_file),
+            set(&self.tls_client_key_file),
+        );
+        match (&cert, &key) {
+            (Some(_), None) => {
+                return Err(
+                    "ZVV_TLS_CLIENT_CERT_FILE is set without ZVV_TLS_CLIENT_KEY_FILE".to_owned(),
+                );
+            }
+            (None, Some(_)) => {
+                return Err(
+                    "ZVV_TLS_CLIENT_KEY_FILE is set without ZVV_TLS_CLIENT_CERT_FILE".to_owned(),
+                );
+            }
+            _ => {}
+        }
+        crate::tls::ClientTls::from_files(crate::tls::ClientTlsFiles {
+            ca_file: set(&self.tls_ca_file),
+            cert_file: cert,
+            key_file: key,
+            reload_interval: self.reload_interval(),
+        })
+        .map_err(|e| format!("the TLS of outgoing calls: {e}"))
     }
 }
 
@@ -323,6 +510,67 @@ mod tests {
     struct Args {
         #[command(flatten)]
         relay: RelayArgs,
+    }
+
+    #[derive(Debug, clap::Parser)]
+    struct Server {
+        #[command(flatten)]
+        server: ServerArgs,
+    }
+
+    fn tls(args: &[&str]) -> TlsArgs {
+        Server::try_parse_from(std::iter::once("x").chain(args.iter().copied()))
+            .unwrap()
+            .server
+            .tls
+    }
+
+    #[test]
+    fn without_tls_settings_the_listener_and_calls_are_as_before() {
+        let args = tls(&[]);
+        assert!(args.server().unwrap().is_none());
+        assert!(!args.client().unwrap().is_configured());
+        assert_eq!(args.tls_reload_interval_ms, 5000);
+        let settings = Server::try_parse_from(["x"]).unwrap().server.settings();
+        assert!(settings.tls.is_none());
+    }
+
+    #[test]
+    fn tls_settings_that_belong_together_are_checked() {
+        let err = tls(&["--tls-cert-file", "/c.pem"]).server().unwrap_err();
+        assert!(err.contains("ZVV_TLS_KEY_FILE"), "{err}");
+        let err = tls(&["--tls-key-file", "/k.pem"]).server().unwrap_err();
+        assert!(err.contains("ZVV_TLS_CERT_FILE"), "{err}");
+        let err = tls(&["--tls-client-ca-file", "/ca.pem"])
+            .server()
+            .unwrap_err();
+        assert!(err.contains("ZVV_TLS_CLIENT_CA_FILE"), "{err}");
+        let err = tls(&["--tls-client-cert-file", "/c.pem"])
+            .client()
+            .unwrap_err();
+        assert!(err.contains("ZVV_TLS_CLIENT_KEY_FILE"), "{err}");
+        let err = tls(&["--tls-client-key-file", "/k.pem"])
+            .client()
+            .unwrap_err();
+        assert!(err.contains("ZVV_TLS_CLIENT_CERT_FILE"), "{err}");
+        // files that cannot be read are a start-up error that names them
+        let err = tls(&[
+            "--tls-cert-file",
+            "/nonexistent/c.pem",
+            "--tls-key-file",
+            "/k.pem",
+        ])
+        .server()
+        .unwrap_err();
+        assert!(err.contains("/nonexistent/c.pem"), "{err}");
+        let err = tls(&["--tls-ca-file", "/nonexistent/ca.pem"])
+            .client()
+            .unwrap_err();
+        assert!(err.contains("/nonexistent/ca.pem"), "{err}");
+        assert!(
+            Server::try_parse_from(["x", "--tls-reload-interval-ms", "10"]).is_err(),
+            "at least 100 ms"
+        );
     }
 
     #[tokio::test]

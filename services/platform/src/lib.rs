@@ -1,9 +1,9 @@
 //! What every zvv service shares: typed configuration, telemetry, the gRPC server frame (health,
-//! reflection, limits, graceful shutdown), one error table, the database with a schema per service,
-//! authentication and authorization, the hash-chained audit log, the outbox with its relay to
-//! notifications, the event sink, the intake client, ids, the clock, the BSN type with its
-//! vault, and the checks every service makes of its requests (contacts, dates and periods,
-//! paging).
+//! reflection, limits, graceful shutdown, TLS with certificates renewed in place), one error
+//! table, the database with a schema per service, authentication and authorization, the
+//! hash-chained audit log, the outbox with its relay to notifications, the event sink, the
+//! intake client, ids, the clock, the BSN type with its vault, and the checks every service
+//! makes of its requests (contacts, dates and periods, paging).
 //!
 //! Each module does one job; services compose them, they never fork them.
 
@@ -35,5 +35,6 @@ pub mod shed;
 pub mod sink;
 pub mod statistics;
 pub mod telemetry;
+pub mod tls;
 
 pub use zvv_proto::{prost, tonic};

@@ -37,6 +37,10 @@ pub struct ServerSettings {
     pub audit: AuditSettings,
     /// How readiness follows the database.
     pub readiness: ReadinessSettings,
+    /// The listener's certificate: with it the server takes TLS connections only (health and
+    /// reflection too), re-reading the certificate when it is renewed. `None` (the default):
+    /// plaintext.
+    pub tls: Option<crate::tls::ServerTls>,
 }
 
 /// How often readiness checks the database, and how long one check may take.
@@ -74,6 +78,7 @@ impl Default for ServerSettings {
             auth_failure_budget: crate::budget::BudgetSettings::default(),
             audit: AuditSettings::default(),
             readiness: ReadinessSettings::default(),
+            tls: None,
         }
     }
 }
@@ -138,7 +143,12 @@ pub async fn serve(
     ));
 
     let addr = listener.local_addr().ok();
-    tracing::info!(addr = ?addr, services = ?service_names, "serving");
+    let tls = match &settings.tls {
+        None => "off",
+        Some(tls) if tls.is_mutual() => "mutual",
+        Some(_) => "on",
+    };
+    tracing::info!(addr = ?addr, services = ?service_names, tls, "serving");
     let delay = settings.shutdown_delay;
     let names: Vec<&'static str> = service_names.to_vec();
     let drain_signal = async move {
@@ -162,16 +172,26 @@ pub async fn serve(
 
     // the call layer enforces the request timeout (and audits it); this is the backstop for
     // health and reflection
-    Server::builder()
+    let router = Server::builder()
         .timeout(settings.request_timeout + Duration::from_secs(5))
         .layer(ShedLayer::new(settings.concurrency_limit))
         .layer(call_layer)
-        .add_routes(routes)
-        .serve_with_incoming_shutdown(
-            TcpIncoming::from(listener).with_nodelay(Some(true)),
-            drain_signal,
-        )
-        .await?;
+        .add_routes(routes);
+    match &settings.tls {
+        None => {
+            router
+                .serve_with_incoming_shutdown(
+                    TcpIncoming::from(listener).with_nodelay(Some(true)),
+                    drain_signal,
+                )
+                .await?
+        }
+        Some(tls) => {
+            router
+                .serve_with_incoming_shutdown(tls.incoming(listener), drain_signal)
+                .await?
+        }
+    }
     tracing::info!("stopped");
     Ok(())
 }

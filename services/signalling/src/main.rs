@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
-use zvv_platform::{clock::SystemClock, server::shutdown_signal, telemetry};
+use zvv_platform::{clock::SystemClock, config::Opened, server::shutdown_signal, telemetry};
 use zvv_proto::intake::v1::subject_service_client::SubjectServiceClient;
 use zvv_signalling::{Deps, config::Config};
 
@@ -17,15 +17,20 @@ async fn main() -> anyhow::Result<()> {
         .auth
         .verifier(zvv_signalling::SCHEMA.name())
         .context("loading token verification keys")?;
-    let pool = config
+    let Opened::Serve(pool) = config
         .db
         .open(zvv_signalling::SCHEMA, |owner| async move {
             zvv_signalling::migrate(&owner).await
         })
         .await
-        .map_err(anyhow::Error::msg)?;
+        .map_err(anyhow::Error::msg)?
+    else {
+        return Ok(());
+    };
     let mut settings = config.server.settings();
     settings.audit = config.audit.settings().map_err(anyhow::Error::msg)?;
+    settings.tls = config.server.tls.server().map_err(anyhow::Error::msg)?;
+    zvv_platform::client::configure_tls(config.server.tls.client().map_err(anyhow::Error::msg)?);
     let channel = zvv_platform::client::channel(&config.intake_addr, config.client.token_source())
         .with_context(|| format!("invalid intake address {}", config.intake_addr))?;
     let fingerprints =
