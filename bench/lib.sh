@@ -20,7 +20,7 @@ start_suite() {
   port=$(free_port)
   signalling_port=$(free_port)
   env -u DATABASE_URL ZVV_DB_MAX_CONNECTIONS="$1" "$zvv" up --data-dir "$work/data" \
-    --intake-listen "127.0.0.1:$port" --signalling-listen "127.0.0.1:$signalling_port" --notifications-listen "127.0.0.1:0" >"$work/up.log" 2>&1 &
+    --intake-listen "127.0.0.1:$port" --signalling-listen "127.0.0.1:$signalling_port" --notifications-listen "127.0.0.1:0" --reintegration-listen "127.0.0.1:0" >"$work/up.log" 2>&1 &
   up_pid=$!
   trap stop_suite EXIT
   for p in "$port" "$signalling_port"; do

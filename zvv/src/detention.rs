@@ -320,16 +320,18 @@ pub(crate) fn detention_text(detention: Option<&Detention>) -> String {
         ("short_stay", yes_no(d.short_stay)),
         ("policy_version", d.policy_version.to_string()),
         ("follow_up_until", or_dash(d.follow_up_until.clone())),
-        (
-            "redetained_within",
-            match d.redetained_within_months {
-                0 => "-".to_owned(),
-                months => format!("{months} months of an earlier release"),
-            },
-        ),
     ];
-    if d.status() == DetentionStatus::Released {
-        fields.push(("ready_at_release", yes_no(d.ready_at_release)));
+    // both are left out for a partner: the municipality's evaluation and the whole plan
+    match d.redetained_within_months {
+        None => {}
+        Some(0) => fields.push(("redetained_within", "-".to_owned())),
+        Some(months) => fields.push((
+            "redetained_within",
+            format!("{months} months of an earlier release"),
+        )),
+    }
+    if let Some(ready) = d.ready_at_release {
+        fields.push(("ready_at_release", yes_no(ready)));
     }
     fields.push(("created", timestamp(d.create_time.as_ref())));
     fields.push(("updated", timestamp(d.update_time.as_ref())));
@@ -584,12 +586,21 @@ mod tests {
         d.begin_received = false;
         d.status = DetentionStatus::Released.into();
         d.released_on = "2026-01-14".into();
-        d.redetained_within_months = 12;
+        d.redetained_within_months = Some(12);
+        d.ready_at_release = Some(false);
         let text = detention_text(Some(&d));
         assert!(text.contains("2026-01-05 (provisional"), "{text}");
         assert!(text.contains("status:              released"), "{text}");
         assert!(text.contains("ready_at_release:    no"), "{text}");
         assert!(text.contains("12 months of an earlier release"), "{text}");
+        // a partner's view has neither
+        d.redetained_within_months = None;
+        d.ready_at_release = None;
+        let text = detention_text(Some(&d));
+        assert!(
+            !text.contains("redetained") && !text.contains("ready_at_release"),
+            "{text}"
+        );
         assert_eq!(detentions_text(&[]), "no detentions\n");
         let table = detentions_text(&[episode()]);
         assert!(table.starts_with("DETENTION_ID  EXTERNAL_REF"), "{table}");

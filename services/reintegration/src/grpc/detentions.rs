@@ -59,7 +59,7 @@ impl<S: DetentionStore, I: Intake> DetentionService for DetentionApi<S, I> {
             .await
             .map_err(|e| ctx.fail(e))?;
         Ok(Response::new(pb::RecordDetentionEventResponse {
-            detention: Some(detention_pb(recorded.detention)),
+            detention: Some(detention_pb(recorded.detention, true)),
             duplicate: recorded.duplicate,
         }))
     }
@@ -76,7 +76,7 @@ impl<S: DetentionStore, I: Intake> DetentionService for DetentionApi<S, I> {
             .await
             .map_err(|e| ctx.fail(e))?;
         Ok(Response::new(pb::GetDetentionResponse {
-            detention: Some(detention_pb(found.item)),
+            detention: Some(detention_pb(found.item, found.whole)),
         }))
     }
 
@@ -95,7 +95,11 @@ impl<S: DetentionStore, I: Intake> DetentionService for DetentionApi<S, I> {
             .map_err(|e| ctx.fail(e))?;
         Ok(Response::new(pb::ListDetentionsResponse {
             next_page_token: next_token(page.next),
-            detentions: page.items.into_iter().map(detention_pb).collect(),
+            detentions: page
+                .items
+                .into_iter()
+                .map(|d| detention_pb(d.item, d.whole))
+                .collect(),
         }))
     }
 }

@@ -69,7 +69,8 @@ fn int(value: u32) -> i32 {
     i32::try_from(value).unwrap_or(i32::MAX)
 }
 
-fn detention_pb(d: Detention) -> pb::Detention {
+/// An episode as `whole` (the responsible municipality) or a partner sees it.
+fn detention_pb(d: Detention, whole: bool) -> pb::Detention {
     pb::Detention {
         detention_id: d.id.to_string(),
         subject_id: d.subject_id.to_string(),
@@ -86,8 +87,13 @@ fn detention_pb(d: Detention) -> pb::Detention {
         policy_version: int(d.policy_version),
         short_stay: d.short_stay,
         follow_up_until: date_text(d.follow_up_until),
-        redetained_within_months: int(d.redetained_within_months.unwrap_or(0)),
-        ready_at_release: d.ready_at_release.unwrap_or(false),
+        // absent for a partner; for the municipality 0 when not re-detained within 24 months
+        redetained_within_months: if whole {
+            Some(int(d.redetained_within_months.unwrap_or(0)))
+        } else {
+            None
+        },
+        ready_at_release: d.ready_at_release,
         create_time: Some(timestamp(d.created_at)),
         update_time: Some(timestamp(d.updated_at)),
     }

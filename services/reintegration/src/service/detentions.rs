@@ -288,7 +288,7 @@ impl<S: DetentionStore, I: Intake> DetentionLogic<S, I> {
         status: Option<EpisodeStatus>,
         page_size: i32,
         page_token: &str,
-    ) -> Result<Page<Detention>, ApiError> {
+    ) -> Result<Page<Visible<Detention>>, ApiError> {
         let (size, after) = page_request(page_size, page_token)?;
         let items = self
             .store
@@ -296,7 +296,7 @@ impl<S: DetentionStore, I: Intake> DetentionLogic<S, I> {
             .await?;
         let page = page_of(items, size, |d| d.item.id);
         Ok(Page {
-            items: page.items.into_iter().map(|d| as_seen(d).item).collect(),
+            items: page.items.into_iter().map(as_seen).collect(),
             next: page.next,
         })
     }

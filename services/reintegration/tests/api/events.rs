@@ -219,7 +219,7 @@ async fn a_new_detention_within_12_or_24_months_of_a_release_is_flagged() {
         .await
         .detention
         .expect("detention");
-    assert_eq!(again.redetained_within_months, 12);
+    assert_eq!(again.redetained_within_months, Some(12));
     // a fact for the municipality's evaluation, not for the partners
     app.assign(&again.detention_id, pb::ConditionKind::Housing, HOUSING)
         .await;
@@ -236,8 +236,8 @@ async fn a_new_detention_within_12_or_24_months_of_a_release_is_flagged() {
                 .expect("detention")
         }
     };
-    assert_eq!(get(TILBURG_DESK).await.redetained_within_months, 12);
-    assert_eq!(get(HOUSING).await.redetained_within_months, 0);
+    assert_eq!(get(TILBURG_DESK).await.redetained_within_months, Some(12));
+    assert_eq!(get(HOUSING).await.redetained_within_months, None);
     let listed = app
         .detentions(HOUSING)
         .list_detentions(pb::ListDetentionsRequest::default())
@@ -246,7 +246,7 @@ async fn a_new_detention_within_12_or_24_months_of_a_release_is_flagged() {
         .into_inner()
         .detentions;
     assert_eq!(listed.len(), 1);
-    assert_eq!(listed[0].redetained_within_months, 0);
+    assert_eq!(listed[0].redetained_within_months, None);
     let other = app
         .record(begin(
             "DJI-OTHER",
@@ -257,7 +257,7 @@ async fn a_new_detention_within_12_or_24_months_of_a_release_is_flagged() {
         .await
         .detention
         .expect("detention");
-    assert_eq!(other.redetained_within_months, 0, "another person");
+    assert_eq!(other.redetained_within_months, Some(0), "another person");
     let flagged: Option<i32> = sqlx::query_scalar(
         "SELECT redetained_within_months FROM reintegration.release_facts \
          WHERE release_month = '2025-02-01'",

@@ -181,7 +181,7 @@ async fn a_detention_from_begin_through_warnings_to_release() {
         released.follow_up_until, "2027-02-14",
         "6 months of follow-up"
     );
-    assert!(!released.ready_at_release, "conditions lapsed");
+    assert_eq!(released.ready_at_release, Some(false), "conditions lapsed");
     assert_eq!(
         app.events("reintegration.detention.released").await.len(),
         1
