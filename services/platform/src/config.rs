@@ -130,10 +130,11 @@ impl DbArgs {
                 done?;
             }
             None => {
-                tracing::warn!(
+                tracing::info!(
                     schema = schema.name(),
-                    "no ZVV_MIGRATION_DATABASE_URL: migrating with the runtime role, which then owns \
-                     (and could alter) its own audit log; use an owner role in deployments"
+                    "no ZVV_MIGRATION_DATABASE_URL: migrations not applied yet are applied with \
+                     the runtime role, which would then own (and could alter) its own audit log; \
+                     in deployments the owner applies them first (ZVV_MIGRATE_ONLY)"
                 );
                 migrate(pool.clone())
                     .await

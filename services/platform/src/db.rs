@@ -137,6 +137,8 @@ pub async fn grant_runtime(
             "REVOKE UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER ON {s}.service_keys FROM {r}"
         ),
         format!("REVOKE ALL ON {s}._sqlx_migrations, {s}._platform_migrations FROM {r}"),
+        // read only: a replica checks at start that the owner applied every migration
+        format!("GRANT SELECT ON {s}._sqlx_migrations, {s}._platform_migrations TO {r}"),
         format!("GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {s} TO {r}"),
     ];
     for sql in statements {
@@ -343,18 +345,59 @@ fn platform_migrator(schema: Schema) -> Migrator {
 }
 
 /// Creates the schema if needed and applies the platform's and then the service's migrations,
-/// each tracked in its own table inside the schema.
+/// each tracked in its own table inside the schema. When every one is applied already (with its
+/// checksum) nothing is locked or created: a replica that serves as the runtime role, after an
+/// init container migrated as the owner, starts without the owner's credentials (the runtime role
+/// may read the migration tables, not change them).
 pub async fn migrate(
     pool: &PgPool,
     schema: Schema,
     mut service: Migrator,
 ) -> Result<(), sqlx::migrate::MigrateError> {
-    platform_migrator(schema).run(pool).await?;
+    let platform = platform_migrator(schema);
     service.dangerous_set_table_name(format!("{}._sqlx_migrations", schema.name()));
     service.create_schema(schema.name());
+    if applied(pool, schema, "_platform_migrations", &platform).await?
+        && applied(pool, schema, "_sqlx_migrations", &service).await?
+    {
+        tracing::info!(schema = schema.name(), "migrations applied already");
+        return Ok(());
+    }
+    platform.run(pool).await?;
     service.run(pool).await?;
     tracing::info!(schema = schema.name(), "migrations applied");
     Ok(())
+}
+
+/// Whether every migration of `migrator` is recorded as applied, with its checksum, in
+/// `schema.table` (read only; a missing schema or table, or no right to read it, is "no").
+async fn applied(
+    pool: &PgPool,
+    schema: Schema,
+    table: &str,
+    migrator: &Migrator,
+) -> Result<bool, sqlx::Error> {
+    let sql = format!(
+        "SELECT version, checksum FROM {}.{table} WHERE success",
+        schema.name()
+    );
+    let rows: Vec<(i64, Vec<u8>)> = match sqlx::query_as(AssertSqlSafe(sql)).fetch_all(pool).await {
+        Ok(rows) => rows,
+        // undefined table, undefined schema, insufficient privilege
+        Err(sqlx::Error::Database(e))
+            if matches!(e.code().as_deref(), Some("42P01" | "3F000" | "42501")) =>
+        {
+            return Ok(false);
+        }
+        Err(e) => return Err(e),
+    };
+    Ok(migrator
+        .iter()
+        .filter(|m| !m.migration_type.is_down_migration())
+        .all(|m| {
+            rows.iter()
+                .any(|(v, c)| *v == m.version && c.as_slice() == m.checksum.as_ref())
+        }))
 }
 
 #[cfg(test)]

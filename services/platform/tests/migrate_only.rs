@@ -70,7 +70,12 @@ async fn migrate_only_migrates_grants_and_serves_nothing() {
         .execute(&mut runtime)
         .await
         .expect("the runtime role writes the service's tables");
-    let denied = sqlx::query("SELECT count(*) FROM migonly._sqlx_migrations")
+    // the migration tables: read only
+    sqlx::query("SELECT count(*) FROM migonly._sqlx_migrations")
+        .execute(&mut runtime)
+        .await
+        .expect("the runtime role reads which migrations are applied");
+    let denied = sqlx::query("DELETE FROM migonly._sqlx_migrations")
         .execute(&mut runtime)
         .await
         .unwrap_err();
@@ -102,5 +107,51 @@ async fn migrate_only_migrates_grants_and_serves_nothing() {
             .unwrap();
     assert_eq!(user, roles.runtime_role);
     assert_eq!(things, 1);
+    pool.close().await;
+}
+
+#[tokio::test]
+async fn a_replica_serves_as_the_runtime_role_without_the_owners_credentials() {
+    let db = TestDb::create().await.expect("test database");
+    let roles = db.service_roles(SCHEMA.name()).await.expect("roles");
+    // before the init container: the runtime role cannot migrate, the start fails clearly
+    let runtime_only = Args::try_parse_from(["x", "--database-url", &roles.runtime_url]).unwrap();
+    let refused = runtime_only
+        .db
+        .open(SCHEMA, migrate)
+        .await
+        .expect_err("nothing migrated, no owner");
+    assert!(refused.contains("migrations"), "{refused}");
+    // the init container migrates as the owner
+    let init = Args::try_parse_from([
+        "x",
+        "--database-url",
+        &roles.runtime_url,
+        "--migration-database-url",
+        &roles.owner_url,
+        "--migrate-only",
+    ])
+    .unwrap();
+    assert!(matches!(
+        init.db.open(SCHEMA, migrate).await.expect("migrated"),
+        Opened::Migrated
+    ));
+    // the serving container has only the runtime role's URL
+    let Opened::Serve(pool) = runtime_only.db.open(SCHEMA, migrate).await.expect("serves") else {
+        panic!("a pool to serve with");
+    };
+    let user: String = sqlx::query_scalar("SELECT current_user::text")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(user, roles.runtime_role);
+    // and it changed nothing: the owner still owns every table of the schema
+    let owners: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT tableowner::text FROM pg_tables WHERE schemaname = 'migonly'",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(owners, vec![roles.owner_role.clone()]);
     pool.close().await;
 }
