@@ -6,12 +6,12 @@ use std::sync::Arc;
 use secrecy::SecretString;
 use sqlx::PgPool;
 use tokio::{net::TcpListener, sync::watch};
-use zvv_devkit::testkit::{TestDb, TestKeys};
+use zvv_devkit::testkit::{ServiceRoles, TestDb, TestKeys};
 use zvv_platform::{
     auth::{OrgType, Role},
     client::{TokenSource, channel},
     clock::{ManualClock, SharedClock},
-    db::{PoolSettings, connect},
+    db::{PoolSettings, Schema, connect},
     server::ServerSettings,
 };
 use zvv_proto::{
@@ -67,6 +67,37 @@ pub fn init_telemetry() {
     GUARD.get_or_init(|| zvv_platform::telemetry::init_for_tests("zvv-e2e"));
 }
 
+/// What a test may change about the suite it starts.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub settings: ServerSettings,
+    /// The runtime pool of each service.
+    pub pools: PoolSettings,
+    /// Each service relays its outbox to notifications, as in a deployment (off: the test runs
+    /// the relays it needs).
+    pub relays: bool,
+    /// Notifications runs its delivery workers (off: the test runs them).
+    pub delivery_workers: bool,
+    /// Every server seals its audit log behind the writers (off: each server seals once at
+    /// start, and the test seals).
+    pub sealers: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            settings: ServerSettings::default(),
+            pools: PoolSettings {
+                max_connections: 10,
+                acquire_timeout: std::time::Duration::from_secs(10),
+            },
+            relays: true,
+            delivery_workers: true,
+            sealers: true,
+        }
+    }
+}
+
 /// A running suite. Dropping it stops the services.
 pub struct Harness {
     pub keys: TestKeys,
@@ -78,6 +109,10 @@ pub struct Harness {
     pub reintegration_url: String,
     /// Reintegration's runtime pool, for running its jobs as a replica does.
     pub reintegration_pool: PgPool,
+    /// The key notifications seals webhook secrets with (another replica needs the same).
+    pub notifications_secrets: Arc<zvv_notifications::Secrets>,
+    /// The database roles of each service, by schema name.
+    roles: Vec<(&'static str, ServiceRoles)>,
     /// Kept for as long as the suite runs (on an external server it is dropped with it).
     pub db: TestDb,
     stop: watch::Sender<bool>,
@@ -92,12 +127,16 @@ impl Harness {
 
     /// Like [`Harness::start`], with other server settings.
     pub async fn start_with(settings: ServerSettings) -> anyhow::Result<Self> {
-        let db = TestDb::create().await?;
-        let pools = PoolSettings {
-            max_connections: 10,
-            acquire_timeout: std::time::Duration::from_secs(10),
-        };
-        Self::start_on(db, settings, pools).await
+        Self::start_with_options(Options {
+            settings,
+            ..Options::default()
+        })
+        .await
+    }
+
+    /// Like [`Harness::start`], with `options`.
+    pub async fn start_with_options(options: Options) -> anyhow::Result<Self> {
+        Self::start_on_with(TestDb::create().await?, options).await
     }
 
     /// Every service against `db` (e.g. on a cluster the test stops and starts), with these
@@ -107,6 +146,26 @@ impl Harness {
         settings: ServerSettings,
         pools: PoolSettings,
     ) -> anyhow::Result<Self> {
+        Self::start_on_with(
+            db,
+            Options {
+                settings,
+                pools,
+                ..Options::default()
+            },
+        )
+        .await
+    }
+
+    /// Every service against `db`, with `options`.
+    pub async fn start_on_with(db: TestDb, options: Options) -> anyhow::Result<Self> {
+        let Options {
+            settings,
+            pools,
+            relays,
+            delivery_workers,
+            sealers,
+        } = options;
         init_telemetry();
         let pool = connect(db.options.clone(), &PoolSettings::default()).await?;
         let keys = TestKeys::new()?;
@@ -118,14 +177,20 @@ impl Harness {
         if settings.audit.checkpoints.is_none() {
             settings.audit = keys.audit_settings()?;
         }
+        if !sealers {
+            settings.audit.sealer.interval = std::time::Duration::from_secs(24 * 3600);
+        }
         let settings_for_signalling = settings.clone();
         // notifications is bound first: intake, signalling and reintegration relay their outbox
         // to it
         let notifications_listener = TcpListener::bind("127.0.0.1:0").await?;
         let notifications_url = format!("http://{}", notifications_listener.local_addr()?);
-        let relay = |service: &str| -> anyhow::Result<zvv_platform::relay::Relay> {
+        let relay = |service: &str| -> anyhow::Result<Option<zvv_platform::relay::Relay>> {
+            if !relays {
+                return Ok(None);
+            }
             let token = keys.service_token(&format!("zvv-{service}"), "notifications");
-            Ok(zvv_platform::relay::Relay::new(
+            Ok(Some(zvv_platform::relay::Relay::new(
                 Arc::new(zvv_platform::relay::GrpcPublisher::connect(
                     &notifications_url,
                     TokenSource::Static(SecretString::from(token)),
@@ -134,9 +199,9 @@ impl Harness {
                     interval: std::time::Duration::from_millis(50),
                     ..Default::default()
                 },
-            ))
+            )))
         };
-        let (intake_pool, _) = zvv_devkit::testkit::service_pool_with(
+        let (intake_pool, intake_roles) = zvv_devkit::testkit::service_pool_with(
             &db,
             zvv_intake::SCHEMA,
             &pools,
@@ -152,7 +217,7 @@ impl Harness {
             clock: shared,
             settings: settings.clone(),
             idempotency_retention: zvv_intake::DEFAULT_IDEMPOTENCY_RETENTION,
-            relay: Some(relay("intake")?),
+            relay: relay("intake")?,
         };
         let mut rx = stop_rx.clone();
         let intake = tokio::spawn(async move {
@@ -164,7 +229,7 @@ impl Harness {
             }
         });
 
-        let (signalling_pool, _) = zvv_devkit::testkit::service_pool_with(
+        let (signalling_pool, signalling_roles) = zvv_devkit::testkit::service_pool_with(
             &db,
             zvv_signalling::SCHEMA,
             &pools,
@@ -190,7 +255,7 @@ impl Harness {
             statistics_threshold: zvv_signalling::DEFAULT_STATISTICS_THRESHOLD,
             fingerprints: keys.fingerprints()?,
             retention: zvv_signalling::retention::RetentionRules::default(),
-            relay: Some(relay("signalling")?),
+            relay: relay("signalling")?,
             notifications: Some(
                 zvv_proto::notifications::v1::notification_service_client::NotificationServiceClient::new(
                     channel(
@@ -212,7 +277,7 @@ impl Harness {
             }
         });
 
-        let (reintegration_pool, _) = zvv_devkit::testkit::service_pool_with(
+        let (reintegration_pool, reintegration_roles) = zvv_devkit::testkit::service_pool_with(
             &db,
             zvv_reintegration::SCHEMA,
             &pools,
@@ -252,7 +317,7 @@ impl Harness {
                 idempotency_retention: zvv_intake::DEFAULT_IDEMPOTENCY_RETENTION,
             },
             fingerprints,
-            relay: Some(relay("reintegration")?),
+            relay: relay("reintegration")?,
         };
         let mut rx = stop_rx.clone();
         let reintegration = tokio::spawn(async move {
@@ -264,7 +329,7 @@ impl Harness {
             }
         });
 
-        let (notifications_pool, _) = zvv_devkit::testkit::service_pool_with(
+        let (notifications_pool, notifications_roles) = zvv_devkit::testkit::service_pool_with(
             &db,
             zvv_notifications::SCHEMA,
             &pools,
@@ -291,7 +356,7 @@ impl Harness {
             verifier: keys.verifier(zvv_notifications::SCHEMA.name())?,
             clock: Arc::new(clock.clone()),
             settings: settings.clone(),
-            secrets,
+            secrets: secrets.clone(),
             delivery: zvv_notifications::DeliverySettings {
                 poll_interval: std::time::Duration::from_millis(50),
                 public_base_url: notifications_url.clone(),
@@ -304,7 +369,7 @@ impl Harness {
             sinks,
             stream: zvv_notifications::StreamSettings::default(),
             retention: zvv_notifications::Retention::default(),
-            run_workers: true,
+            run_workers: delivery_workers,
         };
         let mut rx = stop_rx.clone();
         let notifications = tokio::spawn(async move {
@@ -325,10 +390,36 @@ impl Harness {
             notifications_url,
             reintegration_url,
             reintegration_pool,
+            notifications_secrets: secrets,
+            roles: vec![
+                (zvv_intake::SCHEMA.name(), intake_roles),
+                (zvv_signalling::SCHEMA.name(), signalling_roles),
+                (zvv_reintegration::SCHEMA.name(), reintegration_roles),
+                (zvv_notifications::SCHEMA.name(), notifications_roles),
+            ],
             db,
             stop,
             tasks: vec![intake, signalling, reintegration, notifications],
         })
+    }
+
+    /// A new pool of the runtime role of `schema`'s service: what another replica of the
+    /// service connects with.
+    pub async fn replica_pool(&self, schema: Schema) -> anyhow::Result<PgPool> {
+        let roles = self
+            .roles
+            .iter()
+            .find(|(name, _)| *name == schema.name())
+            .map(|(_, roles)| roles)
+            .ok_or_else(|| anyhow::anyhow!("no service has schema {}", schema.name()))?;
+        Ok(connect(
+            roles.runtime.clone(),
+            &PoolSettings {
+                max_connections: 10,
+                acquire_timeout: std::time::Duration::from_secs(10),
+            },
+        )
+        .await?)
     }
 
     pub fn token(&self, org: &str, org_type: OrgType, roles: &[Role]) -> String {

@@ -8,6 +8,7 @@ mod notifications;
 mod outage;
 mod referrals;
 mod reintegration;
+mod replicas;
 mod retention;
 mod service_tokens;
 mod signalling;
