@@ -1367,15 +1367,12 @@ async fn waiting_for_locks(pool: &PgPool, n: i64) -> bool {
 }
 
 /// Two signals of one match of three organisations expire on the same day and the two replicas
-/// of retention take one each, in batches that overlap: each leaves the match reading the other's
-/// signal as still in it, so both "shrink" it and nobody closes it. The match stays OPEN with the
-/// signal of one organisation, with two `updated` events and no `closed` one. (The locks the test
-/// holds only pin down an interleaving that two replicas can hit by themselves.)
+/// of retention take one each, in batches that overlap. Leaving a match locks it first, so the
+/// second replica waits for the first and then sees who is left: the first signal to go shrinks
+/// the match, the second closes it, each once. (The locks the test holds only pin down an
+/// interleaving that two replicas can hit by themselves; without the match lock both replicas
+/// "shrank" the match from a stale view and nobody closed it.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "signalling's retention is not safe on two replicas: expiring (and destroying at 23) \
-            leaves matches without locking them or the subjects, so two replicas may leave one \
-            match at once and each decide from a stale view of its members; the fix belongs in \
-            services/signalling/src/store/pg/retention.rs and matches.rs (leave_matches)"]
 async fn two_retention_replicas_leaving_one_match_close_it() {
     let suite = Harness::start().await.expect("suite starts");
     let (a, b) = replicas(&suite, zvv_signalling::SCHEMA).await;

@@ -443,6 +443,18 @@ pub(super) async fn leave_matches(
     if signals.is_empty() {
         return Ok(Vec::new());
     }
+    // the open matches these signals are in, locked in one order: two transactions leaving the
+    // same match (retention on two replicas, a close beside retention) take turns, so that the
+    // second sees who the first left and the match is closed exactly once
+    sqlx::query(
+        "SELECT m.match_id FROM signalling.matches m WHERE m.status = 'OPEN' \
+         AND m.match_id IN (SELECT ms.match_id FROM signalling.match_signals ms \
+                            WHERE ms.signal_id = ANY($1)) \
+         ORDER BY m.match_id FOR UPDATE OF m",
+    )
+    .bind(signals)
+    .execute(&mut *conn)
+    .await?;
     let leaving: Vec<(Uuid, String)> = sqlx::query_as(
         "DELETE FROM signalling.match_signals ms USING signalling.matches m, signalling.signals s \
          WHERE ms.match_id = m.match_id AND s.signal_id = ms.signal_id \
