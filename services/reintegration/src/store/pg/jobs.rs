@@ -23,6 +23,53 @@ fn earliest() -> NaiveDate {
     NaiveDate::from_ymd_opt(1900, 1, 1).unwrap_or_default()
 }
 
+/// Marks the conditions of missed actions LAPSED (and their releases' facts), locking the rows
+/// in the order of their ids.
+async fn lapse(
+    tx: &mut super::Tx,
+    mut lapsed: Vec<(Uuid, Option<Uuid>, String)>,
+    now: DateTime<Utc>,
+) -> Result<(), ApiError> {
+    if lapsed.is_empty() {
+        return Ok(());
+    }
+    lapsed.sort();
+    lapsed.dedup();
+    let conditions: Vec<Uuid> = lapsed.iter().map(|(c, ..)| *c).collect();
+    sqlx::query(
+        "SELECT condition_id FROM reintegration.conditions WHERE condition_id = ANY($1) \
+         ORDER BY condition_id FOR UPDATE",
+    )
+    .bind(&conditions)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(
+        "UPDATE reintegration.conditions SET status = 'LAPSED', \
+         lapsed_at = COALESCE(lapsed_at, $2), updated_at = $2 WHERE condition_id = ANY($1)",
+    )
+    .bind(&conditions)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    let mut facts: Vec<(Uuid, String)> = lapsed
+        .into_iter()
+        .filter_map(|(_, fact, kind)| fact.map(|f| (f, kind)))
+        .collect();
+    facts.sort();
+    facts.dedup();
+    for (fact, kind) in facts {
+        sqlx::query(
+            "UPDATE reintegration.release_facts SET lapsed = array_append(lapsed, $2) \
+             WHERE fact_id = $1 AND NOT ($2 = ANY(lapsed))",
+        )
+        .bind(fact)
+        .bind(&kind)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
 impl JobStore for PgStore {
     async fn run_deadline_monitor(
         &self,
@@ -67,6 +114,9 @@ impl JobStore for PgStore {
             };
             cursor = (last.try_get("due_on")?, last.try_get("action_id")?);
             let mut warned = Vec::new();
+            // conditions (and release facts) that lapse, written after the loop in one order, so
+            // that two replicas whose batches touch the same conditions cannot deadlock
+            let mut lapsed: Vec<(Uuid, Option<Uuid>, String)> = Vec::new();
             for row in &rows {
                 let action_id: Uuid = row.try_get("action_id")?;
                 let condition_id: Uuid = row.try_get("condition_id")?;
@@ -123,33 +173,15 @@ impl JobStore for PgStore {
                         .bind(now)
                         .execute(&mut *tx)
                         .await?;
-                        sqlx::query(
-                            "UPDATE reintegration.conditions SET status = 'LAPSED', \
-                             lapsed_at = COALESCE(lapsed_at, $2), updated_at = $2 \
-                             WHERE condition_id = $1",
-                        )
-                        .bind(condition_id)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?;
                         let fact: Option<Uuid> = row.try_get("release_fact_id")?;
-                        if let Some(fact) = fact {
-                            sqlx::query(
-                                "UPDATE reintegration.release_facts SET lapsed = \
-                                 array_append(lapsed, $2) WHERE fact_id = $1 \
-                                 AND NOT ($2 = ANY(lapsed))",
-                            )
-                            .bind(fact)
-                            .bind(&kind)
-                            .execute(&mut *tx)
-                            .await?;
-                        }
+                        lapsed.push((condition_id, fact, kind.clone()));
                         report.missed += 1;
                     }
                 }
                 emit(&mut tx, event, now).await?;
                 warned.extend([action_id, condition_id, detention_id]);
             }
+            lapse(&mut tx, lapsed, now).await?;
             if warned.is_empty() {
                 tx.rollback().await?;
             } else {
