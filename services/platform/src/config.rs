@@ -240,6 +240,10 @@ pub struct ServerArgs {
     /// Milliseconds between the background checks of the database that readiness follows.
     #[arg(long, env = "ZVV_READINESS_INTERVAL_MS", default_value_t = 500, value_parser = clap::value_parser!(u64).range(50..=60_000))]
     pub readiness_interval_ms: u64,
+    /// A second, plaintext address that serves gRPC health only (grpc.health.v1, the same
+    /// statuses): for probes that cannot speak TLS, e.g. the kubelet's gRPC probe. Unset: none.
+    #[arg(long, env = "ZVV_HEALTH_LISTEN")]
+    pub health_listen: Option<std::net::SocketAddr>,
     /// TLS of the listener and of outgoing calls.
     #[command(flatten)]
     pub tls: TlsArgs,
@@ -264,6 +268,7 @@ impl ServerArgs {
             // read by the binary with `tls.server()`, so that a file that cannot be used is a
             // start-up error
             tls: None,
+            health_listen: self.health_listen,
         }
     }
 }

@@ -37,6 +37,10 @@ pub struct ServerSettings {
     pub audit: AuditSettings,
     /// How readiness follows the database.
     pub readiness: ReadinessSettings,
+    /// A second, plaintext listener that serves `grpc.health.v1` only (the same statuses as the
+    /// main listener): for probes that cannot speak TLS, such as the kubelet's native gRPC probe.
+    /// It tells nothing but SERVING or NOT_SERVING. `None`: health on the main listener only.
+    pub health_listen: Option<std::net::SocketAddr>,
     /// The listener's certificate: with it the server takes TLS connections only (health and
     /// reflection too), re-reading the certificate when it is renewed. `None` (the default):
     /// plaintext.
@@ -79,6 +83,7 @@ impl Default for ServerSettings {
             audit: AuditSettings::default(),
             readiness: ReadinessSettings::default(),
             tls: None,
+            health_listen: None,
         }
     }
 }
@@ -118,6 +123,32 @@ pub async fn serve(
     let reflection_v1alpha = reflection().build_v1alpha();
     let (Ok(reflection_v1), Ok(reflection_v1alpha)) = (reflection_v1, reflection_v1alpha) else {
         unreachable!("the embedded descriptor sets are valid: they were compiled by build.rs");
+    };
+
+    // the plaintext health-only listener, stopped with the server
+    let health_only = match settings.health_listen {
+        None => None,
+        Some(addr) => match TcpListener::bind(addr).await {
+            Ok(health_listener) => {
+                tracing::info!(addr = %addr, "serving health only, plaintext");
+                let health = health.clone();
+                Some(tokio::spawn(async move {
+                    let served = Server::builder()
+                        .add_service(health)
+                        .serve_with_incoming(
+                            TcpIncoming::from(health_listener).with_nodelay(Some(true)),
+                        )
+                        .await;
+                    if let Err(e) = served {
+                        tracing::error!(error = %e, "the health-only listener stopped");
+                    }
+                }))
+            }
+            Err(e) => {
+                tracing::error!(addr = %addr, error = %e, "cannot bind the health-only listener: probes on it fail");
+                None
+            }
+        },
     };
 
     let routes = routes
@@ -191,6 +222,9 @@ pub async fn serve(
                 .serve_with_incoming_shutdown(tls.incoming(listener), drain_signal)
                 .await?
         }
+    }
+    if let Some(task) = health_only {
+        task.abort();
     }
     tracing::info!("stopped");
     Ok(())

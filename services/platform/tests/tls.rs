@@ -50,6 +50,11 @@ impl Served {
 /// The platform's server frame with `tls`, serving health and reflection (and refusing every
 /// other call in its call layer).
 async fn serve(tls: ServerTls) -> Served {
+    serve_with(tls, None).await
+}
+
+/// [`serve`], with a plaintext health-only listener on `health_listen`.
+async fn serve_with(tls: ServerTls, health_listen: Option<SocketAddr>) -> Served {
     let db = TestDb::create().await.expect("test database");
     let (pool, _) = service_pool(&db, SCHEMA, 4, |owner| async move {
         zvv_platform::db::migrate(
@@ -64,6 +69,7 @@ async fn serve(tls: ServerTls) -> Served {
     let keys = TestKeys::new().expect("keys");
     let settings = ServerSettings {
         tls: Some(tls),
+        health_listen,
         ..ServerSettings::default()
     };
     let layer = CallLayer::new(
@@ -322,5 +328,63 @@ async fn renewed_certificates_are_taken_by_new_connections() {
     check(&served.url(), &caller)
         .await
         .expect("the caller's renewed bundle");
+    served.stop().await;
+}
+
+#[tokio::test]
+async fn a_plaintext_health_only_port_serves_probes_beside_tls() {
+    let pki = TestPki::new("zvv test CA").unwrap();
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let health_addr = free.local_addr().unwrap();
+    drop(free);
+    let served = serve_with(
+        ServerTls::from_files(pki.server_files(false, RELOAD)).unwrap(),
+        Some(health_addr),
+    )
+    .await;
+    let plain = |addr: SocketAddr| async move {
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect_timeout(Duration::from_secs(2))
+            .timeout(Duration::from_secs(2))
+            .connect()
+            .await?;
+        Ok::<_, tonic::transport::Error>(channel)
+    };
+    // the probe's port: plaintext health, the same status as the TLS listener
+    let mut status = None;
+    for _ in 0..50 {
+        if let Ok(channel) = plain(health_addr).await {
+            status = HealthClient::new(channel)
+                .check(HealthCheckRequest::default())
+                .await
+                .ok()
+                .map(|r| r.into_inner().status);
+            if status.is_some() {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        status,
+        Some(tonic_health::pb::health_check_response::ServingStatus::Serving as i32)
+    );
+    // and nothing else there: the services are on the TLS listener only
+    let channel = plain(health_addr).await.expect("health port");
+    let other = SubjectServiceClient::new(channel)
+        .get_subject(GetSubjectRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(other.code(), Code::Unimplemented, "{other:?}");
+    // the main listener still refuses plaintext
+    let refused = match plain(served.addr).await {
+        Err(_) => true,
+        Ok(channel) => HealthClient::new(channel)
+            .check(HealthCheckRequest::default())
+            .await
+            .is_err(),
+    };
+    assert!(refused, "plaintext on the TLS listener");
     served.stop().await;
 }
