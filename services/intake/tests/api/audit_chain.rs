@@ -54,17 +54,31 @@ async fn calls(app: &TestApp, n: usize) {
 /// Seals everything and makes sure a checkpoint covers the head (the server's own job may have
 /// written it already); returns the head's sequence.
 async fn checkpoint(app: &TestApp) -> i64 {
-    seal_all(&app.pool, SCHEMA).await.expect("seal");
-    app.keys
-        .checkpoint_writer()
-        .expect("writer")
-        .checkpoint(&app.pool, SCHEMA)
-        .await
-        .expect("checkpoint");
-    sqlx::query_scalar("SELECT max(seq) FROM intake.audit_checkpoints")
-        .fetch_one(&app.pool)
-        .await
-        .expect("latest checkpoint")
+    // the server's sealer runs once at its start: while it holds the schema's seal lock, a
+    // checkpoint is skipped (None), so try again until one covers the head
+    for _ in 0..100 {
+        seal_all(&app.pool, SCHEMA).await.expect("seal");
+        app.keys
+            .checkpoint_writer()
+            .expect("writer")
+            .checkpoint(&app.pool, SCHEMA)
+            .await
+            .expect("checkpoint");
+        let head: Option<i64> = sqlx::query_scalar("SELECT max(seq) FROM intake.audit_seals")
+            .fetch_one(&app.pool)
+            .await
+            .expect("the sealed head");
+        let latest: Option<i64> =
+            sqlx::query_scalar("SELECT max(seq) FROM intake.audit_checkpoints")
+                .fetch_one(&app.pool)
+                .await
+                .expect("latest checkpoint");
+        if let Some(latest) = latest.filter(|l| Some(*l) >= head) {
+            return latest;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("no checkpoint covers the head");
 }
 
 async fn as_owner(app: &TestApp) -> PgConnection {
