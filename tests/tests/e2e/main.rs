@@ -13,3 +13,4 @@ mod retention;
 mod service_tokens;
 mod signalling;
 mod statistics;
+mod tls;
