@@ -505,3 +505,8 @@ impl Drop for Harness {
         let _ = self.stop.send(true);
     }
 }
+
+/// Taken by the tests that load the machine most (the database outages, the two-replica jobs):
+/// one of them at a time, so that an outage's recovery is not measured on a machine that a
+/// two-replica run starves.
+pub static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());

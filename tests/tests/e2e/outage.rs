@@ -43,8 +43,7 @@ const SLACK: Duration = Duration::from_millis(750);
 /// restart, so here it only has to come back.
 const READY_AGAIN_DEBUG: Duration = Duration::from_secs(10);
 
-/// The outage tests one at a time: each loads both cores.
-static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+/// How soon readiness must be back in the production-timeout measurement.
 const READY_AGAIN: Duration = Duration::from_secs(1);
 
 /// One RegisterSubject call as its caller saw it.
@@ -472,7 +471,7 @@ fn settings(request_timeout: Duration) -> ServerSettings {
 /// calls in the outage are answered UNAVAILABLE.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_short_outage_is_answered_unavailable_and_loses_nothing() {
-    let _serial = ONE_AT_A_TIME.lock().await;
+    let _serial = zvv_e2e::HEAVY.lock().await;
     let (_dir, mut cluster) = cluster().await;
     let db = TestDb::on_cluster(&cluster).await.expect("database");
     let settings = settings(Duration::from_secs(3));
@@ -503,7 +502,7 @@ async fn a_short_outage_is_answered_unavailable_and_loses_nothing() {
 /// database comes back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_long_outage_keeps_the_request_timeout() {
-    let _serial = ONE_AT_A_TIME.lock().await;
+    let _serial = zvv_e2e::HEAVY.lock().await;
     let (_dir, mut cluster) = cluster().await;
     let db = TestDb::on_cluster(&cluster).await.expect("database");
     let settings = settings(Duration::from_secs(3));
@@ -534,7 +533,7 @@ async fn a_long_outage_keeps_the_request_timeout() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "measurement with production timeouts, run by bench/db-outage.sh"]
 async fn outages_with_production_timeouts() {
-    let _serial = ONE_AT_A_TIME.lock().await;
+    let _serial = zvv_e2e::HEAVY.lock().await;
     let settings = ServerSettings::default();
     let pools = PoolSettings::default();
     for (name, seconds) in [("3 s outage, defaults", 3), ("12 s outage, defaults", 12)] {

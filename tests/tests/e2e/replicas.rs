@@ -193,6 +193,7 @@ const REFERRALS_PER_ROUND: usize = 130;
 /// two replicas' counts add up to the referrals of the round.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn overdue_referrals_are_reported_once_by_two_replicas() {
+    let _heavy = zvv_e2e::HEAVY.lock().await;
     let started = std::time::Instant::now();
     let suite = Harness::start().await.expect("suite starts");
     let (a, b) = replicas(&suite, zvv_signalling::SCHEMA).await;
@@ -273,6 +274,7 @@ const MONITOR_DAYS: i64 = 70;
 /// and the two replicas' reports add up to the events.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn deadline_warnings_are_given_once_by_two_replicas() {
+    let _heavy = zvv_e2e::HEAVY.lock().await;
     let started = std::time::Instant::now();
     let suite = Harness::start().await.expect("suite starts");
     let (a, b) = replicas(&suite, zvv_reintegration::SCHEMA).await;
@@ -432,6 +434,7 @@ fn job_context(action: &str) -> CallContext {
 /// unbroken sequence and the chain verifies as `zvv audit verify` verifies it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_audit_log_is_sealed_once_by_two_replicas() {
+    let _heavy = zvv_e2e::HEAVY.lock().await;
     let started = std::time::Instant::now();
     // the servers seal once at start: the replicas are the sealers
     let suite = Harness::start_with_options(Options {
@@ -638,6 +641,7 @@ const EVENTS_PER_TRANSACTION: usize = 8;
 /// notifications, one event there — and every row is marked published.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_outbox_is_relayed_once_by_two_replicas() {
+    let _heavy = zvv_e2e::HEAVY.lock().await;
     let started = std::time::Instant::now();
     // the servers relay nothing: the replicas are the relays
     let suite = Harness::start_with_options(Options {
@@ -833,6 +837,7 @@ const DELIVERED_EVENTS: usize = 60;
 /// subscription) reaches its webhook exactly once, recorded as delivered after one attempt.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn webhooks_are_delivered_once_by_two_replicas() {
+    let _heavy = zvv_e2e::HEAVY.lock().await;
     let started = std::time::Instant::now();
     // the server runs no workers: the replicas are the workers
     let suite = Harness::start_with_options(Options {
@@ -1073,6 +1078,7 @@ async fn audited_among(
 /// none empty).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn signalling_retention_destroys_once_with_two_replicas() {
+    let _heavy = zvv_e2e::HEAVY.lock().await;
     let started = std::time::Instant::now();
     let suite = Harness::start().await.expect("suite starts");
     let (a, b) = replicas(&suite, zvv_signalling::SCHEMA).await;
@@ -1219,6 +1225,7 @@ const RELEASED: usize = 24;
 /// episode), the replicas' counts add up, and each id is in exactly one audit record.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn reintegration_retention_destroys_once_with_two_replicas() {
+    let _heavy = zvv_e2e::HEAVY.lock().await;
     let started = std::time::Instant::now();
     let suite = Harness::start().await.expect("suite starts");
     let (a, b) = replicas(&suite, zvv_reintegration::SCHEMA).await;
@@ -1374,6 +1381,7 @@ async fn waiting_for_locks(pool: &PgPool, n: i64) -> bool {
 /// "shrank" the match from a stale view and nobody closed it.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_retention_replicas_leaving_one_match_close_it() {
+    let _heavy = zvv_e2e::HEAVY.lock().await;
     let suite = Harness::start().await.expect("suite starts");
     let (a, b) = replicas(&suite, zvv_signalling::SCHEMA).await;
     register_children(&suite, 9000, 1).await;
