@@ -81,6 +81,13 @@ pub struct Task {
     pub completed_at: Option<DateTime<Utc>>,
 }
 
+impl Task {
+    /// The ids an audit record of a call about the task names.
+    pub fn audit_ids(&self) -> Vec<Uuid> {
+        vec![self.id, self.condition_id, self.detention_id]
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum TaskStatus {
     Assigned,

@@ -195,12 +195,20 @@ impl PlannedCondition {
 }
 
 impl ContinuityPolicy {
+    /// A stay of at most [`Self::short_stay_max_days`] by its (expected) release gets the
+    /// short-stay variant; an unknown release is not short.
+    pub fn is_short_stay(&self, facts: &PlanFacts) -> bool {
+        facts
+            .expected_release_on
+            .is_some_and(|r| (r - facts.began_on).num_days() <= self.short_stay_max_days)
+    }
+
     /// The plan of a new episode: one condition each (EDUCATION for a youth institution only).
     pub fn plan(&self, facts: &PlanFacts) -> Vec<PlannedCondition> {
         let begin = facts.began_on;
         let release = facts.expected_release_on;
         let stay_days = release.map(|r| (r - begin).num_days());
-        let short = stay_days.is_some_and(|d| d <= self.short_stay_max_days);
+        let short = self.is_short_stay(facts);
         let within_months = |months: u32| {
             release.is_none_or(|r| {
                 begin

@@ -79,11 +79,6 @@ pub(super) fn facts_of(d: &Detention) -> PlanFacts {
     }
 }
 
-fn is_short(policy: &ContinuityPolicy, d: &Detention) -> bool {
-    d.release_on()
-        .is_some_and(|r| (r - d.began_on).num_days() <= policy.short_stay_max_days)
-}
-
 fn first_of_month(day: chrono::NaiveDate) -> chrono::NaiveDate {
     day.with_day(1).unwrap_or(day)
 }
@@ -144,7 +139,7 @@ impl PgRecording {
             created_at: now,
             updated_at: now,
         };
-        d.short_stay = is_short(policy, &d);
+        d.short_stay = policy.is_short_stay(&facts_of(&d));
         sqlx::query(
             "INSERT INTO reintegration.detentions (detention_id, external_ref, subject_id, \
              municipality_code, status, began_on, begin_received, expected_release_on, \
@@ -359,7 +354,7 @@ impl Recording for PgRecording {
         } else {
             policy_of(&mut tx, d.policy_version).await?
         };
-        d.short_stay = is_short(&plan_policy, &d);
+        d.short_stay = plan_policy.is_short_stay(&facts_of(&d));
         if created {
             // the plan of what all events say so far (the first may be any kind)
             plans::insert_plan(&mut tx, d.id, &plan_policy.plan(&facts_of(&d)), now).await?;

@@ -375,15 +375,7 @@ impl PlanStore for PgStore {
         key: &Key,
         now: DateTime<Utc>,
     ) -> Result<Outcome<Task>, ApiError> {
-        let mut tx = match replay(
-            self.pool.begin().await?,
-            ctx,
-            key,
-            |f: &Task| vec![f.id, f.condition_id, f.detention_id],
-            now,
-        )
-        .await?
-        {
+        let mut tx = match replay(self.pool.begin().await?, ctx, key, Task::audit_ids, now).await? {
             Ok(first) => return Ok(Outcome::Done(first)),
             Err(tx) => tx,
         };
@@ -472,15 +464,7 @@ impl PlanStore for PgStore {
         today: NaiveDate,
         now: DateTime<Utc>,
     ) -> Result<Outcome<Task>, ApiError> {
-        let mut tx = match replay(
-            self.pool.begin().await?,
-            ctx,
-            key,
-            |f: &Task| vec![f.id, f.condition_id, f.detention_id],
-            now,
-        )
-        .await?
-        {
+        let mut tx = match replay(self.pool.begin().await?, ctx, key, Task::audit_ids, now).await? {
             Ok(first) => return Ok(Outcome::Done(first)),
             Err(tx) => tx,
         };
@@ -590,10 +574,7 @@ impl PlanStore for PgStore {
             .iter()
             .map(task_from_row)
             .collect::<Result<Vec<_>, _>>()?;
-        let ids = tasks
-            .iter()
-            .flat_map(|t| [t.id, t.condition_id, t.detention_id])
-            .collect();
+        let ids = tasks.iter().flat_map(Task::audit_ids).collect();
         commit(tx, ctx, ids, now).await?;
         Ok(tasks)
     }
@@ -627,9 +608,7 @@ impl PlanStore for PgStore {
             }
         };
         recompute(&mut tx, d.id, &policy.plan(&detentions::facts_of(&d)), now).await?;
-        let short = d
-            .release_on()
-            .is_some_and(|r| (r - d.began_on).num_days() <= policy.short_stay_max_days);
+        let short = policy.is_short_stay(&detentions::facts_of(&d));
         sqlx::query(
             "UPDATE reintegration.detentions SET policy_version = $2, short_stay = $3, \
              updated_at = $4 WHERE detention_id = $1",
