@@ -4,11 +4,11 @@ use uuid::Uuid;
 use zvv_platform::{
     audit::CallContext,
     error::{ApiError, Violations},
-    idempotency::check_request_id,
+    idempotency::{self, Key},
     paging,
 };
 
-use super::{NotificationLogic, not_found, parse_ids, request_key};
+use super::{NotificationLogic, not_found, parse_ids};
 use crate::{
     clients::Sinks,
     domain::deliveries::{Delivery, DeliveryStatus},
@@ -72,13 +72,13 @@ impl<S: DeliveryStore, K: Sinks> NotificationLogic<S, K> {
         delivery_ids: &[String],
     ) -> Result<u32, ApiError> {
         let mut v = Violations::default();
-        v.take("request_id", check_request_id("request_id", request_id));
+        idempotency::check_request_id_in(&mut v, request_id);
         let ids = parse_ids("delivery_ids", delivery_ids, MAX_REDELIVER, &mut v);
         v.into_result()?;
         ctx.attach(ids.iter().copied());
         let mut sorted: Vec<String> = ids.iter().map(Uuid::to_string).collect();
         sorted.sort();
-        let key = request_key(
+        let key = Key::for_caller(
             &self.fingerprints,
             ctx,
             "Redeliver",

@@ -9,11 +9,11 @@ use tokio::sync::{broadcast, mpsc};
 use zvv_platform::{
     audit::CallContext,
     error::{ApiError, Violations},
-    idempotency::check_request_id,
+    idempotency::{self, Key},
     paging,
 };
 
-use super::{NotificationLogic, parse_ids, request_key};
+use super::{NotificationLogic, parse_ids};
 use crate::{
     clients::Sinks,
     domain::channels::CHANNELS,
@@ -168,13 +168,13 @@ impl<S: InboxStore, K: Sinks> NotificationLogic<S, K> {
         ids: &[String],
     ) -> Result<u32, ApiError> {
         let mut v = Violations::default();
-        v.take("request_id", check_request_id("request_id", request_id));
+        idempotency::check_request_id_in(&mut v, request_id);
         let ids = parse_ids("notification_ids", ids, MAX_MARK, &mut v);
         v.into_result()?;
         ctx.attach(ids.iter().copied());
         let mut sorted: Vec<String> = ids.iter().map(uuid::Uuid::to_string).collect();
         sorted.sort();
-        let key = request_key(
+        let key = Key::for_caller(
             &self.fingerprints,
             ctx,
             "MarkRead",

@@ -11,12 +11,7 @@ use std::sync::Arc;
 
 use tokio::sync::{Notify, broadcast};
 use uuid::Uuid;
-use zvv_platform::{
-    audit::CallContext,
-    clock::SharedClock,
-    error::ApiError,
-    idempotency::{FingerprintKey, Key},
-};
+use zvv_platform::{clock::SharedClock, error::ApiError, idempotency::FingerprintKey};
 
 pub use inbox::{InboxStream, StreamItem, StreamSettings};
 pub use subscriptions::{ChannelInput, CreateInput, CreatedSubscription, DeliveryInput};
@@ -76,18 +71,6 @@ impl<S, K: Sinks> NotificationLogic<S, K> {
             open_streams: Arc::default(),
         }
     }
-}
-
-/// The idempotency key of a call to `rpc`: scoped to the caller's organisation and the RPC,
-/// with a keyed fingerprint of the request's canonical form (`parts` joined by US).
-fn request_key(
-    fingerprints: &FingerprintKey,
-    ctx: &CallContext,
-    rpc: &str,
-    request_id: &str,
-    parts: &[&str],
-) -> Key {
-    Key::for_call(fingerprints, &ctx.principal().org, rpc, request_id, parts)
 }
 
 /// Ids from a request list: 1..=`max` UUIDs, each checked under `field[i]`.

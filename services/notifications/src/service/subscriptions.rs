@@ -8,11 +8,11 @@ use zvv_platform::{
     audit::CallContext,
     auth::Jurisdiction,
     error::{ApiError, Violations, quote},
-    idempotency::check_request_id,
+    idempotency::{self, Key},
     paging,
 };
 
-use super::{NotificationLogic, not_found, request_key};
+use super::{NotificationLogic, not_found};
 use crate::{
     clients::{Sinks, WebhookAnswer, WebhookRequest, Webhooks},
     domain::{
@@ -213,10 +213,7 @@ impl<S: SubscriptionStore, K: Sinks> NotificationLogic<S, K> {
             )));
         }
         let mut v = Violations::default();
-        v.take(
-            "request_id",
-            check_request_id("request_id", &input.request_id),
-        );
+        idempotency::check_request_id_in(&mut v, &input.request_id);
         let channels = parse_channels(&input.channels, &mut v);
         let mut url_checked = None;
         match &input.delivery {
@@ -272,7 +269,7 @@ impl<S: SubscriptionStore, K: Sinks> NotificationLogic<S, K> {
             DeliveryInput::Service { name } => name.as_str(),
             _ => "",
         };
-        let key = request_key(
+        let key = Key::for_caller(
             &self.fingerprints,
             ctx,
             "CreateSubscription",
@@ -388,7 +385,7 @@ impl<S: SubscriptionStore, K: Sinks> NotificationLogic<S, K> {
         id: &str,
     ) -> Result<(), ApiError> {
         let mut v = Violations::default();
-        v.take("request_id", check_request_id("request_id", request_id));
+        idempotency::check_request_id_in(&mut v, request_id);
         let id = v.check(
             "subscription_id",
             Uuid::parse_str(id).map_err(|_| "must be a UUID"),
@@ -398,7 +395,7 @@ impl<S: SubscriptionStore, K: Sinks> NotificationLogic<S, K> {
             return Err(ApiError::invalid("subscription_id", "must be a UUID"));
         };
         ctx.attach([id]);
-        let key = request_key(
+        let key = Key::for_caller(
             &self.fingerprints,
             ctx,
             "DeleteSubscription",
